@@ -1,0 +1,31 @@
+// The application as a Fastify plugin: services first (each a named fastify-plugin decorator),
+// then the routes, registered explicitly so the start-up order is visible here.
+import type { FastifyPluginAsync } from 'fastify'
+import type { Config } from './config.ts'
+import { componentSchemas } from './openapi.ts'
+import configPlugin from './plugins/config.ts'
+import errorsPlugin from './plugins/errors.ts'
+import storePlugin from './plugins/store.ts'
+import dispatcherPlugin from './plugins/dispatcher.ts'
+import adminAuthPlugin from './plugins/admin-auth.ts'
+import healthRoutes from './routes/health.ts'
+import webhookRoutes from './routes/webhooks.ts'
+import adminRoutes from './routes/admin.ts'
+
+export interface AppOptions {
+  config: Config
+}
+
+const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
+  for (const schema of componentSchemas()) fastify.addSchema(schema)
+  await fastify.register(configPlugin, { config })
+  await fastify.register(errorsPlugin)
+  await fastify.register(storePlugin)
+  await fastify.register(dispatcherPlugin)
+  await fastify.register(adminAuthPlugin)
+  await fastify.register(healthRoutes)
+  await fastify.register(webhookRoutes)
+  await fastify.register(adminRoutes)
+}
+
+export default app

@@ -1,0 +1,269 @@
+// The dispatch state machine (DESIGN §5). A route hands it a flow run id; it decides, and the
+// Prefect, Cloud Run and store adapters act. It never trusts the webhook beyond the flow run id:
+// everything it launches is read from Prefect.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Config } from '../config.ts'
+import type { PrefectClient } from '../prefect/client.ts'
+import type { FlowRun } from '../prefect/types.ts'
+import type { Store, Dispatch, DispatchState } from '../store/store.ts'
+import type { Launcher } from '../cloudrun/launcher.ts'
+import type { IdentityResolver } from '../gcp/credentials.ts'
+import type { GoogleClients } from '../gcp/clients.ts'
+import { NeverRetry, RetryLater } from './failures.ts'
+import { prepareLaunch } from './prepare.ts'
+
+export interface DispatchEvent {
+  flowRunId: string
+  /** Prefect's event name, e.g. prefect.flow-run.Scheduled; informational only. */
+  event: string | null
+  receivedAt: Date
+}
+
+export type DispatchOutcome =
+  | { status: 'ignored', reason: string, dispatch?: Dispatch }
+  | { status: 'duplicate', reason: string, dispatch: Dispatch }
+  | { status: 'accepted', dispatch: Dispatch }
+
+export interface DispatcherDeps {
+  config: Config
+  store: Store
+  prefect: PrefectClient
+  launcher: Launcher
+  identities: IdentityResolver
+  google: GoogleClients
+  log: Logger
+}
+
+/** Delay before reconcile drives a dispatch whose launch retries were used up. */
+const RETRY_DELAY_MS = 30_000
+const CRASH_PREFIX = 'Failed to submit flow run to infrastructure: '
+
+export class Dispatcher {
+  private readonly deps: DispatcherDeps
+  private readonly inFlight = new Set<Promise<unknown>>()
+
+  constructor (deps: DispatcherDeps) {
+    this.deps = deps
+  }
+
+  /** Handles one webhook: record the dispatch under its idempotency key, then drive it. */
+  async handle (event: DispatchEvent): Promise<DispatchOutcome> {
+    const { config, prefect, store } = this.deps
+    const flowRun = await prefect.readFlowRun(event.flowRunId)
+    if (flowRun === null) return { status: 'ignored', reason: `flow run ${event.flowRunId} does not exist in Prefect` }
+    const pool = flowRun.work_pool_name
+    if (pool === null || !config.pools.includes(pool)) {
+      return { status: 'ignored', reason: `work pool ${pool ?? '(none)'} is not served by this pushpool (PUSHPOOL_POOLS)` }
+    }
+    const state = flowRun.state
+    if (state === null || state.type !== 'SCHEDULED') return await this.notDispatchable(flowRun, event)
+
+    const due = scheduledTime(flowRun)
+    const deferUntil = due !== null && due.getTime() > event.receivedAt.getTime() + config.prefetchSeconds * 1000 ? due : null
+    const { dispatch, created } = await store.createDispatch({
+      key: `${flowRun.id}:${state.id}`,
+      flowRunId: flowRun.id,
+      flowRunName: flowRun.name,
+      pool,
+      deploymentId: flowRun.deployment_id,
+      state: deferUntil === null ? 'received' : 'deferred',
+      dueAt: deferUntil?.toISOString() ?? null,
+      receivedAt: event.receivedAt.toISOString(),
+      detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
+        (deferUntil === null ? '' : `; due at ${deferUntil.toISOString()}`)
+    })
+    if (!created) return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
+    if (deferUntil !== null) return { status: 'accepted', dispatch }
+    return { status: 'accepted', dispatch: await this.driveWithin(dispatch, flowRun, config.webhookDeadlineMs) }
+  }
+
+  /**
+   * The run has left its Scheduled-type state. If the state it left was dispatched here, this is a
+   * late duplicate; if it went Pending or Running without us, another party owns it, which the
+   * ledger records as `skipped` under the key of that Scheduled state.
+   */
+  private async notDispatchable (flowRun: FlowRun, event: DispatchEvent): Promise<DispatchOutcome> {
+    const { store, prefect } = this.deps
+    const stateName = flowRun.state?.name ?? 'stateless'
+    const taken = flowRun.state?.type === 'PENDING' || flowRun.state?.type === 'RUNNING'
+    const history = taken ? await prefect.readFlowRunStates(flowRun.id) : []
+    const scheduled = history.filter(s => s.type === 'SCHEDULED').at(-1)
+    if (scheduled === undefined) {
+      const latest = await store.latestDispatchForFlowRun(flowRun.id)
+      if (latest !== null) return { status: 'duplicate', reason: `flow run is ${stateName}; it was dispatched already`, dispatch: latest }
+      return { status: 'ignored', reason: `flow run is ${stateName}, not a Scheduled-type state` }
+    }
+    const { dispatch, created } = await store.createDispatch({
+      key: `${flowRun.id}:${scheduled.id}`,
+      flowRunId: flowRun.id,
+      flowRunName: flowRun.name,
+      pool: flowRun.work_pool_name ?? '',
+      deploymentId: flowRun.deployment_id,
+      state: 'skipped',
+      dueAt: null,
+      receivedAt: event.receivedAt.toISOString(),
+      detail: `${event.event ?? 'webhook'}: flow run is already ${stateName}; another party owns it`
+    })
+    if (!created) return { status: 'duplicate', reason: `flow run is ${stateName}; it was dispatched already`, dispatch }
+    return { status: 'ignored', reason: `flow run is already ${stateName}; another party owns it`, dispatch }
+  }
+
+  /**
+   * Drives a dispatch but answers by `deadlineMs` whatever happens, because Prefect gives a
+   * webhook 10 s. The drive itself goes on; if this instance dies first, reconcile finishes it.
+   */
+  private async driveWithin (dispatch: Dispatch, flowRun: FlowRun, deadlineMs: number): Promise<Dispatch> {
+    const drive = this.track(this.drive(dispatch, flowRun))
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<null>(resolve => { timer = setTimeout(resolve, deadlineMs, null) })
+    try {
+      const done = await Promise.race([drive, deadline])
+      return done ?? (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Claim → render → launch → report, for a dispatch in `received` or `deferred`. */
+  async drive (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch> {
+    const log = this.deps.log.child({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId })
+    const claimed = await this.claim(dispatch, log)
+    if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
+    return await this.launch(claimed, log, knownFlowRun)
+  }
+
+  /** Waits for in-flight drives, up to `timeoutMs`; what is left is reconcile's to finish. */
+  async drain (timeoutMs: number): Promise<number> {
+    const pending = [...this.inFlight]
+    if (pending.length === 0) return 0
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise(resolve => { timer = setTimeout(resolve, timeoutMs) })
+    ])
+    clearTimeout(timer)
+    return this.inFlight.size
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise)
+    const forget = (): void => { this.inFlight.delete(promise) }
+    promise.then(forget, forget)
+    return promise
+  }
+
+  /** Proposes Pending without force, so Prefect arbitrates between pushpool and any other claimant. */
+  private async claim (dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
+    const { store, prefect } = this.deps
+    // The compare-and-set makes this instance the only driver of the dispatch.
+    const mine = await store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null },
+      { detail: 'proposing Pending to Prefect' })
+    if (mine === null) return await store.getDispatch(dispatch.id)
+    let result
+    try {
+      result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'PENDING', name: 'Pending' }, false)
+    } catch (err) {
+      return await this.failBeforeLaunch(mine, err, log, ['claimed'])
+    }
+    const reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
+    switch (result.status) {
+      case 'ACCEPT':
+        log.info({ reply }, 'Prefect accepted Pending')
+        return await store.note(mine.id, 'pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
+      case 'WAIT': {
+        const delay = Math.max(1, result.details.delay_seconds ?? 5)
+        return await store.transition(mine.id, ['claimed'], 'deferred',
+          { dueAt: new Date(Date.now() + delay * 1000).toISOString() },
+          { detail: `Prefect asked to wait ${delay} s: ${result.details.reason ?? ''}`.trim(), reply })
+      }
+      default:
+        log.info({ reply }, 'another party owns the flow run')
+        return await store.transition(mine.id, ['claimed'], 'skipped', {},
+          { detail: `Prefect answered ${result.status}: ${result.details.reason ?? 'another party owns the flow run'}`, reply })
+    }
+  }
+
+  private async launch (dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
+    const { store, prefect, launcher, config } = this.deps
+    let prepared
+    try {
+      prepared = await prepareLaunch(this.deps, dispatch, knownFlowRun)
+    } catch (err) {
+      return await this.failBeforeLaunch(dispatch, err, log, ['claimed'])
+    }
+    const launching = await store.transition(dispatch.id, ['claimed', 'retrying'], 'launching', {
+      project: prepared.project,
+      region: prepared.region,
+      jobName: prepared.plan.jobName,
+      jobSpec: prepared.redactedJob
+    }, { detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}` })
+    if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
+
+    let result
+    let attempts = launching.attempts
+    try {
+      result = await launcher.launch(prepared.clients, prepared.plan, {
+        maxAttempts: config.launchAttempts,
+        checkFirst: launching.attempts > 0,
+        onAttemptFailed: async failure => {
+          attempts++
+          log.warn({ attempt: failure.attempt, grpc_code: failure.grpcCode }, 'launch attempt failed')
+          await store.note(dispatch.id, 'attempt_failed', { attempts }, { detail: failure.error, reply: { grpc_code: failure.grpcCode } })
+        }
+      })
+    } catch (err) {
+      return await this.failBeforeLaunch(launching, err, log, ['launching'])
+    }
+    log.info({ execution: result.executionName, adopted: result.adopted }, 'execution launched')
+
+    let pidNote = 'infrastructure_pid set'
+    try {
+      await prefect.setInfrastructurePid(dispatch.flowRunId, result.executionName)
+    } catch (err) {
+      // The execution exists: the dispatch is launched whatever Prefect says now. Cancellation
+      // by the engine still works; only Prefect's own infrastructure kill would miss it.
+      pidNote = `could not set infrastructure_pid: ${(err as Error).message}`
+      log.warn({ err }, 'could not set infrastructure_pid')
+    }
+    const launched = await store.transition(dispatch.id, ['launching'], 'launched', {
+      executionName: result.executionName,
+      launchedAt: new Date().toISOString(),
+      attempts: launching.attempts + result.attempts,
+      error: null
+    }, { detail: `${result.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: result.reply })
+    return launched ?? dispatch
+  }
+
+  /**
+   * A failure before an execution exists. Retryable ones wait for reconcile; permanent ones crash
+   * the flow run with a message that names the cause, as Prefect's worker does.
+   */
+  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger, from: DispatchState[]): Promise<Dispatch> {
+    const { store, prefect } = this.deps
+    if (err instanceof RetryLater) {
+      log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
+      return (await store.transition(dispatch.id, from, 'retrying',
+        { dueAt: new Date(Date.now() + RETRY_DELAY_MS).toISOString(), error: err.message },
+        { detail: err.message })) ?? dispatch
+    }
+    const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
+    if (!(err instanceof NeverRetry)) log.error({ err }, 'unexpected dispatch error')
+    else log.warn({ reason: message }, 'dispatch failed permanently; crashing the flow run')
+    let reply: unknown = null
+    try {
+      const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message: CRASH_PREFIX + message }, false)
+      reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
+    } catch (crashErr) {
+      reply = { error: (crashErr as Error).message }
+      log.error({ err: crashErr }, 'could not report Crashed to Prefect')
+    }
+    return (await store.transition(dispatch.id, from, 'submit_failed', { error: message },
+      { detail: CRASH_PREFIX + message, reply })) ?? dispatch
+  }
+}
+
+/** When a Scheduled-type run is due: its state's scheduled time, else the run's next start time. */
+function scheduledTime (flowRun: FlowRun): Date | null {
+  const when = flowRun.state?.state_details?.scheduled_time ?? flowRun.next_scheduled_start_time ?? null
+  return when === null ? null : new Date(when)
+}

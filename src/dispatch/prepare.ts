@@ -1,0 +1,114 @@
+// Everything a launch needs, read and rendered before any Cloud Run call: the pool's template
+// rendered with Prefect's semantics, the GCP identity, and the launch plan for the job mode.
+import type { Dispatch } from '../store/store.ts'
+import type { FlowRun } from '../prefect/types.ts'
+import type { DispatcherDeps } from './dispatcher.ts'
+import type { CloudRunClients } from '../gcp/clients.ts'
+import type { LaunchPlan } from '../cloudrun/launcher.ts'
+import type { V2Job } from '../cloudrun/v2-job.ts'
+import { DISPATCH_MARKER_ENV } from '../cloudrun/launcher.ts'
+import { renderJobConfiguration, type JobConfiguration, type PrefectLookups } from '../prefect/job-config.ts'
+import { reuseJobId } from '../cloudrun/names.ts'
+import { splitForReuse } from '../cloudrun/reuse.ts'
+import { PrefectRequestError } from '../prefect/client.ts'
+import { TemplateError } from './failures.ts'
+import { redactJob } from './redact.ts'
+
+export interface PreparedLaunch {
+  project: string
+  region: string
+  config: JobConfiguration
+  plan: LaunchPlan
+  clients: CloudRunClients
+  redactedJob: V2Job
+}
+
+type Deps = Pick<DispatcherDeps, 'config' | 'prefect' | 'identities' | 'google'>
+
+export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<PreparedLaunch> {
+  const { config, prefect, identities, google } = deps
+  const flowRun = knownFlowRun ?? await prefect.readFlowRun(dispatch.flowRunId)
+  if (flowRun === null) throw new PrefectRequestError(`Flow run ${dispatch.flowRunId} no longer exists in Prefect`, 404)
+  const [workPool, deployment, flow, prefectVersion] = await Promise.all([
+    prefect.readWorkPool(dispatch.pool),
+    flowRun.deployment_id === null ? null : prefect.readDeployment(flowRun.deployment_id),
+    prefect.readFlow(flowRun.flow_id),
+    prefect.readServerVersion()
+  ])
+  if (workPool === null) throw new TemplateError('work_pool', `Work pool ${dispatch.pool} does not exist in Prefect: create it, or remove it from PUSHPOOL_POOLS`)
+
+  const rendered = await renderJobConfiguration({
+    workPool,
+    deployment,
+    flowRun,
+    flow,
+    lookups: lookupsFrom(prefect),
+    baseEnvironment: baseEnvironment(config),
+    workerName: config.workerName,
+    prefectVersion
+  })
+  const identity = await identities.resolve(rendered.credentials)
+  const clients = await google.cloudRunFor(identity)
+  const parent = `projects/${identity.project}/locations/${rendered.region}`
+  const plan = planLaunch(config.jobMode, parent, rendered, dispatch, deployment?.name ?? dispatch.pool)
+  return {
+    project: identity.project,
+    region: rendered.region,
+    config: rendered,
+    plan,
+    clients,
+    redactedJob: redactJob(plan.job)
+  }
+}
+
+function planLaunch (mode: 'reuse' | 'per-run', parent: string, rendered: JobConfiguration, dispatch: Dispatch, readableName: string): LaunchPlan {
+  // A dispatch that was launched before keeps its job: per-run names carry a random suffix, and a
+  // second name would mean a second execution.
+  const notBefore = new Date(new Date(dispatch.createdAt).getTime() - 60_000)
+  if (mode === 'per-run') {
+    return {
+      mode,
+      dispatchId: dispatch.id,
+      jobName: dispatch.jobName ?? `${parent}/jobs/${rendered.jobName}`,
+      job: rendered.job,
+      overrides: null,
+      notBefore
+    }
+  }
+  const split = splitForReuse(rendered.job)
+  return {
+    mode,
+    dispatchId: dispatch.id,
+    jobName: dispatch.jobName ?? `${parent}/jobs/${reuseJobId(readableName, split.specHash)}`,
+    job: split.spec,
+    overrides: {
+      env: [...split.env, { name: DISPATCH_MARKER_ENV, value: dispatch.id }],
+      timeoutSeconds: rendered.timeoutSeconds
+    },
+    notBefore
+  }
+}
+
+/** What a worker's own settings would hand down to the job: where Prefect is and how to log in. */
+function baseEnvironment (config: Deps['config']): Record<string, string> {
+  const env: Record<string, string> = { PREFECT_API_URL: config.jobPrefectApiUrl ?? config.prefectApiUrl }
+  if (config.prefectAuthString !== null) env.PREFECT_API_AUTH_STRING = config.prefectAuthString
+  if (config.prefectApiKey !== null) env.PREFECT_API_KEY = config.prefectApiKey
+  return env
+}
+
+function lookupsFrom (prefect: Deps['prefect']): PrefectLookups {
+  return {
+    async readBlockDocument (id) {
+      const block = await prefect.readBlockDocument(id)
+      if (block === null) throw new TemplateError('credentials', `Block document ${id} referenced by the template does not exist: fix the "$ref" in the work pool's variables`)
+      return block
+    },
+    async readBlockDocumentByName (typeSlug, name) {
+      const block = await prefect.readBlockDocumentByName(typeSlug, name)
+      if (block === null) throw new TemplateError(`prefect.blocks.${typeSlug}.${name}`, `Block ${typeSlug}/${name} referenced by the template does not exist: create it, or fix the placeholder`)
+      return block
+    },
+    readVariable: name => prefect.readVariable(name)
+  }
+}

@@ -1,0 +1,74 @@
+// Google client construction, loaded lazily: @google-cloud/run costs ~200 ms to import and a gRPC
+// client ~100 ms to build, so neither happens before the first launch needs them (cold start).
+// One pair of Cloud Run clients per GCP identity, reused for every launch under it.
+import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
+import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
+import type { GcpIdentity } from './credentials.ts'
+import { plaintextEndpointOptions } from './endpoint.ts'
+
+export interface CloudRunClients {
+  jobs: JobsClient
+  executions: ExecutionsClient
+}
+
+export interface GoogleClientsOptions {
+  cloudRunEndpoint: string | null
+  secretManagerEndpoint: string | null
+}
+
+export class GoogleClients {
+  private readonly options: GoogleClientsOptions
+  private readonly cloudRun = new Map<string, Promise<CloudRunClients>>()
+  private secretManager: Promise<SecretManagerServiceClient> | null = null
+
+  constructor (options: GoogleClientsOptions) {
+    this.options = options
+  }
+
+  cloudRunFor (identity: GcpIdentity): Promise<CloudRunClients> {
+    let clients = this.cloudRun.get(identity.id)
+    if (clients === undefined) {
+      clients = this.makeCloudRun(identity)
+      this.cloudRun.set(identity.id, clients)
+    }
+    return clients
+  }
+
+  /** Reads a secret version's payload as UTF-8, with pushpool's own identity (ADC or the emulator). */
+  async readSecret (name: string): Promise<string> {
+    this.secretManager ??= this.makeSecretManager()
+    const client = await this.secretManager
+    const version = /\/versions\/[^/]+$/.test(name) ? name : `${name}/versions/latest`
+    const [response] = await client.accessSecretVersion({ name: version })
+    const data = response.payload?.data
+    if (data === undefined || data === null) throw new Error(`Secret ${version} has no payload`)
+    return typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+  }
+
+  async close (): Promise<void> {
+    const all = [...this.cloudRun.values()]
+    this.cloudRun.clear()
+    for (const pending of all) {
+      const clients = await pending.catch(() => null)
+      if (clients !== null) await Promise.all([clients.jobs.close(), clients.executions.close()])
+    }
+    if (this.secretManager !== null) await (await this.secretManager).close()
+  }
+
+  private async makeCloudRun (identity: GcpIdentity): Promise<CloudRunClients> {
+    const { v2 } = await import('@google-cloud/run')
+    const endpoint = this.options.cloudRunEndpoint
+    const options = {
+      projectId: identity.project,
+      ...(identity.authClient !== null ? { authClient: identity.authClient } : {}),
+      ...(endpoint !== null ? plaintextEndpointOptions(endpoint) : {})
+    }
+    return { jobs: new v2.JobsClient(options), executions: new v2.ExecutionsClient(options) }
+  }
+
+  private async makeSecretManager (): Promise<SecretManagerServiceClient> {
+    const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager')
+    const endpoint = this.options.secretManagerEndpoint
+    return new SecretManagerServiceClient(endpoint !== null ? { ...plaintextEndpointOptions(endpoint) } : {})
+  }
+}

@@ -1,0 +1,47 @@
+// openapi.yaml is the HTTP contract and the single source of the route schemas: its components
+// are registered with Fastify, so a response that disagrees with the spec fails serialisation and
+// the spec cannot drift from what the routes send.
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+
+// Both src/openapi.ts and dist/openapi.js sit one level below the file.
+const SPEC_PATH = new URL('../openapi.yaml', import.meta.url)
+
+export interface OpenApi {
+  text: string
+  document: {
+    paths: Record<string, Record<string, unknown>>
+    components: { schemas: Record<string, Record<string, unknown>> }
+  }
+}
+
+let loaded: OpenApi | null = null
+
+export function openApi (): OpenApi {
+  if (loaded === null) {
+    const text = readFileSync(SPEC_PATH, 'utf8')
+    loaded = { text, document: parse(text) }
+  }
+  return loaded
+}
+
+/** The spec's component schemas with `$id`s and `$ref`s Fastify's ajv can resolve (`Name#`). */
+export function componentSchemas (): Array<Record<string, unknown>> {
+  const { schemas } = openApi().document.components
+  return Object.entries(schemas).map(([name, schema]) => ({ $id: name, ...rewriteRefs(schema) as object }))
+}
+
+/** A reference to one component schema, for a route's schema. */
+export const ref = (name: string): { $ref: string } => ({ $ref: `${name}#` })
+
+function rewriteRefs (node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(rewriteRefs)
+  if (node === null || typeof node !== 'object') return node
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    out[key] = key === '$ref' && typeof value === 'string'
+      ? value.replace(/^#\/components\/schemas\/(.+)$/, '$1#')
+      : key === 'description' ? value : rewriteRefs(value)
+  }
+  return out
+}

@@ -1,0 +1,40 @@
+// Wires the dispatcher to its three adapters: Prefect, Cloud Run (with GCP identities) and the
+// store. On shutdown, in-flight dispatches get most of Cloud Run's 10 s grace period to finish;
+// whatever is left stays in the ledger for reconcile.
+import fp from 'fastify-plugin'
+import { PrefectClient } from '../prefect/client.ts'
+import { GoogleClients } from '../gcp/clients.ts'
+import { IdentityResolver } from '../gcp/credentials.ts'
+import { Launcher } from '../cloudrun/launcher.ts'
+import { Dispatcher } from '../dispatch/dispatcher.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    dispatcher: Dispatcher
+    prefect: PrefectClient
+  }
+}
+
+const DRAIN_MS = 7000
+
+export default fp(async fastify => {
+  const { config } = fastify
+  const prefect = new PrefectClient({ apiUrl: config.prefectApiUrl, authString: config.prefectAuthString, apiKey: config.prefectApiKey })
+  const google = new GoogleClients({ cloudRunEndpoint: config.cloudRunEndpoint, secretManagerEndpoint: config.secretManagerEndpoint })
+  const identities = new IdentityResolver({
+    credentialsSecret: config.gcpCredentialsSecret,
+    fallbackProject: config.gcpProject,
+    emulated: config.cloudRunEndpoint !== null,
+    readSecret: name => google.readSecret(name)
+  })
+  const dispatcher = new Dispatcher({
+    config, store: fastify.store, prefect, google, identities, launcher: new Launcher(), log: fastify.log
+  })
+  fastify.decorate('dispatcher', dispatcher)
+  fastify.decorate('prefect', prefect)
+  fastify.addHook('preClose', async () => {
+    const left = await dispatcher.drain(DRAIN_MS)
+    if (left > 0) fastify.log.warn({ in_flight: left }, 'shutting down with dispatches in flight; reconcile will finish them')
+  })
+  fastify.addHook('onClose', async () => { await google.close() })
+}, { name: 'dispatcher', dependencies: ['config', 'store'] })

@@ -1,0 +1,155 @@
+// The Prefect REST adapter: the only place that speaks HTTP to Prefect. Reads return null for 404;
+// every other failure is typed, so the dispatcher can tell "try again later" (outage, 5xx, 429,
+// timeout) from "never retry" (rejected credentials, a request Prefect refuses).
+import { RetryLater, NeverRetry } from '../dispatch/failures.ts'
+import type {
+  BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool
+} from './types.ts'
+
+export interface PrefectClientOptions {
+  apiUrl: string
+  authString: string | null
+  apiKey: string | null
+  timeoutMs?: number
+  /** Called once per request with a route template and the outcome, for metrics. */
+  onCall?: (route: string, status: number | 'error', ms: number) => void
+}
+
+export interface StateProposal {
+  type: StateType
+  name: string
+  message?: string
+}
+
+/** Prefect answered something other than what the request needed; never retried. */
+export class PrefectRequestError extends NeverRetry {
+  readonly status: number
+  constructor (message: string, status: number) {
+    super(message)
+    this.status = status
+  }
+}
+
+/** Prefect could not be reached or is overloaded; retried later. */
+export class PrefectUnavailable extends RetryLater {}
+
+const API_VERSION = '0.8.4'
+
+export class PrefectClient {
+  readonly apiUrl: string
+  private readonly headers: Record<string, string>
+  private readonly timeoutMs: number
+  private readonly onCall: PrefectClientOptions['onCall']
+  private serverVersion: Promise<string> | null = null
+
+  constructor (options: PrefectClientOptions) {
+    this.apiUrl = options.apiUrl.replace(/\/+$/, '')
+    this.timeoutMs = options.timeoutMs ?? 5000
+    this.onCall = options.onCall
+    this.headers = { 'content-type': 'application/json', 'x-prefect-api-version': API_VERSION }
+    // The auth string wins over an API key, as in Prefect's own client.
+    if (options.authString !== null) {
+      this.headers.authorization = `Basic ${Buffer.from(options.authString).toString('base64')}`
+    } else if (options.apiKey !== null) {
+      this.headers.authorization = `Bearer ${options.apiKey}`
+    }
+  }
+
+  readFlowRun (id: string): Promise<FlowRun | null> {
+    return this.read(`/flow_runs/${encodeURIComponent(id)}`, '/flow_runs/{id}')
+  }
+
+  readDeployment (id: string): Promise<Deployment | null> {
+    return this.read(`/deployments/${encodeURIComponent(id)}`, '/deployments/{id}')
+  }
+
+  readFlow (id: string): Promise<Flow | null> {
+    return this.read(`/flows/${encodeURIComponent(id)}`, '/flows/{id}')
+  }
+
+  readWorkPool (name: string): Promise<WorkPool | null> {
+    return this.read(`/work_pools/${encodeURIComponent(name)}`, '/work_pools/{name}')
+  }
+
+  readBlockDocument (id: string): Promise<BlockDocument | null> {
+    return this.read(`/block_documents/${encodeURIComponent(id)}?include_secrets=true`, '/block_documents/{id}')
+  }
+
+  readBlockDocumentByName (typeSlug: string, name: string): Promise<BlockDocument | null> {
+    return this.read(
+      `/block_types/slug/${encodeURIComponent(typeSlug)}/block_documents/name/${encodeURIComponent(name)}?include_secrets=true`,
+      '/block_types/slug/{slug}/block_documents/name/{name}')
+  }
+
+  /** The run's state history, oldest first. */
+  async readFlowRunStates (flowRunId: string): Promise<State[]> {
+    return (await this.read<State[]>(`/flow_run_states/?flow_run_id=${encodeURIComponent(flowRunId)}`, '/flow_run_states/')) ?? []
+  }
+
+  async readVariable (name: string): Promise<unknown> {
+    const variable = await this.read<{ value: unknown }>(`/variables/name/${encodeURIComponent(name)}`, '/variables/name/{name}')
+    return variable === null ? undefined : variable.value
+  }
+
+  /** The server's Prefect version, which sets the default image tag as in Prefect's own worker. */
+  readServerVersion (): Promise<string> {
+    // Asked once per client; a failure is forgotten so the next launch asks again.
+    this.serverVersion ??= this.read<string>('/admin/version', '/admin/version').then(version => {
+      if (typeof version !== 'string') throw new PrefectRequestError('Prefect API /admin/version returned no version', 404)
+      return version
+    })
+    this.serverVersion.catch(() => { this.serverVersion = null })
+    return this.serverVersion
+  }
+
+  /** Propose a state. `force=false` lets Prefect's orchestration rules arbitrate between claimants. */
+  async setFlowRunState (id: string, state: StateProposal, force: boolean): Promise<OrchestrationResult> {
+    const body = { state: { type: state.type, name: state.name, message: state.message ?? null }, force }
+    const result = await this.request<OrchestrationResult>('POST', `/flow_runs/${encodeURIComponent(id)}/set_state`,
+      '/flow_runs/{id}/set_state', body)
+    if (result === null) throw new PrefectRequestError(`Flow run ${id} no longer exists in Prefect`, 404)
+    return result
+  }
+
+  async setInfrastructurePid (id: string, infrastructurePid: string): Promise<void> {
+    await this.request('PATCH', `/flow_runs/${encodeURIComponent(id)}`, '/flow_runs/{id}', { infrastructure_pid: infrastructurePid })
+  }
+
+  private read<T>(path: string, route: string): Promise<T | null> {
+    return this.request<T>('GET', path, route)
+  }
+
+  private async request<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
+    const started = performance.now()
+    let response: Response
+    try {
+      response = await fetch(`${this.apiUrl}${path}`, {
+        method,
+        headers: this.headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs)
+      })
+    } catch (err) {
+      this.onCall?.(`${method} ${route}`, 'error', performance.now() - started)
+      const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : 'is unreachable'
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} ${why}`, { cause: err })
+    }
+    this.onCall?.(`${method} ${route}`, response.status, performance.now() - started)
+    if (response.status === 404) {
+      await response.body?.cancel()
+      return null
+    }
+    if (response.status === 204) return null
+    if (response.ok) return await response.json() as T
+    const text = (await response.text()).slice(0, 300)
+    if (response.status === 429 || response.status >= 500) {
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${response.status}`)
+    }
+    if (response.status === 401 || response.status === 403) {
+      throw new PrefectRequestError(
+        `Prefect API refused pushpool's credentials (${response.status}): check PREFECT_API_AUTH_STRING or PREFECT_API_KEY`,
+        response.status)
+    }
+    throw new PrefectRequestError(`Prefect API ${method} ${route} answered ${response.status}: ${text}`, response.status)
+  }
+}

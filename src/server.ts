@@ -1,0 +1,70 @@
+// Process entry: configuration, the app, listening on $PORT, and a shutdown that fits inside Cloud
+// Run's 10 s between SIGTERM and SIGKILL.
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import { pathToFileURL } from 'node:url'
+import app from './app.ts'
+import { loadConfig, ConfigError, type Config } from './config.ts'
+import { loggerOptions } from './logger.ts'
+
+/** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
+const SHUTDOWN_DEADLINE_MS = 9000
+
+export interface ServerOptions {
+  /** Where log lines go; stdout by default. Tests collect them to check what is logged. */
+  logStream?: { write(line: string): void }
+}
+
+export async function buildServer (config: Config, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const fastify = Fastify({
+    logger: { ...loggerOptions(config.logLevel), ...(options.logStream !== undefined ? { stream: options.logStream } : {}) },
+    genReqId: () => randomUUID(),
+    trustProxy: true,
+    // A slow or stalled client cannot hold a connection open indefinitely.
+    connectionTimeout: 30_000,
+    requestTimeout: 20_000,
+    keepAliveTimeout: 10_000,
+    http: { headersTimeout: 10_000 },
+    maxParamLength: 200,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
+  })
+  // fp() so the app's error handler and decorators apply to the root instance.
+  await fastify.register(fp(app), { config })
+  return fastify
+}
+
+export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pushpool: ${err.message}\n`)
+      process.exit(78) // EX_CONFIG
+    }
+    throw err
+  }
+  const server = await buildServer(config)
+  let closing = false
+  const shutdown = (signal: string): void => {
+    if (closing) return
+    closing = true
+    server.log.info({ signal }, 'shutting down')
+    setTimeout(() => {
+      server.log.error('shutdown deadline reached; exiting with work in flight (reconcile will finish it)')
+      process.exit(1)
+    }, SHUTDOWN_DEADLINE_MS).unref()
+    server.close().then(() => process.exit(0), err => {
+      server.log.error({ err }, 'error while shutting down')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => { shutdown('SIGTERM') })
+  process.once('SIGINT', () => { shutdown('SIGINT') })
+  await server.listen({ port: config.port, host: config.host })
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await main()
+}

@@ -1,0 +1,41 @@
+// Versioned schema migrations, applied in order at start. Append only: a released migration is
+// never edited, so every database converges on the same schema.
+
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE dispatches (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    flow_run_id TEXT NOT NULL,
+    flow_run_name TEXT,
+    pool TEXT NOT NULL,
+    deployment_id TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at TEXT,
+    project TEXT,
+    region TEXT,
+    job_name TEXT,
+    execution_name TEXT,
+    log_uri TEXT,
+    job_spec TEXT,
+    error TEXT,
+    received_at TEXT NOT NULL,
+    launched_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX dispatches_created ON dispatches (created_at DESC, id DESC);
+  CREATE INDEX dispatches_flow_run ON dispatches (flow_run_id, created_at DESC);
+  CREATE INDEX dispatches_state_due ON dispatches (state, due_at);
+  CREATE TABLE dispatch_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    dispatch_id TEXT NOT NULL REFERENCES dispatches (id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT,
+    detail TEXT NOT NULL,
+    reply TEXT
+  );
+  CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`
+]

@@ -1,0 +1,74 @@
+// Mapping between database rows (snake_case, JSON as text) and the Store's records. Shared by both
+// backends so they cannot drift apart.
+import type { Dispatch, DispatchEvent, DispatchPatch, DispatchState } from './store.ts'
+
+export type Row = Record<string, unknown>
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v ?? null)
+const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v))
+const isoOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : iso(v))
+
+export function rowToDispatch (row: Row): Dispatch {
+  return {
+    id: String(row.id),
+    key: String(row.key),
+    flowRunId: String(row.flow_run_id),
+    flowRunName: str(row.flow_run_name),
+    pool: String(row.pool),
+    deploymentId: str(row.deployment_id),
+    state: row.state as DispatchState,
+    attempts: Number(row.attempts),
+    dueAt: isoOrNull(row.due_at),
+    project: str(row.project),
+    region: str(row.region),
+    jobName: str(row.job_name),
+    executionName: str(row.execution_name),
+    logUri: str(row.log_uri),
+    jobSpec: json(row.job_spec),
+    error: str(row.error),
+    receivedAt: iso(row.received_at),
+    launchedAt: isoOrNull(row.launched_at),
+    createdAt: iso(row.created_at),
+    updatedAt: iso(row.updated_at)
+  }
+}
+
+export function rowToEvent (row: Row): DispatchEvent {
+  return {
+    seq: Number(row.seq),
+    dispatchId: String(row.dispatch_id),
+    at: iso(row.at),
+    type: String(row.type),
+    from: (row.from_state ?? null) as DispatchState | null,
+    to: (row.to_state ?? null) as DispatchState | null,
+    detail: String(row.detail),
+    reply: json(row.reply)
+  }
+}
+
+const COLUMNS: Record<keyof DispatchPatch, string> = {
+  attempts: 'attempts',
+  dueAt: 'due_at',
+  project: 'project',
+  region: 'region',
+  jobName: 'job_name',
+  executionName: 'execution_name',
+  logUri: 'log_uri',
+  jobSpec: 'job_spec',
+  error: 'error',
+  launchedAt: 'launched_at'
+}
+
+/** `col = ?` assignments for the fields a patch sets; JSON fields are serialised. */
+export function patchColumns (patch: DispatchPatch): { assignments: string[], values: unknown[] } {
+  const assignments: string[] = []
+  const values: unknown[] = []
+  for (const [field, column] of Object.entries(COLUMNS) as Array<[keyof DispatchPatch, string]>) {
+    if (!(field in patch)) continue
+    const value = patch[field]
+    assignments.push(`${column} = ?`)
+    values.push(field === 'jobSpec' ? (value === null || value === undefined ? null : JSON.stringify(value)) : value ?? null)
+  }
+  return { assignments, values }
+}

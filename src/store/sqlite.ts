@@ -1,0 +1,156 @@
+// The embedded store: SQLite through node:sqlite. One process owns the file; WAL keeps readers
+// (admin routes) from blocking the dispatcher's writes.
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import type {
+  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, DispatchState,
+  EventInput, NewDispatch, Store
+} from './store.ts'
+import { SQLITE_MIGRATIONS } from './migrations.ts'
+import { rowToDispatch, rowToEvent, patchColumns, type Row } from './rows.ts'
+
+export function openSqliteStore (path: string): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path)
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
+  migrate(db)
+
+  const now = (): string => new Date().toISOString()
+
+  const selectById = db.prepare('SELECT * FROM dispatches WHERE id = ?')
+  const selectByKey = db.prepare('SELECT * FROM dispatches WHERE key = ?')
+  const insertEvent = db.prepare(
+    'INSERT INTO dispatch_events (dispatch_id, at, type, from_state, to_state, detail, reply) VALUES (?, ?, ?, ?, ?, ?, ?)')
+
+  const get = (id: string): Dispatch | null => {
+    const row = selectById.get(id) as Row | undefined
+    return row === undefined ? null : rowToDispatch(row)
+  }
+
+  const appendEvent = (id: string, at: string, type: string, from: DispatchState | null, to: DispatchState | null, event: EventInput): void => {
+    insertEvent.run(id, at, type, from, to, event.detail, event.reply === undefined ? null : JSON.stringify(event.reply))
+  }
+
+  // node:sqlite is synchronous, so a BEGIN IMMEDIATE … COMMIT block cannot interleave with another
+  // call in this process; IMMEDIATE also serialises against any other process on the same file.
+  const inTransaction = <T>(fn: () => T): T => {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = fn()
+      db.exec('COMMIT')
+      return result
+    } catch (err) {
+      db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  const update = (id: string, state: DispatchState | null, patch: DispatchPatch, at: string): void => {
+    const { assignments, values } = patchColumns(patch)
+    if (state !== null) { assignments.push('state = ?'); values.push(state) }
+    assignments.push('updated_at = ?'); values.push(at)
+    db.prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ?`).run(...values as SQLInputValue[], id)
+  }
+
+  return {
+    kind: 'sqlite',
+
+    async createDispatch (input: NewDispatch) {
+      return inTransaction(() => {
+        const existing = selectByKey.get(input.key) as Row | undefined
+        if (existing !== undefined) return { dispatch: rowToDispatch(existing), created: false }
+        const id = randomUUID()
+        const at = now()
+        db.prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
+          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`)
+          .run(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state,
+            input.dueAt, input.receivedAt, at, at)
+        appendEvent(id, at, input.state, null, input.state, { detail: input.detail })
+        return { dispatch: get(id) as Dispatch, created: true }
+      })
+    },
+
+    async getDispatch (id) { return get(id) },
+
+    async latestDispatchForFlowRun (flowRunId) {
+      const row = db.prepare('SELECT * FROM dispatches WHERE flow_run_id = ? ORDER BY created_at DESC, id DESC LIMIT 1')
+        .get(flowRunId) as Row | undefined
+      return row === undefined ? null : rowToDispatch(row)
+    },
+
+    async transition (id, from, to, patch, event) {
+      return inTransaction(() => {
+        const current = get(id)
+        if (current === null || !from.includes(current.state)) return null
+        const at = now()
+        update(id, to, patch, at)
+        appendEvent(id, at, to, current.state, to, event)
+        return get(id)
+      })
+    },
+
+    async note (id, type, patch, event) {
+      return inTransaction(() => {
+        const current = get(id)
+        if (current === null) return null
+        const at = now()
+        update(id, null, patch, at)
+        appendEvent(id, at, type, null, null, event)
+        return get(id)
+      })
+    },
+
+    async listEvents (id) {
+      const rows = db.prepare('SELECT * FROM dispatch_events WHERE dispatch_id = ? ORDER BY seq').all(id) as Row[]
+      return rows.map(rowToEvent) satisfies DispatchEvent[]
+    },
+
+    async listDispatches (query: DispatchQuery): Promise<DispatchPage> {
+      const where: string[] = []
+      const values: SQLInputValue[] = []
+      const filter = (sql: string, value: string | undefined): void => {
+        if (value !== undefined) { where.push(sql); values.push(value) }
+      }
+      filter('state = ?', query.state)
+      filter('pool = ?', query.pool)
+      filter('deployment_id = ?', query.deploymentId)
+      filter('flow_run_id = ?', query.flowRunId)
+      filter('created_at >= ?', query.since)
+      filter('created_at < ?', query.until)
+      if (query.cursor !== undefined) {
+        where.push('(created_at < ? OR (created_at = ? AND id < ?))')
+        values.push(query.cursor.createdAt, query.cursor.createdAt, query.cursor.id)
+      }
+      const sql = `SELECT * FROM dispatches ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT ?`
+      const rows = db.prepare(sql).all(...values, query.limit + 1) as Row[]
+      const items = rows.slice(0, query.limit).map(rowToDispatch)
+      const last = items.at(-1)
+      return { items, next: rows.length > query.limit && last !== undefined ? { createdAt: last.createdAt, id: last.id } : null }
+    },
+
+    async ping () { db.prepare('SELECT 1').get() },
+
+    async close () { if (db.isOpen) db.close() }
+  }
+}
+
+function migrate (db: DatabaseSync): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)')
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map(r => r.version))
+  for (const [index, sql] of SQLITE_MIGRATIONS.entries()) {
+    const version = index + 1
+    if (applied.has(version)) continue
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      db.exec(sql)
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, new Date().toISOString())
+      db.exec('COMMIT')
+    } catch (err) {
+      db.exec('ROLLBACK')
+      throw err
+    }
+  }
+}

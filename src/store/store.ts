@@ -1,0 +1,108 @@
+// The dispatch ledger: one record per idempotency key, each with an append-only event log. Both
+// backends (SQLite, PostgreSQL) implement this interface and pass the same test suite.
+
+export const DISPATCH_STATES = [
+  'received', 'deferred', 'skipped', 'claimed', 'launching', 'launched',
+  'succeeded', 'failed', 'crashed', 'cancelled', 'retrying', 'submit_failed'
+] as const
+export type DispatchState = typeof DISPATCH_STATES[number]
+
+/** States after which a dispatch never moves again. */
+export const FINAL_STATES: readonly DispatchState[] = ['skipped', 'succeeded', 'failed', 'crashed', 'cancelled', 'submit_failed']
+
+export interface Dispatch {
+  id: string
+  /** `<flow_run_id>:<state_id>` of the Scheduled-type state that made the run dispatchable. */
+  key: string
+  flowRunId: string
+  flowRunName: string | null
+  pool: string
+  deploymentId: string | null
+  state: DispatchState
+  /** Launch attempts made so far (each RunJob call counts). */
+  attempts: number
+  /** When a deferred or retrying dispatch should be driven again. */
+  dueAt: string | null
+  project: string | null
+  region: string | null
+  jobName: string | null
+  executionName: string | null
+  logUri: string | null
+  /** The rendered Cloud Run job, already redacted: secret values never reach the store. */
+  jobSpec: unknown
+  error: string | null
+  receivedAt: string
+  launchedAt: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+export interface DispatchEvent {
+  seq: number
+  dispatchId: string
+  at: string
+  /** The state entered, or a non-transition note such as `attempt_failed`. */
+  type: string
+  from: DispatchState | null
+  to: DispatchState | null
+  detail: string
+  /** What Prefect or GCP answered, redacted. */
+  reply: unknown
+}
+
+export interface NewDispatch {
+  key: string
+  flowRunId: string
+  flowRunName: string | null
+  pool: string
+  deploymentId: string | null
+  state: DispatchState
+  dueAt: string | null
+  receivedAt: string
+  detail: string
+}
+
+/** Fields a transition may set alongside the state. */
+export type DispatchPatch = Partial<Pick<Dispatch,
+'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt'>>
+
+export interface EventInput {
+  detail: string
+  reply?: unknown
+}
+
+export interface DispatchQuery {
+  state?: DispatchState
+  pool?: string
+  deploymentId?: string
+  flowRunId?: string
+  since?: string
+  until?: string
+  limit: number
+  cursor?: { createdAt: string, id: string }
+}
+
+export interface DispatchPage {
+  items: Dispatch[]
+  next: { createdAt: string, id: string } | null
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres'
+  /** Insert under `key`, or return the record that already holds it: the exactly-once primitive. */
+  createDispatch (input: NewDispatch): Promise<{ dispatch: Dispatch, created: boolean }>
+  getDispatch (id: string): Promise<Dispatch | null>
+  latestDispatchForFlowRun (flowRunId: string): Promise<Dispatch | null>
+  /**
+   * Move a dispatch to `to` only if it is in one of `from` (compare-and-set), applying `patch` and
+   * appending the event in the same transaction. Returns null when another party moved it first.
+   */
+  transition (id: string, from: readonly DispatchState[], to: DispatchState, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
+  /** Update fields without a state change and append a note to the event log. */
+  note (id: string, type: string, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
+  listEvents (id: string): Promise<DispatchEvent[]>
+  listDispatches (query: DispatchQuery): Promise<DispatchPage>
+  /** Cheap liveness check of the backing database, for /readyz. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}

@@ -1,0 +1,186 @@
+// The core path against real peers: a real Prefect server (harness), pushpool's gRPC emulator
+// driven by the real @google-cloud/run client, and the app through inject().
+import t, { type Test } from 'tap'
+import { randomUUID } from 'node:crypto'
+import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
+import type { FastifyInstance } from 'fastify'
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const emulator = await startEmulator({ executions: 'hold' })
+t.teardown(() => emulator.close())
+
+interface Scene {
+  app: FastifyInstance
+  pool: string
+  deploymentId: string
+  flowRun: () => Promise<string>
+}
+
+/** A served cloud-run-v2 pool whose credentials default references a GCP Credentials block. */
+async function scene (t: Test, options: { env?: Record<string, string>, jobVariables?: Record<string, unknown> } = {}): Promise<Scene> {
+  const pool = `pool-${randomUUID().slice(0, 8)}`
+  const template = structuredClone(await prefect.defaultBaseJobTemplate('cloud-run-v2'))
+  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
+  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
+  const flowId = await prefect.createFlow(`flow-${pool}`)
+  const deploymentId = await prefect.createDeployment({
+    name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {}
+  })
+  const app = await build(t, {
+    env: {
+      PREFECT_API_URL: peers.apiUrl,
+      PREFECT_API_AUTH_STRING: peers.authString,
+      PUSHPOOL_POOLS: pool,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      ...options.env
+    }
+  })
+  return { app, pool, deploymentId, flowRun: async () => (await prefect.createFlowRun(deploymentId)).id }
+}
+
+const post = (app: FastifyInstance, flowRunId: string) =>
+  app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId) })
+
+const executionsOf = (emu: Emulator, flowRunId: string) => emu.executions().filter(e =>
+  (e.template?.containers?.[0]?.env ?? []).some((v: { name: string, value?: string }) => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
+
+const detail = async (app: FastifyInstance, id: string) =>
+  (await app.inject({ method: 'GET', url: `/v1/dispatches/${id}`, headers: adminHeaders() })).json()
+
+t.test('main path: Pending accepted, one execution with the run\'s env and job variables', async t => {
+  const s = await scene(t, { jobVariables: { image: 'us-docker.pkg.dev/p/r/flows:1', cpu: '2000m', memory: '1Gi', timeout: 900 } })
+  const flowRunId = await s.flowRun()
+  const res = await post(s.app, flowRunId)
+  t.equal(res.statusCode, 202)
+  t.equal(res.json().state, 'launched', JSON.stringify((await detail(s.app, res.json().dispatch_id)).events))
+
+  const run = await prefect.readFlowRun(flowRunId)
+  t.equal(run.state?.type, 'PENDING', 'Prefect accepted Pending')
+  const executions = executionsOf(emulator, flowRunId)
+  t.equal(executions.length, 1, 'exactly one execution')
+  const execution = executions[0]
+  t.equal(run.infrastructure_pid, execution.name, 'infrastructure_pid names the execution')
+  const container = execution.template.containers![0]
+  const env = Object.fromEntries((container.env ?? []).map(e => [e.name, e.value]))
+  t.equal(env.PREFECT__FLOW_RUN_ID, flowRunId)
+  t.equal(env.PREFECT_API_URL, peers.apiUrl)
+  t.equal(env.PREFECT_API_AUTH_STRING, peers.authString, 'Prefect auth reaches the container')
+  t.equal(container.image, 'us-docker.pkg.dev/p/r/flows:1')
+  t.equal(container.resources?.limits?.cpu, '2000m')
+  t.equal(container.resources?.limits?.memory, '1Gi')
+  t.equal(execution.template.timeout, '900s')
+  t.match(execution.name, /^projects\/proj-test\/locations\/us-central1\/jobs\/[a-z][-a-z0-9]+\/executions\//)
+
+  const d = await detail(s.app, res.json().dispatch_id)
+  t.same(d.events.map((e: { type: string }) => e.type), ['received', 'claimed', 'pending_accepted', 'launching', 'launched'])
+  t.equal(d.dispatch.execution_name, execution.name)
+  const storedEnv = d.job_spec.template.template.containers[0].env ?? []
+  t.notOk(JSON.stringify(d).includes(peers.authString), 'the auth string is not in the admin view')
+  t.ok(Array.isArray(storedEnv))
+})
+
+t.test('the same webhook 10 times in sequence and 10 concurrently: one dispatch, one execution', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  const sequential = []
+  for (let i = 0; i < 10; i++) sequential.push(await post(s.app, flowRunId))
+  const concurrent = await Promise.all(Array.from({ length: 10 }, () => post(s.app, flowRunId)))
+  const all = [...sequential, ...concurrent]
+  t.equal(all.filter(r => r.statusCode === 202).length, 1, 'one webhook started the dispatch')
+  t.ok(all.every(r => r.statusCode === 202 || r.json().status === 'duplicate'), 'the rest are duplicates')
+  t.equal(new Set(all.map(r => r.json().dispatch_id)).size, 1, 'all name the same dispatch')
+  t.equal(executionsOf(emulator, flowRunId).length, 1, 'one execution')
+  const list = await s.app.inject({ method: 'GET', url: `/v1/dispatches?flow_run_id=${flowRunId}`, headers: adminHeaders() })
+  t.equal(list.json().items.length, 1)
+})
+
+t.test('concurrent first delivery races to one dispatch', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  const all = await Promise.all(Array.from({ length: 10 }, () => post(s.app, flowRunId)))
+  t.equal(all.filter(r => r.statusCode === 202).length, 1)
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+})
+
+t.test('a run something else already moved to Pending is recorded as skipped', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  await prefect.setState(flowRunId, { type: 'PENDING', name: 'Pending' }, true)
+  const res = await post(s.app, flowRunId)
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().state, 'skipped')
+  t.equal(executionsOf(emulator, flowRunId).length, 0, 'no execution')
+  const d = await detail(s.app, res.json().dispatch_id)
+  t.equal(d.dispatch.state, 'skipped')
+})
+
+t.test('transient failure: UNAVAILABLE twice, then one execution; the log shows every attempt', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 14, times: 2, message: 'try again' })
+  t.teardown(() => emulator.clearFaults())
+  const res = await post(s.app, flowRunId)
+  t.equal(res.statusCode, 202)
+  t.equal(res.json().state, 'launched')
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+  const d = await detail(s.app, res.json().dispatch_id)
+  const failed = d.events.filter((e: { type: string }) => e.type === 'attempt_failed')
+  t.equal(failed.length, 2, 'two failed attempts logged')
+  t.match(failed[0].detail, /UNAVAILABLE/)
+  t.equal(d.dispatch.attempts, 3, 'three RunJob calls in all')
+})
+
+t.test('transient failure after the execution was created: adopted, never run twice', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 14, times: 1, afterEffect: true })
+  t.teardown(() => emulator.clearFaults())
+  const res = await post(s.app, flowRunId)
+  t.equal(res.json().state, 'launched')
+  t.equal(executionsOf(emulator, flowRunId).length, 1, 'the lost reply did not cause a second execution')
+  const d = await detail(s.app, res.json().dispatch_id)
+  t.match(d.events.at(-1).detail, /adopted/)
+})
+
+t.test('permanent failure: INVALID_ARGUMENT crashes the run with a message naming the cause', async t => {
+  const s = await scene(t)
+  const flowRunId = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 3, times: 1, message: 'template.containers[0].image: bad reference' })
+  t.teardown(() => emulator.clearFaults())
+  const res = await post(s.app, flowRunId)
+  t.equal(res.json().state, 'submit_failed')
+  const run = await prefect.readFlowRun(flowRunId)
+  t.equal(run.state?.type, 'CRASHED')
+  t.match(run.state?.message, /^Failed to submit flow run to infrastructure: .*INVALID_ARGUMENT.*bad reference/)
+  t.equal(executionsOf(emulator, flowRunId).length, 0)
+})
+
+t.test('per-run mode: a job per flow run, named by Prefect\'s rule', async t => {
+  const s = await scene(t, { env: { PUSHPOOL_JOB_MODE: 'per-run' } })
+  const flowRunId = await s.flowRun()
+  const res = await post(s.app, flowRunId)
+  t.equal(res.json().state, 'launched')
+  const run = await prefect.readFlowRun(flowRunId)
+  const executions = executionsOf(emulator, flowRunId)
+  t.equal(executions.length, 1)
+  const jobId = executions[0].name.split('/')[5]
+  t.match(jobId, /^[a-z0-9-]{1,55}-[0-9a-f]{7}$/)
+  t.ok(jobId.startsWith(run.name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 20)), 'the job id starts with the flow run name')
+})
+
+t.test('runs of pools this pushpool does not serve are ignored', async t => {
+  const s = await scene(t, { env: { PUSHPOOL_POOLS: 'some-other-pool' } })
+  const flowRunId = await s.flowRun()
+  const res = await post(s.app, flowRunId)
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().status, 'ignored')
+  t.match(res.json().reason, /not served/)
+  const missing = await post(s.app, randomUUID())
+  t.equal(missing.json().status, 'ignored')
+  t.match(missing.json().reason, /does not exist/)
+})

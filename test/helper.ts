@@ -1,0 +1,51 @@
+// build(t): a pushpool app on a fresh SQLite file, exercised through inject(). Peers (Prefect,
+// the Cloud Run emulator) are passed in as env, exactly as production would configure them.
+import type { Test } from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { buildServer } from '../src/server.ts'
+import { loadConfig } from '../src/config.ts'
+
+export const WEBHOOK_SECRET = 'test-webhook-secret-0123456789'
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcd'
+
+export interface BuildOptions {
+  env?: Record<string, string>
+  /** Collect the app's log lines (JSON) instead of discarding them. */
+  logLines?: string[]
+}
+
+export async function build (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-test-'))
+  const config = loadConfig({
+    PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
+    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+    PREFECT_API_URL: 'http://127.0.0.1:9/api',
+    LOG_LEVEL: options.logLines === undefined ? 'silent' : 'debug',
+    ...options.env
+  })
+  const app = await buildServer(config, { logStream: options.logLines === undefined ? undefined : { write: (line: string) => { options.logLines?.push(line) } } })
+  await app.ready()
+  t.teardown(async () => {
+    await app.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return app
+}
+
+export const webhookHeaders = (secret = WEBHOOK_SECRET): Record<string, string> => ({
+  authorization: `Bearer ${secret}`,
+  'content-type': 'application/json'
+})
+
+export const adminHeaders = (token = ADMIN_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+export const webhookPayload = (flowRunId: string, event = 'prefect.flow-run.Scheduled'): string => JSON.stringify({
+  event_id: '00000000-0000-4000-8000-000000000000',
+  event,
+  occurred: new Date().toISOString(),
+  resource_id: `prefect.flow-run.${flowRunId}`
+})
