@@ -12,11 +12,11 @@ export interface PlaintextEndpointOptions {
 }
 
 export function plaintextEndpointOptions (endpoint: string): PlaintextEndpointOptions {
-  const at = endpoint.lastIndexOf(':')
-  return {
-    apiEndpoint: endpoint.slice(0, at),
-    port: Number(endpoint.slice(at + 1)),
-    sslCreds: credentials.createInsecure(),
-    universeDomain: 'googleapis.com'
+  const separator = endpoint.lastIndexOf(':')
+  const host = endpoint.slice(0, separator).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(endpoint.slice(separator + 1))
+  if (separator === -1 || host === '' || !Number.isInteger(port)) {
+    throw new Error(`Invalid endpoint '${endpoint}': expected host:port`)
   }
+  return { apiEndpoint: host, port, sslCreds: credentials.createInsecure(), universeDomain: 'googleapis.com' }
 }

@@ -1,6 +1,7 @@
 // The Prefect REST adapter: the only place that speaks HTTP to Prefect. Reads return null for 404;
 // every other failure is typed, so the dispatcher can tell "try again later" (outage, 5xx, 429,
 // timeout) from "never retry" (rejected credentials, a request Prefect refuses).
+import { setTimeout as sleep } from 'node:timers/promises'
 import { RetryLater, NeverRetry } from '../dispatch/failures.ts'
 import type {
   BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool
@@ -31,9 +32,19 @@ export class PrefectRequestError extends NeverRetry {
 }
 
 /** Prefect could not be reached or is overloaded; retried later. */
-export class PrefectUnavailable extends RetryLater {}
+export class PrefectUnavailable extends RetryLater {
+  /** The HTTP status, or null when no response came. */
+  readonly status: number | null
+  constructor (message: string, status: number | null, options?: { cause?: unknown }) {
+    super(message, options)
+    this.status = status
+  }
+}
 
 const API_VERSION = '0.8.4'
+/** Statuses Prefect's own client retries: a SQLite-backed server answers 503 while its database is locked. */
+const RETRY_STATUSES = new Set([429, 502, 503])
+const RETRY_DELAYS_MS = [100, 300, 900]
 
 export class PrefectClient {
   readonly apiUrl: string
@@ -119,7 +130,23 @@ export class PrefectClient {
     return this.request<T>('GET', path, route)
   }
 
+  /**
+   * One logical request, retried a few times on the statuses Prefect itself marks as retryable.
+   * Such a reply means the request was not applied, so even a state proposal is safe to repeat.
+   */
   private async request<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
+    for (const delay of RETRY_DELAYS_MS) {
+      try {
+        return await this.requestOnce<T>(method, path, route, body)
+      } catch (err) {
+        if (!(err instanceof PrefectUnavailable) || err.status === null || !RETRY_STATUSES.has(err.status)) throw err
+        await sleep(delay * (0.5 + Math.random()))
+      }
+    }
+    return await this.requestOnce<T>(method, path, route, body)
+  }
+
+  private async requestOnce<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
     const started = performance.now()
     let response: Response
     try {
@@ -132,7 +159,7 @@ export class PrefectClient {
     } catch (err) {
       this.onCall?.(`${method} ${route}`, 'error', performance.now() - started)
       const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : 'is unreachable'
-      throw new PrefectUnavailable(`Prefect API ${method} ${route} ${why}`, { cause: err })
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} ${why}`, null, { cause: err })
     }
     this.onCall?.(`${method} ${route}`, response.status, performance.now() - started)
     if (response.status === 404) {
@@ -143,7 +170,7 @@ export class PrefectClient {
     if (response.ok) return await response.json() as T
     const text = (await response.text()).slice(0, 300)
     if (response.status === 429 || response.status >= 500) {
-      throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${response.status}`)
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${response.status}`, response.status)
     }
     if (response.status === 401 || response.status === 403) {
       throw new PrefectRequestError(

@@ -1,0 +1,67 @@
+// Standalone emulator: `node src/emulator/main.ts [--host h] [--port n] [--executions process|hold|succeed]
+// [--missing-image-pattern re] [--env KEY=VALUE]...`. Prints one JSON line {"endpoint":"host:port"} on stdout
+// once listening, so a parent process can read where to connect; stops on SIGTERM/SIGINT.
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { startEmulator, type EmulatorOptions } from './server.ts'
+
+const MODES = ['process', 'hold', 'succeed'] as const
+
+export async function main (argv: string[]): Promise<void> {
+  let options: EmulatorOptions
+  try {
+    options = parseOptions(argv)
+  } catch (error) {
+    process.stderr.write(`pushpool emulator: ${(error as Error).message}\n`)
+    process.exitCode = 2
+    return
+  }
+  const emulator = await startEmulator(options)
+  process.stdout.write(`${JSON.stringify({ endpoint: emulator.endpoint })}\n`)
+  await new Promise<void>(resolve => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      resolve()
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+  await emulator.close()
+}
+
+function parseOptions (argv: string[]): EmulatorOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '0' },
+      executions: { type: 'string', default: 'process' },
+      'missing-image-pattern': { type: 'string' },
+      env: { type: 'string', multiple: true, default: [] }
+    }
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a port number, got '${values.port}'`)
+  const mode = MODES.find(m => m === values.executions)
+  if (!mode) throw new Error(`--executions must be one of ${MODES.join(', ')}, got '${values.executions}'`)
+  const processEnv: Record<string, string> = {}
+  for (const pair of values.env) {
+    const at = pair.indexOf('=')
+    if (at <= 0) throw new Error(`--env expects KEY=VALUE, got '${pair}'`)
+    processEnv[pair.slice(0, at)] = pair.slice(at + 1)
+  }
+  const pattern = values['missing-image-pattern']
+  return {
+    host: values.host,
+    port,
+    executions: mode,
+    processEnv,
+    ...(pattern ? { missingImagePattern: new RegExp(pattern) } : {}),
+    logger: { info: (...args) => console.error(...args), warn: (...args) => console.error(...args) }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await main(process.argv.slice(2))
+}

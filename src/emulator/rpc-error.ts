@@ -1,0 +1,18 @@
+import { status } from '@grpc/grpc-js'
+
+/** An error the emulator answers a call with: a gRPC status code and the message the client sees. */
+export class RpcError extends Error {
+  readonly code: number
+
+  constructor (code: number, message: string) {
+    super(message)
+    this.name = 'RpcError'
+    this.code = code
+  }
+}
+
+export const invalidArgument = (message: string): RpcError => new RpcError(status.INVALID_ARGUMENT, message)
+export const notFound = (message: string): RpcError => new RpcError(status.NOT_FOUND, message)
+export const alreadyExists = (message: string): RpcError => new RpcError(status.ALREADY_EXISTS, message)
+export const failedPrecondition = (message: string): RpcError => new RpcError(status.FAILED_PRECONDITION, message)
+export const resourceExhausted = (message: string): RpcError => new RpcError(status.RESOURCE_EXHAUSTED, message)

@@ -1,0 +1,141 @@
+// Wires the stores to a loopback gRPC server and exposes the test-facing Emulator handle.
+import * as grpc from '@grpc/grpc-js'
+import { ExecutionStore, runOperationResult, type HeldOutcome } from './executions.ts'
+import { CallPolicy, type FaultRule } from './faults.ts'
+import { JobStore } from './jobs.ts'
+import { parseExecutionName } from './names.ts'
+import { OperationStore } from './operations.ts'
+import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
+import { RpcError } from './rpc-error.ts'
+import { SecretStore } from './secrets.ts'
+import { serviceHandlers, type Handlers } from './services.ts'
+import { baseProcessEnv } from './task-env.ts'
+import type { Execution, Job } from './types.ts'
+
+export interface EmulatorLogger {
+  info (...args: unknown[]): void
+  warn (...args: unknown[]): void
+}
+
+export interface EmulatorOptions {
+  /** Default '127.0.0.1' */
+  host?: string
+  /** Default 0 (ephemeral) */
+  port?: number
+  /** How executions progress. 'process': run the container's command+args as a local child process with the
+   *  execution's env (exit 0 → succeeded, non-zero → failed). 'hold': stay running until the test calls
+   *  finishExecution(). 'succeed': succeed at once. Default 'hold'. */
+  executions?: 'process' | 'hold' | 'succeed'
+  /** Extra env given to every child process before the container env (e.g. PATH with a venv's bin first).
+   *  Child processes also get the emulator's own PATH and HOME unless this overrides them. */
+  processEnv?: Record<string, string>
+  /** Images whose name matches this regex make the execution fail like a missing image (CONTAINER_MISSING). */
+  missingImagePattern?: RegExp
+  logger?: EmulatorLogger
+}
+
+export interface Emulator {
+  readonly port: number
+  /** 'host:port' */
+  readonly endpoint: string
+  addFault (rule: FaultRule): void
+  clearFaults (): void
+  /** Per-method rate limit: above `perMinute` calls in a sliding 60 s window → RESOURCE_EXHAUSTED. */
+  setRateLimit (method: string, perMinute: number | null): void
+  /** Count of calls per method name since start/reset (including faulted ones). */
+  calls (): Record<string, number>
+  resetCalls (): void
+  /** Stored jobs as plain objects (camelCase, like the REST JSON). */
+  jobs (): Job[]
+  executions (): Execution[]
+  execution (name: string): Execution | undefined
+  /** Resolves with the execution once it has finished (completionTime set). */
+  waitForExecution (name: string): Promise<Execution>
+  /** Captured stdout+stderr (last 256 KiB) of a 'process' execution. */
+  logs (executionName: string): string
+  /** Ends a running execution ('hold' mode, or to cut a process short). */
+  finishExecution (name: string, outcome: HeldOutcome): void
+  /** Adds a new version (creating the secret if needed); `latest` then resolves to it. */
+  putSecret (project: string, secretId: string, value: string | Buffer): void
+  /** Kills child processes and stops the server. */
+  close (): Promise<void>
+}
+
+export async function startEmulator (options: EmulatorOptions = {}): Promise<Emulator> {
+  const secrets = new SecretStore()
+  const jobs = new JobStore()
+  const operations = new OperationStore()
+  const executions = new ExecutionStore({
+    mode: options.executions ?? 'hold',
+    processEnv: { ...baseProcessEnv(), ...options.processEnv },
+    missingImagePattern: options.missingImagePattern,
+    secrets,
+    onChange: execution => {
+      jobs.recordExecutionUpdate(execution, parseExecutionName(execution.name).jobName)
+      operations.refresh(TYPE_URL.execution, execution, runOperationResult(execution))
+    }
+  })
+  const policy = new CallPolicy()
+  const server = new grpc.Server()
+  const handlers = serviceHandlers({ jobs, executions, operations, secrets })
+  for (const service of Object.values(SERVICE)) {
+    server.addService(serviceDefinition(service), implement(service, handlers[service], policy, options.logger))
+  }
+  const host = options.host ?? '127.0.0.1'
+  const address = host.includes(':') ? `[${host}]` : host
+  const port = await bind(server, `${address}:${options.port ?? 0}`)
+  let closed = false
+
+  return {
+    port,
+    endpoint: `${address}:${port}`,
+    addFault: rule => policy.addFault(rule),
+    clearFaults: () => policy.clearFaults(),
+    setRateLimit: (method, perMinute) => policy.setRateLimit(method, perMinute),
+    calls: () => policy.calls(),
+    resetCalls: () => policy.resetCalls(),
+    jobs: () => jobs.all(),
+    executions: () => executions.all(),
+    execution: name => executions.find(name),
+    waitForExecution: name => executions.waitFor(name),
+    logs: name => executions.logs(name),
+    finishExecution: (name, outcome) => executions.finish(name, outcome),
+    putSecret: (project, secretId, value) => { secrets.put(project, secretId, value) },
+    close: async () => {
+      if (closed) return
+      closed = true
+      executions.killAll()
+      // Clients keep their channels open; a graceful shutdown would wait for them.
+      server.forceShutdown()
+    }
+  }
+}
+
+/** Wraps each REST-form handler with the call policy and the wire ⇄ REST conversion. */
+function implement (service: ServiceName, handlers: Handlers, policy: CallPolicy,
+  logger: EmulatorLogger | undefined): grpc.UntypedServiceImplementation {
+  const quotaService = service === SERVICE.secretManager ? 'secretmanager.googleapis.com' : 'run.googleapis.com'
+  return Object.fromEntries(Object.entries(handlers).map(([method, handler]) => {
+    const types = methodTypes(service, method)
+    const handle = handler as (request: Plain) => unknown
+    const unary: grpc.handleUnaryCall<Plain, Plain> = (call, callback) => {
+      policy.invoke(method, quotaService, () => handle(fromWire(types.request, call.request)))
+        .then(response => toWire(types.response, response as Plain))
+        .then(wire => callback(null, wire), (error: unknown) => callback(toServiceError(error, method, logger)))
+    }
+    return [method, unary]
+  }))
+}
+
+function toServiceError (error: unknown, method: string, logger: EmulatorLogger | undefined): grpc.ServerErrorResponse {
+  if (error instanceof RpcError) return Object.assign(new Error(error.message), { code: error.code, details: error.message })
+  logger?.warn(`emulator: ${method} failed unexpectedly`, error)
+  const message = error instanceof Error ? error.message : String(error)
+  return Object.assign(new Error(message), { code: grpc.status.INTERNAL, details: message })
+}
+
+function bind (server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => error ? reject(error) : resolve(port))
+  })
+}

@@ -1,0 +1,116 @@
+// The RPC handlers of each gRPC service, in REST form (server.ts converts from and to the wire form).
+// Handlers only orchestrate the stores; the behaviour lives in jobs.ts, executions.ts, operations.ts, secrets.ts.
+import type { ExecutionStore } from './executions.ts'
+import type { JobInput, JobStore } from './jobs.ts'
+import { parseExecutionName, parseJobName } from './names.ts'
+import type { OperationStore } from './operations.ts'
+import { SERVICE, TYPE_URL, type ServiceName } from './protos.ts'
+import { failedPrecondition, invalidArgument } from './rpc-error.ts'
+import type { Secret, SecretPayloadInput, SecretStore } from './secrets.ts'
+import type { RunOverrides } from './types.ts'
+
+export interface ControlPlane {
+  jobs: JobStore
+  executions: ExecutionStore
+  operations: OperationStore
+  secrets: SecretStore
+}
+
+/** Each handler takes its own request type; `never` lets them share one map. */
+export type Handlers = Record<string, (request: never) => unknown>
+
+interface NameRequest { name: string }
+interface ListRequest { parent: string, pageSize?: number, pageToken?: string }
+
+export function serviceHandlers (plane: ControlPlane): Record<ServiceName, Handlers> {
+  return {
+    [SERVICE.jobs]: jobsHandlers(plane),
+    [SERVICE.executions]: executionsHandlers(plane),
+    [SERVICE.operations]: operationsHandlers(plane),
+    [SERVICE.secretManager]: secretManagerHandlers(plane)
+  }
+}
+
+function jobsHandlers ({ jobs, executions, operations }: ControlPlane): Handlers {
+  return {
+    CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }) =>
+      operations.completed(parent, TYPE_URL.job, jobs.create(parent, jobId, job ?? {}, validateOnly)),
+    GetJob: ({ name }: NameRequest) => jobs.get(name),
+    ListJobs: ({ parent, pageSize, pageToken }: ListRequest) => {
+      const { items, nextPageToken } = page(jobs.list(parent), pageSize, pageToken)
+      return { jobs: items, nextPageToken }
+    },
+    UpdateJob: ({ job, allowMissing, validateOnly }: { job?: JobInput, allowMissing?: boolean, validateOnly?: boolean }) => {
+      const updated = jobs.update(job ?? {}, allowMissing, validateOnly)
+      return operations.completed(parseJobName(updated.name).parent, TYPE_URL.job, updated)
+    },
+    DeleteJob: ({ name }: NameRequest) => {
+      jobs.get(name)
+      if (executions.hasRunning(name)) {
+        throw failedPrecondition(`Job '${parseJobName(name).job}' has running executions. Cancel them before deleting the job.`)
+      }
+      executions.deleteAllOf(name)
+      return operations.completed(parseJobName(name).parent, TYPE_URL.job, jobs.delete(name))
+    },
+    RunJob: ({ name, overrides }: { name: string, overrides?: RunOverrides }) => {
+      const execution = executions.create(jobs.get(name), overrides)
+      jobs.recordNewExecution(execution, name)
+      // Opened before the execution starts so that its whole progress is reported by this operation.
+      const operation = operations.open(parseJobName(name).parent, TYPE_URL.execution, execution)
+      executions.start(execution.name)
+      return operation
+    }
+  }
+}
+
+function executionsHandlers ({ jobs, executions, operations }: ControlPlane): Handlers {
+  return {
+    GetExecution: ({ name }: NameRequest) => executions.get(name),
+    ListExecutions: ({ parent, pageSize, pageToken }: ListRequest) => {
+      if (parseJobName(parent).job !== '-') jobs.get(parent)
+      const { items, nextPageToken } = page(executions.list(parent), pageSize, pageToken)
+      return { executions: items, nextPageToken }
+    },
+    CancelExecution: ({ name }: NameRequest) =>
+      operations.completed(parseExecutionName(name).parent, TYPE_URL.execution, executions.cancel(name)),
+    DeleteExecution: ({ name }: NameRequest) =>
+      operations.completed(parseExecutionName(name).parent, TYPE_URL.execution, executions.delete(name))
+  }
+}
+
+function operationsHandlers ({ operations }: ControlPlane): Handlers {
+  return {
+    GetOperation: ({ name }: NameRequest) => operations.get(name),
+    ListOperations: ({ name, pageSize, pageToken }: { name: string, pageSize?: number, pageToken?: string }) => {
+      const { items, nextPageToken } = page(operations.list(name), pageSize, pageToken)
+      return { operations: items, nextPageToken }
+    },
+    DeleteOperation: ({ name }: NameRequest) => {
+      operations.delete(name)
+      return {}
+    }
+  }
+}
+
+function secretManagerHandlers ({ secrets }: ControlPlane): Handlers {
+  return {
+    CreateSecret: ({ parent, secretId, secret }: { parent: string, secretId?: string, secret?: Partial<Secret> }) =>
+      secrets.createSecret(parent, secretId, secret),
+    GetSecret: ({ name }: NameRequest) => secrets.getSecret(name),
+    AddSecretVersion: ({ parent, payload }: { parent: string, payload?: SecretPayloadInput }) =>
+      secrets.addVersion(parent, payload),
+    GetSecretVersion: ({ name }: NameRequest) => secrets.getVersion(name),
+    AccessSecretVersion: ({ name }: NameRequest) => secrets.access(name)
+  }
+}
+
+/** Page tokens are opaque to clients; here they are just the offset of the next item. */
+function page<T> (items: T[], pageSize = 0, pageToken = ''): { items: T[], nextPageToken?: string } {
+  const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString()) : 0
+  if (!Number.isInteger(start) || start < 0) throw invalidArgument(`Invalid page token '${pageToken}'.`)
+  const end = pageSize > 0 ? start + pageSize : items.length
+  return {
+    items: items.slice(start, end),
+    ...(end < items.length ? { nextPageToken: Buffer.from(String(end)).toString('base64url') } : {})
+  }
+}

@@ -1,0 +1,253 @@
+// Prefect's server checks a flow run's job variables against the work pool's variable schema when
+// the run is created (prefect/server/api/validation.py `_validate_work_pool_job_variables`, called
+// by `validate_job_variables_for_deployment_flow_run`). pushpool repeats that check at dispatch
+// time, against the pool's current template, so a run that cannot produce a valid job fails with
+// a message that names the variable and the fix instead of a Cloud Run 400.
+//
+// The rules are Prefect's: pool defaults (with `$ref` block defaults hydrated; invalid defaults
+// ignored), then the deployment's and the flow run's variables as a shallow overlay; the schema
+// preprocessed the way Prefect does it (optional typed properties also accept null; tuple `items`
+// become `prefixItems`; a block type also accepts a block reference); `required` enforced unless a
+// default had to be ignored. One deliberate difference: Prefect wraps "block or reference" in
+// `oneOf`, and since a block schema without required fields also matches `{"$ref": …}`, Prefect's
+// server rejects every block reference in job variables even though its worker resolves them.
+// pushpool uses `anyOf`, accepting what the worker can render.
+
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import { RetryLater, TemplateError } from '../../dispatch/failures.ts'
+import type { BaseJobTemplate } from '../types.ts'
+import type { PrefectLookups } from '../job-config.ts'
+import { isPlainObject } from '../templating.ts'
+
+type Schema = Record<string, unknown>
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+
+export interface JobVariableSources {
+  deployment: Record<string, unknown> | null
+  flowRun: Record<string, unknown> | null
+}
+
+export async function validateJobVariables (template: BaseJobTemplate, sources: JobVariableSources, lookups: PrefectLookups): Promise<void> {
+  const schema = template.variables as Schema | undefined
+  if (!isPlainObject(schema) || Object.keys(schema).length === 0) return
+  compile(schema, { checkFormats: true }) // refuses a schema that is not valid JSON Schema
+
+  const { defaults, someDefaultIgnored } = await usableDefaults(schema, lookups)
+  const variables = { ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }
+  const prepared = preprocessSchema(schema)
+  const validate = compile(someDefaultIgnored ? removeRequired(prepared) : prepared, { checkFormats: false })
+  if (validate(variables)) return
+  throw violation(validate.errors ?? [], schema, variables, sources)
+}
+
+/** `_get_base_config_defaults`: the pool's defaults, `$ref` defaults hydrated, each checked alone. */
+async function usableDefaults (schema: Schema, lookups: PrefectLookups): Promise<{ defaults: Record<string, unknown>, someDefaultIgnored: boolean }> {
+  const properties = isPlainObject(schema.properties) ? schema.properties : {}
+  const checkDefault = compile(removeRequired(schema), { checkFormats: true })
+  const defaults: Record<string, unknown> = {}
+  let someDefaultIgnored = false
+  for (const [name, property] of Object.entries(properties)) {
+    if (!isPlainObject(property) || !Object.hasOwn(property, 'default')) continue
+    let value = property.default
+    if (isPlainObject(value) && Object.hasOwn(value, '$ref')) {
+      const id = isPlainObject(value.$ref) ? value.$ref.block_document_id : undefined
+      if (id === undefined || id === null) continue
+      value = await defaultBlockData(name, id, lookups)
+    }
+    if (checkDefault({ [name]: value })) defaults[name] = value
+    else someDefaultIgnored = true
+  }
+  return { defaults, someDefaultIgnored }
+}
+
+async function defaultBlockData (variable: string, id: unknown, lookups: PrefectLookups): Promise<unknown> {
+  const field = `variables.${variable}.default`
+  const uuid = typeof id === 'string' ? canonicalUuid(id) : null
+  if (uuid === null) {
+    throw new TemplateError(field, `The work pool's default for job variable '${variable}' refers to a block id that is not a UUID; edit the work pool to pick an existing block.`)
+  }
+  try {
+    return (await lookups.readBlockDocument(uuid)).data
+  } catch (error) {
+    if (error instanceof RetryLater) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new TemplateError(field, `The work pool's default for job variable '${variable}' refers to block document ${id}, which could not be read (${reason}); edit the work pool to pick an existing block.`, { cause: error })
+  }
+}
+
+/** Python's `str(UUID(text))`: braces, a `urn:uuid:` prefix and hyphens are optional on the way in. */
+function canonicalUuid (text: string): string | null {
+  const hex = text.replace(/^urn:/, '').replace(/^uuid:/, '').replace(/[{}]/g, '').replaceAll('-', '').toLowerCase()
+  if (!/^[0-9a-f]{32}$/.test(hex)) return null
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** `preprocess_schema(schema, allow_none_with_default=True)`. */
+function preprocessSchema (original: Schema): Schema {
+  const schema = structuredClone(original)
+  if (isPlainObject(schema.properties)) processProperties(schema.properties, requiredOf(schema))
+  if (isPlainObject(schema.definitions)) {
+    const definitions = schema.definitions
+    for (const definition of Object.values(definitions)) {
+      if (!isPlainObject(definition)) continue
+      if (isPlainObject(definition.properties)) processProperties(definition.properties, requiredOf(definition))
+      if ('block_type_slug' in definition) {
+        definitions[String(definition.title)] = { anyOf: [definition, BLOCK_REFERENCE_SCHEMA] }
+      }
+    }
+  }
+  return schema
+}
+
+const BLOCK_REFERENCE_SCHEMA = {
+  type: 'object',
+  properties: {
+    $ref: {
+      oneOf: [
+        { type: 'string', format: 'uuid' },
+        { type: 'object', additionalProperties: { type: 'string' }, minProperties: 1 }
+      ]
+    }
+  },
+  required: ['$ref']
+}
+
+function requiredOf (schema: Schema): unknown[] {
+  return Array.isArray(schema.required) ? schema.required : []
+}
+
+function processProperties (properties: Schema, required: unknown[]): void {
+  for (const [key, property] of Object.entries(properties)) {
+    if (!isPlainObject(property)) continue
+    // Pydantic v1 wrote Optional[X] as plain X: accept null for every optional typed property.
+    if (!required.includes(key) && 'type' in property && property.type !== 'null') {
+      property.anyOf = [{ type: property.type }, { type: 'null' }]
+      delete property.type
+    }
+    if (Array.isArray(property.items) && property.items.length > 0 && property.prefixItems === undefined) {
+      property.prefixItems = structuredClone(property.items)
+      delete property.items
+    }
+    if (isPlainObject(property.properties)) processProperties(property.properties, requiredOf(property))
+  }
+}
+
+/** `remove_nested_keys(["required"], schema)`: through nested objects, not through lists. */
+function removeRequired (schema: Schema): Schema {
+  const copy: Schema = {}
+  for (const [key, value] of Object.entries(schema)) {
+    if (key !== 'required') copy[key] = isPlainObject(value) ? removeRequired(value) : value
+  }
+  return copy
+}
+
+// Compiling generates code, so the few schemas a deployment uses are kept compiled.
+const compiledSchemas = new Map<string, ValidateFunction>()
+const COMPILED_SCHEMAS_KEPT = 64
+
+function compile (schema: Schema, options: { checkFormats: boolean }): ValidateFunction {
+  const key = JSON.stringify([options.checkFormats, schema])
+  const cached = compiledSchemas.get(key)
+  if (cached !== undefined) return cached
+  // Prefect's server checks formats only for pool defaults, and of the formats block schemas
+  // use (uuid, path, password, uri…) jsonschema only knows uuid; the rest pass.
+  const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false, validateFormats: options.checkFormats })
+  for (const format of formatsUsed(schema)) ajv.addFormat(format, format === 'uuid' ? UUID : true)
+  let validate: ValidateFunction
+  try {
+    validate = ajv.compile(schema)
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
+  }
+  if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
+  compiledSchemas.set(key, validate)
+  return validate
+}
+
+function formatsUsed (node: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(node)) for (const item of node) formatsUsed(item, found)
+  else if (isPlainObject(node)) {
+    if (typeof node.format === 'string') found.add(node.format)
+    for (const value of Object.values(node)) formatsUsed(value, found)
+  }
+  return found
+}
+
+const SECRET_LOOKING = /secret|password|passwd|token|key|auth|credential|private/i
+const TYPE_OR_COMBINATOR = new Set(['type', 'anyOf', 'oneOf', 'allOf', 'if', 'not'])
+
+function violation (errors: ErrorObject[], schema: Schema, variables: Record<string, unknown>, sources: JobVariableSources): TemplateError {
+  const missing = errors.find(error => error.keyword === 'required' && error.instancePath === '')
+  if (missing !== undefined) {
+    const name = String(missing.params.missingProperty)
+    return new TemplateError(`variables.${name}`, `job variable '${name}' is required by the work pool but is not set; set it in the deployment's or the flow run's job_variables.`)
+  }
+  const path = errors[0].instancePath
+  const atPath = errors.filter(error => error.instancePath === path)
+  const segments = path.split('/').slice(1).map(segment => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+  const name = segments.join('.')
+  const top = segments[0]
+  const property = isPlainObject(schema.properties) && isPlainObject(schema.properties[top]) ? schema.properties[top] : {}
+  const value = segments.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : Array.isArray(node) ? node[Number(key)] : undefined), variables)
+  const shown = showableValue(name, value)
+  const subject = `job variable '${name}'${shown === null ? '' : ` = ${shown}`}`
+  const origin = sources.flowRun !== null && Object.hasOwn(sources.flowRun, top)
+    ? ' (set by the flow run\'s job_variables)'
+    : sources.deployment !== null && Object.hasOwn(sources.deployment, top) ? ' (set by the deployment\'s job_variables)' : ' (the work pool\'s default)'
+  const field = `variables.${name}`
+
+  const specific = atPath.find(error => !TYPE_OR_COMBINATOR.has(error.keyword))
+  if (specific !== undefined) return new TemplateError(field, `${subject}${origin} ${describe(specific, property, segments.length === 1)}`)
+  const types = atPath.filter(error => error.keyword === 'type').map(error => String(error.params.type))
+  if (types.length > 0) {
+    const example = segments.length === 1 ? exampleOf(property) : null
+    return new TemplateError(field, `${subject}${origin} must be ${[...new Set(types)].join(' or ')}, not ${jsonTypeOf(value)}; ${example === null ? 'change its type' : `set it like ${example}`}.`)
+  }
+  return new TemplateError(field, `${subject}${origin} ${errors[0].message ?? 'is invalid'}; make it match the work pool's variable schema.`)
+}
+
+function describe (error: ErrorObject, property: Schema, isTopLevel: boolean): string {
+  const params = error.params
+  switch (error.keyword) {
+    case 'pattern': {
+      const example = isTopLevel ? exampleOf(property) : null
+      return `does not match ${String(params.pattern)}; ${example === null ? 'set a value that matches it' : `set it like ${example}`}.`
+    }
+    case 'enum':
+      return `is not one of ${(params.allowedValues as unknown[]).map(String).join(', ')}; use one of those.`
+    case 'maximum':
+    case 'exclusiveMaximum':
+      return `must be ${String(params.comparison)} ${String(params.limit)}; lower it.`
+    case 'minimum':
+    case 'exclusiveMinimum':
+      return `must be ${String(params.comparison)} ${String(params.limit)}; raise it.`
+    case 'required':
+      return `lacks the required field '${String(params.missingProperty)}'; add it.`
+    default:
+      return `${error.message ?? 'is invalid'}; make it match the work pool's variable schema.`
+  }
+}
+
+function exampleOf (property: Schema): string | null {
+  // `example` is how Pydantic v1 templates (e.g. the collection registry's) spell `examples`.
+  const candidates = [...(Array.isArray(property.examples) ? property.examples : []), property.example, property.default]
+  const example = candidates.find(candidate => typeof candidate === 'string' || typeof candidate === 'number')
+  return example === undefined ? null : typeof example === 'string' ? `'${example}'` : String(example)
+}
+
+/** A value may be quoted back only if it cannot be a secret: a number, a flag, or a short plain string of a harmless variable. */
+function showableValue (name: string, value: unknown): string | null {
+  if (SECRET_LOOKING.test(name) || /^(env|credentials)(\.|$)/.test(name)) return null
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value !== 'string' || value.length > 64 || /\p{C}/u.test(value)) return null
+  return `'${value}'`
+}
+
+function jsonTypeOf (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (Number.isInteger(value)) return 'an integer'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}

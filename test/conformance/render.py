@@ -1,0 +1,210 @@
+"""Renders conformance cases through Prefect's own code, for comparison with pushpool's renderer.
+
+Test-only. Run with the Python of a venv that has prefect and prefect-gcp installed:
+
+    <venv>/bin/python test/conformance/render.py < cases.json > results.json
+    <venv>/bin/python test/conformance/render.py --default-templates
+
+Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
+"work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
+"variables" ({name: value}), "base_environment", "worker_name", "worker_id".
+
+Every piece of logic under test is Prefect's: the server's job-variable validation
+(prefect.server.api.validation._validate_work_pool_job_variables) and the worker's
+`resolve_for_flow_run` (variable merge, from_template_and_values, prepare_for_flow_run). Only the
+I/O points are replaced with the case's data:
+  - the Prefect client (read_flow, read_deployment, read_block_document[_by_name],
+    read_variable_by_name) and the server's block-document read used for `$ref` defaults;
+  - BaseJobConfiguration._base_environment (the worker process's own Prefect settings);
+  - GcpCredentials.block_initialization (Application Default Credentials discovery and key parsing);
+  - os.environ, from which every variable a `{{ $NAME }}` placeholder names is removed: pushpool
+    always renders such placeholders as "", which is what Prefect does when the variable is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+import types
+from typing import Any
+from unittest import mock
+
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+import prefect  # noqa: E402
+import prefect.exceptions  # noqa: E402
+from prefect.client.schemas.objects import Flow, FlowRun, WorkPool  # noqa: E402
+from prefect.client.schemas.responses import DeploymentResponse  # noqa: E402
+from prefect.server import models  # noqa: E402
+from prefect.server.api import validation  # noqa: E402
+from prefect.utilities.schema_tools.validation import ValidationError  # noqa: E402
+from prefect.workers.base import BaseJobConfiguration  # noqa: E402
+from prefect_gcp.credentials import GcpCredentials  # noqa: E402
+from prefect_gcp.workers.cloud_run import CloudRunWorker  # noqa: E402
+from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2  # noqa: E402
+
+WORKERS = {"cloud-run-v2": CloudRunWorkerV2, "cloud-run": CloudRunWorker}
+ENV_PLACEHOLDER = re.compile(r"{{\s*\$([\w\.\-\[\]$]+)\s*}}")
+
+
+class CaseClient:
+    """The Prefect client methods the worker calls, answered from the case."""
+
+    def __init__(self, case: dict[str, Any]):
+        self.case = case
+        self.blocks = case.get("blocks") or []
+
+    def _not_found(self, what: str) -> prefect.exceptions.ObjectNotFound:
+        return prefect.exceptions.ObjectNotFound(http_exc=Exception(f"404 {what}"), help_message=f"{what} not found")
+
+    async def read_flow(self, flow_id):
+        flow = self.case.get("flow")
+        return Flow.model_validate(flow) if flow is not None else None
+
+    async def read_deployment(self, deployment_id):
+        raise self._not_found(f"deployment {deployment_id}")
+
+    async def read_block_document(self, block_document_id, include_secrets: bool = True):
+        for block in self.blocks:
+            if block["id"] == str(block_document_id):
+                return types.SimpleNamespace(data=block["data"])
+        raise self._not_found(f"block document {block_document_id}")
+
+    async def read_block_document_by_name(self, name, block_type_slug, include_secrets: bool = True):
+        for block in self.blocks:
+            if block["name"] == name and block["block_type_slug"] == block_type_slug:
+                return types.SimpleNamespace(data=block["data"])
+        raise self._not_found(f"block {block_type_slug}/{name}")
+
+    async def read_variable_by_name(self, name):
+        variables = self.case.get("variables") or {}
+        return types.SimpleNamespace(value=variables[name]) if name in variables else None
+
+
+class WarningCollector(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def reveal(value: Any) -> Any:
+    if hasattr(value, "get_secret_value"):
+        return reveal(value.get_secret_value())
+    if isinstance(value, dict):
+        return {key: reveal(item) for key, item in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def credentials_data(credentials: GcpCredentials | None) -> dict[str, Any] | None:
+    """The fields a credentials block was given; a model built from no data means ADC."""
+    if credentials is None or not credentials.model_fields_set:
+        return None
+    return {field: reveal(getattr(credentials, field)) for field in credentials.model_fields_set}
+
+
+async def validate(case: dict[str, Any]) -> dict[str, Any]:
+    blocks = {block["id"]: block for block in case.get("blocks") or []}
+
+    async def read_block_document_by_id(session, block_document_id):
+        block = blocks.get(str(block_document_id))
+        return types.SimpleNamespace(data=block["data"]) if block else None
+
+    work_pool = case["work_pool"]
+    deployment = case.get("deployment") or {}
+    with mock.patch.object(models.block_documents, "read_block_document_by_id", read_block_document_by_id):
+        try:
+            await validation._validate_work_pool_job_variables(
+                None,
+                work_pool["name"],
+                work_pool["base_job_template"],
+                deployment.get("job_variables") or {},
+                case["flow_run"].get("job_variables") or {},
+                ignore_required=False,
+                ignore_invalid_defaults=True,
+            )
+        except ValidationError as exc:
+            cause = exc.__cause__
+            path = getattr(cause, "json_path", "$")
+            if getattr(cause, "validator", None) == "required":
+                path = "$." + cause.message.partition(" ")[0].strip("'")
+            return {"ok": False, "path": path.removeprefix("$").removeprefix("."), "message": str(exc)}
+        except Exception as exc:  # HTTPException for a missing block default or an invalid schema
+            return {"ok": False, "path": None, "message": f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"}
+    return {"ok": True}
+
+
+async def render(case: dict[str, Any]) -> dict[str, Any]:
+    worker = WORKERS[case["pool_type"]]
+    configuration_class = worker.job_configuration
+    flow_run = FlowRun.model_validate(case["flow_run"])
+    deployment = DeploymentResponse.model_validate(case["deployment"]) if case.get("deployment") else None
+    work_pool = WorkPool.model_validate(case["work_pool"])
+    base_environment = dict(case.get("base_environment") or {})
+
+    collector = WarningCollector()
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(collector)
+    try:
+        with mock.patch.object(BaseJobConfiguration, "_base_environment", classmethod(lambda cls: dict(base_environment))), \
+                mock.patch.object(GcpCredentials, "block_initialization", lambda self: None):
+            configuration = await configuration_class.resolve_for_flow_run(
+                flow_run,
+                client=CaseClient(case),
+                work_pool=work_pool,
+                worker_name=case["worker_name"],
+                worker_id=case.get("worker_id"),
+                deployment=deployment,
+            )
+            job_name = configuration.job_name if case["pool_type"] == "cloud-run-v2" else configuration.job_body.get("metadata", {}).get("name")
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        logger.removeHandler(collector)
+
+    return {
+        "ok": True,
+        "job_body": configuration.job_body,
+        "job_name": job_name,
+        "name": configuration.name,
+        "region": configuration.region,
+        "keep_job": configuration.keep_job,
+        "timeout": configuration.timeout,
+        "env": configuration.env,
+        "labels": configuration.labels,
+        "credentials": credentials_data(configuration.credentials),
+        "warnings": collector.messages,
+    }
+
+
+def clear_environment_placeholders(case: dict[str, Any]) -> None:
+    for name in ENV_PLACEHOLDER.findall(json.dumps(case)):
+        os.environ.pop(name.lstrip("$"), None)
+
+
+async def main() -> None:
+    if sys.argv[1:] == ["--default-templates"]:
+        json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in WORKERS.items()}, sys.stdout)
+        return
+    cases = json.load(sys.stdin)["cases"]
+    results = {}
+    for case in cases:
+        clear_environment_placeholders(case)
+        results[case["id"]] = {"validation": await validate(case), "render": await render(case)}
+    json.dump({
+        "prefect_version": prefect.__version__,
+        "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "results": results,
+    }, sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

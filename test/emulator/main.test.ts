@@ -1,0 +1,42 @@
+// The standalone entry point, as a parent process (demo, benchmarks) uses it.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { v2 } from '@google-cloud/run'
+import t from 'tap'
+import { emulatorClientOptions } from '../../src/emulator/index.ts'
+
+const MAIN = fileURLToPath(new URL('../../src/emulator/main.ts', import.meta.url))
+// The child strips types natively while tap's test processes compile through its TypeScript loader;
+// coverage of the same files compiled two ways corrupts tap's merged report, so the child records none.
+const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+
+t.test('prints {"endpoint"} once listening, serves the real client, stops on SIGTERM', async t => {
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--executions', 'succeed'], { stdio: ['ignore', 'pipe', 'inherit'], env })
+  t.teardown(() => child.kill('SIGKILL'))
+  const [line] = await once(createInterface({ input: child.stdout }), 'line') as [string]
+  const { endpoint } = JSON.parse(line) as { endpoint: string }
+  t.match(endpoint, /^127\.0\.0\.1:\d+$/)
+
+  const jobs = new v2.JobsClient({ ...emulatorClientOptions(endpoint), projectId: 'p' })
+  t.teardown(() => jobs.close())
+  const parent = 'projects/p/locations/us-central1'
+  await jobs.createJob({ parent, jobId: 'standalone', job: { template: { template: { containers: [{ image: 'i' }] } } } })
+  const [op] = await jobs.runJob({ name: `${parent}/jobs/standalone` })
+  const [execution] = await op.promise()
+  t.equal((execution as { succeededCount: number }).succeededCount, 1)
+
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0)
+})
+
+t.test('bad arguments → usage error, exit code 2', async t => {
+  const child = spawn(process.execPath, [MAIN, '--executions', 'sometimes'], { stdio: ['ignore', 'pipe', 'pipe'], env })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 2)
+  t.match(stderr, /--executions must be one of process, hold, succeed/)
+})

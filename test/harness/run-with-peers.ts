@@ -1,0 +1,62 @@
+// Usage: node test/harness/run-with-peers.ts -- <command> [args...]     (npm test: `-- tap`)
+//
+// Starts the services the tests talk to — one Prefect server for the whole run, instead of one per
+// test file — runs the command with their coordinates in its environment, stops them, and exits
+// with the command's status.
+
+import { spawn } from 'node:child_process'
+import { constants } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startPrefectServer } from '../../src/devstack/prefect-server.ts'
+import { ensurePrefectVenv } from '../../src/devstack/venv.ts'
+import { newTestAuthString, TEST_ENV } from './test-env.ts'
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+const separator = process.argv.indexOf('--')
+const [command, ...args] = separator === -1 ? [] : process.argv.slice(separator + 1)
+if (!command) {
+  process.stderr.write('usage: node test/harness/run-with-peers.ts -- <command> [args...]\n')
+  process.exit(2)
+}
+
+const say = (line: string): void => { process.stderr.write(`[run-with-peers] ${line}\n`) }
+
+const venvStarted = Date.now()
+const venv = await ensurePrefectVenv({ onProgress: (line) => say(`venv: ${line}`) })
+say(`Prefect venv ${venv.dir} ready in ${Date.now() - venvStarted} ms`)
+
+const serverStarted = Date.now()
+const authString = newTestAuthString()
+const server = await startPrefectServer({ venv, authString })
+say(`Prefect server ${server.apiUrl} ready in ${Date.now() - serverStarted} ms`)
+
+const child = spawn(command, args, {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    // So that `-- tap` works without npm having put node_modules/.bin on PATH.
+    PATH: [join(REPO_ROOT, 'node_modules', '.bin'), process.env.PATH].filter(Boolean).join(delimiter),
+    [TEST_ENV.apiUrl]: server.apiUrl,
+    [TEST_ENV.authString]: authString,
+    [TEST_ENV.venv]: venv.dir,
+  },
+})
+
+// A terminal's Ctrl-C reaches the child too (same process group); a SIGTERM sent to us alone is
+// passed on. Either way we wait for the child, then stop the server, rather than die first.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => { if (signal !== 'SIGINT') child.kill(signal) })
+}
+
+child.once('error', async (err) => {
+  say(`cannot run ${command}: ${err.message}`)
+  await server.stop()
+  process.exit(127)
+})
+
+child.once('exit', async (code, signal) => {
+  await server.stop()
+  process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0))
+})
