@@ -31,6 +31,12 @@ export interface Config {
   webhookDeadlineMs: number
   workerName: string
   logLevel: string
+  /** Where Google's ID-token signing certificates are fetched (overridable for offline tests). */
+  googleCertsUrl: string
+  /** How long a started run may stay Cancelling before pushpool cancels its execution. */
+  cancelGraceSeconds: number
+  /** Wall-clock budget of one reconcile pass. */
+  reconcileBudgetMs: number
 }
 
 const list = (value: string | undefined): string[] =>
@@ -68,6 +74,9 @@ const envSchema = {
     PUSHPOOL_LAUNCH_ATTEMPTS: { type: 'string', pattern: '^([1-9]|10)$', default: '3' },
     PUSHPOOL_WEBHOOK_DEADLINE_MS: { type: 'string', pattern: '^[0-9]{3,5}$', default: '8000' },
     PUSHPOOL_WORKER_NAME: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'pushpool' },
+    PUSHPOOL_GOOGLE_CERTS_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'https://www.googleapis.com/oauth2/v1/certs' },
+    PUSHPOOL_CANCEL_GRACE_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '60' },
+    PUSHPOOL_RECONCILE_BUDGET_MS: { type: 'string', pattern: '^[0-9]{3,6}$', default: '25000' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
   },
   required: ['PUSHPOOL_WEBHOOK_SECRETS']
@@ -156,6 +165,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     launchAttempts: Number(raw.PUSHPOOL_LAUNCH_ATTEMPTS),
     webhookDeadlineMs: Number(raw.PUSHPOOL_WEBHOOK_DEADLINE_MS),
     workerName: raw.PUSHPOOL_WORKER_NAME,
-    logLevel: raw.LOG_LEVEL
+    logLevel: raw.LOG_LEVEL,
+    googleCertsUrl: raw.PUSHPOOL_GOOGLE_CERTS_URL,
+    cancelGraceSeconds: Number(raw.PUSHPOOL_CANCEL_GRACE_SECONDS),
+    reconcileBudgetMs: Number(raw.PUSHPOOL_RECONCILE_BUDGET_MS)
   }
 }
