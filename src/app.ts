@@ -16,8 +16,20 @@ export interface AppOptions {
   config: Config
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, as `METHOD /path`, so the contract test can hold them to openapi.yaml. */
+    routeTable: string[]
+  }
+}
+
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   for (const schema of componentSchemas()) fastify.addSchema(schema)
+  const routeTable: string[] = []
+  fastify.decorate('routeTable', routeTable)
+  fastify.addHook('onRoute', route => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routeTable.push(`${method} ${route.url}`)
+  })
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
   await fastify.register(storePlugin)

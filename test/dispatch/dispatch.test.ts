@@ -2,7 +2,7 @@
 // driven by the real @google-cloud/run client, and the app through inject().
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
-import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import { build, webhookHeaders, webhookPayload, adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
@@ -21,7 +21,7 @@ interface Scene {
 }
 
 /** A served cloud-run-v2 pool whose credentials default references a GCP Credentials block. */
-async function scene (t: Test, options: { env?: Record<string, string>, jobVariables?: Record<string, unknown> } = {}): Promise<Scene> {
+async function scene (t: Test, options: { env?: Record<string, string>, jobVariables?: Record<string, unknown>, logLines?: string[] } = {}): Promise<Scene> {
   const pool = `pool-${randomUUID().slice(0, 8)}`
   const template = structuredClone(await prefect.defaultBaseJobTemplate('cloud-run-v2'))
   const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
@@ -32,6 +32,7 @@ async function scene (t: Test, options: { env?: Record<string, string>, jobVaria
     name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {}
   })
   const app = await build(t, {
+    logLines: options.logLines,
     env: {
       PREFECT_API_URL: peers.apiUrl,
       PREFECT_API_AUTH_STRING: peers.authString,
@@ -183,4 +184,28 @@ t.test('runs of pools this pushpool does not serve are ignored', async t => {
   const missing = await post(s.app, randomUUID())
   t.equal(missing.json().status, 'ignored')
   t.match(missing.json().reason, /does not exist/)
+})
+
+t.test('logs: JSON with Cloud Logging severity, ids on every dispatch line, no secret anywhere', async t => {
+  const logLines: string[] = []
+  const s = await scene(t, { logLines })
+  const flowRunId = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 14, times: 1 })
+  t.teardown(() => emulator.clearFaults())
+  const res = await post(s.app, flowRunId)
+  t.equal(res.json().state, 'launched')
+  await post(s.app, flowRunId)
+  const lines = logLines.map(line => JSON.parse(line) as Record<string, unknown>)
+  t.ok(lines.length > 5, 'the dispatch was logged')
+  t.ok(lines.every(l => typeof l.severity === 'string' && typeof l.message === 'string'), 'every line has severity and message')
+  const dispatchLines = lines.filter(l => l.dispatch_id !== undefined || /dispatch|launch|Pending/i.test(String(l.message)))
+  t.ok(dispatchLines.length >= 3)
+  for (const line of dispatchLines) {
+    t.equal(line.flow_run_id, flowRunId, `flow_run_id on "${String(line.message)}"`)
+    t.equal(line.dispatch_id, res.json().dispatch_id, `dispatch_id on "${String(line.message)}"`)
+  }
+  const all = logLines.join('\n')
+  for (const secret of [peers.authString, WEBHOOK_SECRET, ADMIN_TOKEN, 'PRIVATE KEY']) {
+    t.notOk(all.includes(secret), 'no secret in the logs')
+  }
 })

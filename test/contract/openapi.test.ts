@@ -1,0 +1,75 @@
+// openapi.yaml and the running app must agree: the same routes, the same error codes, and real
+// responses that validate against the spec's schemas.
+import t from 'tap'
+import { Ajv } from 'ajv'
+import { openApi } from '../../src/openapi.ts'
+import { ERRORS } from '../../src/errors.ts'
+import { build, adminHeaders, webhookHeaders } from '../helper.ts'
+
+const spec = openApi().document as unknown as {
+  openapi: string
+  paths: Record<string, Record<string, { responses: Record<string, unknown>, operationId: string }>>
+  components: { schemas: Record<string, unknown> }
+}
+
+const specRoutes = Object.entries(spec.paths).flatMap(([path, ops]) =>
+  Object.keys(ops).map(method => `${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`)).sort()
+
+t.test('the document is OpenAPI 3.1 with unique operation ids', async t => {
+  t.match(spec.openapi, /^3\.1\.\d+$/)
+  const ids = Object.values(spec.paths).flatMap(ops => Object.values(ops).map(op => op.operationId))
+  t.equal(new Set(ids).size, ids.length)
+  t.ok(ids.every(id => typeof id === 'string' && id.length > 0))
+})
+
+t.test('every route is in the spec and every spec path is a route', async t => {
+  const app = await build(t)
+  t.same([...new Set(app.routeTable)].sort(), specRoutes)
+})
+
+t.test('the Error schema lists exactly the codes of the error table', async t => {
+  const error = spec.components.schemas.Error as { properties: { code: { enum: string[] } } }
+  t.same([...error.properties.code.enum].sort(), Object.keys(ERRORS).sort())
+})
+
+t.test('real responses validate against the spec', async t => {
+  const ajv = new Ajv({ strict: false, allErrors: true })
+  for (const [name, schema] of Object.entries(spec.components.schemas)) {
+    ajv.addSchema(schema as object, `#/components/schemas/${name}`)
+  }
+  const validate = (path: string, method: string, status: number, body: unknown): void => {
+    const response = spec.paths[path][method].responses[String(status)] as { $ref?: string, content?: Record<string, { schema: { $ref: string } }> }
+    t.ok(response, `${method.toUpperCase()} ${path} documents ${status}`)
+    const ref = response.$ref !== undefined ? '#/components/schemas/Error' : response.content?.['application/json']?.schema.$ref
+    if (ref === undefined) return
+    const check = ajv.getSchema(ref)
+    t.ok(check?.(body), `${method.toUpperCase()} ${path} ${status} conforms: ${JSON.stringify(check?.errors ?? [])}`)
+  }
+  const app = await build(t)
+  const cases: Array<[string, string, Parameters<typeof app.inject>[0]]> = [
+    ['/healthz', 'get', { method: 'GET', url: '/healthz' }],
+    ['/readyz', 'get', { method: 'GET', url: '/readyz' }],
+    ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches', headers: adminHeaders() }],
+    ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches?limit=0', headers: adminHeaders() }],
+    ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches?cursor=bm9wZQ', headers: adminHeaders() }],
+    ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches' }],
+    ['/v1/dispatches/{id}', 'get', { method: 'GET', url: '/v1/dispatches/8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e', headers: adminHeaders() }],
+    ['/v1/dispatches/{id}', 'get', { method: 'GET', url: '/v1/dispatches/not-a-uuid', headers: adminHeaders() }],
+    ['/v1/webhooks/prefect', 'post', { method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: '{}' }]
+  ]
+  for (const [path, method, request] of cases) {
+    const res = await app.inject(request)
+    validate(path, method, res.statusCode, res.json())
+  }
+  const yaml = await app.inject({ method: 'GET', url: '/openapi.yaml' })
+  t.equal(yaml.statusCode, 200)
+  t.match(yaml.headers['content-type'], /yaml/)
+  t.equal(yaml.body, openApi().text)
+})
+
+t.test('unknown routes answer with the error schema', async t => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/nope' })
+  t.equal(res.statusCode, 404)
+  t.equal(res.json().code, 'ROUTE_NOT_FOUND')
+})
