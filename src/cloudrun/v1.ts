@@ -20,6 +20,8 @@ const V2_REJECTED_NAMESPACES = ['run.googleapis.com/', 'cloud.googleapis.com/', 
 const VPC_EGRESS: Readonly<Record<string, string>> = { 'all-traffic': 'ALL_TRAFFIC', 'private-ranges-only': 'PRIVATE_RANGES_ONLY' }
 const EXECUTION_ENVIRONMENT: Readonly<Record<string, string>> = { gen1: 'EXECUTION_ENVIRONMENT_GEN1', gen2: 'EXECUTION_ENVIRONMENT_GEN2' }
 
+const TASK_SPEC = 'spec.template.spec.template.spec'
+
 export function convertV1JobToV2 (v1: JsonObject): V1Conversion {
   const warnings: string[] = []
   const body = fields(v1, '', ['apiVersion', 'kind', 'metadata', 'spec'])
@@ -31,53 +33,18 @@ export function convertV1JobToV2 (v1: JsonObject): V1Conversion {
   const executionMetadata = fields(execution.metadata ?? {}, 'spec.template.metadata', ['labels', 'annotations'])
   const executionSpec = fields(execution.spec, 'spec.template.spec', ['template', 'parallelism', 'taskCount'])
   const task = fields(executionSpec.template, 'spec.template.spec.template', ['spec'])
-  const taskSpec = fields(task.spec, 'spec.template.spec.template.spec', ['containers', 'volumes', 'timeoutSeconds', 'serviceAccountName', 'maxRetries'])
 
   const jobAnnotations = { ...stringMap(metadata.annotations, 'metadata.annotations') }
   const executionAnnotations = { ...stringMap(executionMetadata.annotations, 'spec.template.metadata.annotations') }
-  const take = (annotations: Record<string, string>, key: string): string | undefined => {
-    const value = annotations[key]
-    delete annotations[key]
-    return value === '' ? undefined : value
-  }
+  const launchStage = takeAnnotation(jobAnnotations, 'run.googleapis.com/launch-stage')
+  const taskTemplate = convertTaskTemplate(task.spec, executionAnnotations, warnings)
 
-  const job: V2Job = { template: { template: { containers: [] } } }
-  const launchStage = take(jobAnnotations, 'run.googleapis.com/launch-stage')
+  const job: V2Job = { template: { template: taskTemplate } }
   if (launchStage !== undefined) job.launchStage = launchStage
   const labels = withoutRejected(stringMap(metadata.labels, 'metadata.labels'), 'metadata.labels', warnings)
   if (labels !== undefined) job.labels = labels
   const annotations = withoutRejected(jobAnnotations, 'metadata.annotations', warnings)
   if (annotations !== undefined) job.annotations = annotations
-
-  const taskTemplate: V2TaskTemplate = {
-    containers: list(taskSpec.containers, 'spec.template.spec.template.spec.containers')
-      .map((container, index) => convertContainer(container, `spec.template.spec.template.spec.containers[${index}]`))
-  }
-  if (taskSpec.volumes !== undefined) {
-    taskTemplate.volumes = list(taskSpec.volumes, 'spec.template.spec.template.spec.volumes')
-      .map((volume, index) => convertVolume(volume, `spec.template.spec.template.spec.volumes[${index}]`))
-  }
-  const timeout = integer(taskSpec.timeoutSeconds, 'spec.template.spec.template.spec.timeoutSeconds')
-  if (timeout !== undefined) taskTemplate.timeout = `${timeout}s`
-  if (typeof taskSpec.serviceAccountName === 'string' && taskSpec.serviceAccountName !== '') taskTemplate.serviceAccount = taskSpec.serviceAccountName
-  else if (taskSpec.serviceAccountName != null && taskSpec.serviceAccountName !== '') throw incompatible('spec.template.spec.template.spec.serviceAccountName', 'must be a service account email')
-  const maxRetries = integer(taskSpec.maxRetries, 'spec.template.spec.template.spec.maxRetries')
-  if (maxRetries !== undefined) taskTemplate.maxRetries = maxRetries
-
-  const connector = take(executionAnnotations, 'run.googleapis.com/vpc-access-connector')
-  const egress = take(executionAnnotations, 'run.googleapis.com/vpc-access-egress')
-  if (connector !== undefined) {
-    taskTemplate.vpcAccess = { connector }
-    if (egress !== undefined) taskTemplate.vpcAccess.egress = enumValue(VPC_EGRESS, egress, 'spec.template.metadata.annotations["run.googleapis.com/vpc-access-egress"]')
-  } else if (egress !== undefined) {
-    warnings.push('Dropped annotation run.googleapis.com/vpc-access-egress: it has no effect without a VPC connector.')
-  }
-  const executionEnvironment = take(executionAnnotations, 'run.googleapis.com/execution-environment')
-  if (executionEnvironment !== undefined) {
-    taskTemplate.executionEnvironment = enumValue(EXECUTION_ENVIRONMENT, executionEnvironment, 'spec.template.metadata.annotations["run.googleapis.com/execution-environment"]')
-  }
-
-  job.template.template = taskTemplate
   const executionLabels = withoutRejected(stringMap(executionMetadata.labels, 'spec.template.metadata.labels'), 'spec.template.metadata.labels', warnings)
   if (executionLabels !== undefined) job.template.labels = executionLabels
   const executionAnnotationsLeft = withoutRejected(executionAnnotations, 'spec.template.metadata.annotations', warnings)
@@ -87,6 +54,47 @@ export function convertV1JobToV2 (v1: JsonObject): V1Conversion {
   const taskCount = integer(executionSpec.taskCount, 'spec.template.spec.taskCount')
   if (taskCount !== undefined) job.template.taskCount = taskCount
   return { job, warnings }
+}
+
+/** The v1 task spec, plus the execution annotations whose meaning v2 keeps in the task template (taken out of `annotations`). */
+function convertTaskTemplate (value: unknown, annotations: Record<string, string>, warnings: string[]): V2TaskTemplate {
+  const taskSpec = fields(value, TASK_SPEC, ['containers', 'volumes', 'timeoutSeconds', 'serviceAccountName', 'maxRetries'])
+  const taskTemplate: V2TaskTemplate = {
+    containers: list(taskSpec.containers, `${TASK_SPEC}.containers`).map((container, index) => convertContainer(container, `${TASK_SPEC}.containers[${index}]`))
+  }
+  if (taskSpec.volumes !== undefined) {
+    taskTemplate.volumes = list(taskSpec.volumes, `${TASK_SPEC}.volumes`).map((volume, index) => convertVolume(volume, `${TASK_SPEC}.volumes[${index}]`))
+  }
+  const timeout = integer(taskSpec.timeoutSeconds, `${TASK_SPEC}.timeoutSeconds`)
+  if (timeout !== undefined) taskTemplate.timeout = `${timeout}s`
+  const serviceAccount = taskSpec.serviceAccountName
+  if (serviceAccount !== undefined && serviceAccount !== null && serviceAccount !== '') {
+    if (typeof serviceAccount !== 'string') throw incompatible(`${TASK_SPEC}.serviceAccountName`, 'must be a service account email')
+    taskTemplate.serviceAccount = serviceAccount
+  }
+  const maxRetries = integer(taskSpec.maxRetries, `${TASK_SPEC}.maxRetries`)
+  if (maxRetries !== undefined) taskTemplate.maxRetries = maxRetries
+
+  const connector = takeAnnotation(annotations, 'run.googleapis.com/vpc-access-connector')
+  const egress = takeAnnotation(annotations, 'run.googleapis.com/vpc-access-egress')
+  if (connector !== undefined) {
+    taskTemplate.vpcAccess = { connector }
+    if (egress !== undefined) taskTemplate.vpcAccess.egress = enumValue(VPC_EGRESS, egress, 'spec.template.metadata.annotations["run.googleapis.com/vpc-access-egress"]')
+  } else if (egress !== undefined) {
+    warnings.push('Dropped annotation run.googleapis.com/vpc-access-egress: it has no effect without a VPC connector.')
+  }
+  const executionEnvironment = takeAnnotation(annotations, 'run.googleapis.com/execution-environment')
+  if (executionEnvironment !== undefined) {
+    taskTemplate.executionEnvironment = enumValue(EXECUTION_ENVIRONMENT, executionEnvironment, 'spec.template.metadata.annotations["run.googleapis.com/execution-environment"]')
+  }
+  return taskTemplate
+}
+
+/** Removes an annotation and returns its value; an empty value counts as unset. */
+function takeAnnotation (annotations: Record<string, string>, key: string): string | undefined {
+  const value = annotations[key]
+  delete annotations[key]
+  return value === '' ? undefined : value
 }
 
 function convertContainer (value: unknown, path: string): V2Container {

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RetryLater, NeverRetry } from '../dispatch/failures.ts'
 import type {
-  BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool
+  BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool, WorkQueue
 } from './types.ts'
 
 export interface PrefectClientOptions {
@@ -100,6 +100,36 @@ export class PrefectClient {
   async readVariable (name: string): Promise<unknown> {
     const variable = await this.read<{ value: unknown }>(`/variables/name/${encodeURIComponent(name)}`, '/variables/name/{name}')
     return variable === null ? undefined : variable.value
+  }
+
+  readWorkQueue (id: string): Promise<WorkQueue | null> {
+    return this.read(`/work_queues/${encodeURIComponent(id)}`, '/work_queues/{id}')
+  }
+
+  /** Runs of a pool (optionally one queue) in the given state types. */
+  async countFlowRuns (filter: { pool: string, queueId?: string, stateTypes: StateType[] }): Promise<number> {
+    const body = {
+      flow_runs: { state: { type: { any_: filter.stateTypes } } },
+      work_pools: { name: { any_: [filter.pool] } },
+      ...(filter.queueId !== undefined ? { work_pool_queues: { id: { any_: [filter.queueId] } } } : {})
+    }
+    return (await this.request<number>('POST', '/flow_runs/count', '/flow_runs/count', body)) ?? 0
+  }
+
+  /**
+   * What a polling worker would be handed now: due runs of the pool, within its and its queues'
+   * concurrency limits and skipping paused queues (Prefect applies all of that in its query).
+   */
+  async getScheduledFlowRuns (pool: string, scheduledBefore: Date, limit: number): Promise<FlowRun[]> {
+    const runs = await this.request<Array<{ flow_run: FlowRun }>>('POST', `/work_pools/${encodeURIComponent(pool)}/get_scheduled_flow_runs`,
+      '/work_pools/{name}/get_scheduled_flow_runs', { scheduled_before: scheduledBefore.toISOString(), limit })
+    return (runs ?? []).map(r => r.flow_run)
+  }
+
+  /** Marks the pool READY in Prefect's UI, as a polling worker's heartbeat does. */
+  async workerHeartbeat (pool: string, workerName: string, intervalSeconds: number): Promise<void> {
+    await this.request('POST', `/work_pools/${encodeURIComponent(pool)}/workers/heartbeat`, '/work_pools/{name}/workers/heartbeat',
+      { name: workerName, heartbeat_interval_seconds: intervalSeconds })
   }
 
   /** The server's Prefect version, which sets the default image tag as in Prefect's own worker. */

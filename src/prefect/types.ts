@@ -92,3 +92,13 @@ export interface OrchestrationResult {
   status: 'ACCEPT' | 'REJECT' | 'ABORT' | 'WAIT'
   details: { type: string, reason?: string | null, delay_seconds?: number }
 }
+
+export interface WorkQueue {
+  id: string
+  name: string
+  concurrency_limit: number | null
+  is_paused?: boolean
+}
+
+/** Prefect's terminal state types: a run in one of these is never moved again by pushpool. */
+export const TERMINAL_STATE_TYPES: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED']
