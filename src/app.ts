@@ -11,6 +11,7 @@ import adminAuthPlugin from './plugins/admin-auth.ts'
 import healthRoutes from './routes/health.ts'
 import webhookRoutes from './routes/webhooks.ts'
 import adminRoutes from './routes/admin.ts'
+import operationRoutes from './routes/operations.ts'
 
 export interface AppOptions {
   config: Config
@@ -38,6 +39,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(healthRoutes)
   await fastify.register(webhookRoutes)
   await fastify.register(adminRoutes)
+  await fastify.register(operationRoutes)
 }
 
 export default app

@@ -37,6 +37,8 @@ export interface Config {
   cancelGraceSeconds: number
   /** Wall-clock budget of one reconcile pass. */
   reconcileBudgetMs: number
+  /** How long a launch whose retries were used up waits before reconcile tries again. */
+  retryDelaySeconds: number
 }
 
 const list = (value: string | undefined): string[] =>
@@ -76,6 +78,7 @@ const envSchema = {
     PUSHPOOL_WORKER_NAME: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'pushpool' },
     PUSHPOOL_GOOGLE_CERTS_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'https://www.googleapis.com/oauth2/v1/certs' },
     PUSHPOOL_CANCEL_GRACE_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '60' },
+    PUSHPOOL_RETRY_DELAY_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '30' },
     PUSHPOOL_RECONCILE_BUDGET_MS: { type: 'string', pattern: '^[0-9]{3,6}$', default: '25000' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
   },
@@ -168,6 +171,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: raw.LOG_LEVEL,
     googleCertsUrl: raw.PUSHPOOL_GOOGLE_CERTS_URL,
     cancelGraceSeconds: Number(raw.PUSHPOOL_CANCEL_GRACE_SECONDS),
-    reconcileBudgetMs: Number(raw.PUSHPOOL_RECONCILE_BUDGET_MS)
+    reconcileBudgetMs: Number(raw.PUSHPOOL_RECONCILE_BUDGET_MS),
+    retryDelaySeconds: Number(raw.PUSHPOOL_RETRY_DELAY_SECONDS)
   }
 }

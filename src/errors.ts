@@ -44,6 +44,14 @@ export const ERRORS = {
     statusCode: 404,
     message: 'No dispatch has this id: list dispatches with GET /v1/dispatches'
   },
+  DISPATCH_NOT_CANCELLABLE: {
+    statusCode: 409,
+    message: 'The flow run has already ended, so there is nothing to cancel'
+  },
+  DISPATCH_NOT_REDRIVABLE: {
+    statusCode: 409,
+    message: 'Only a waiting or stuck dispatch can be redriven (deferred, retrying, received, claimed, launching); retry a finished run from Prefect instead'
+  },
   INVALID_QUERY: {
     statusCode: 400,
     message: 'The query string is invalid'

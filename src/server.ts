@@ -26,7 +26,7 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
     requestTimeout: 20_000,
     keepAliveTimeout: 10_000,
     http: { headersTimeout: 10_000 },
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
   })
   // fp() so the app's error handler and decorators apply to the root instance.

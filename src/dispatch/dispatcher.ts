@@ -11,6 +11,8 @@ import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
 import { NeverRetry, RetryLater } from './failures.ts'
 import { prepareLaunch } from './prepare.ts'
+import { ConcurrencyGate } from './concurrency.ts'
+import type { Canceller } from './cancel.ts'
 
 export interface DispatchEvent {
   flowRunId: string
@@ -34,16 +36,20 @@ export interface DispatcherDeps {
   log: Logger
 }
 
-/** Delay before reconcile drives a dispatch whose launch retries were used up. */
-const RETRY_DELAY_MS = 30_000
+/** Delay before a dispatch held back by a concurrency limit is tried again. */
+const LIMIT_RECHECK_MS = 5_000
 const CRASH_PREFIX = 'Failed to submit flow run to infrastructure: '
 
 export class Dispatcher {
   private readonly deps: DispatcherDeps
   private readonly inFlight = new Set<Promise<unknown>>()
+  private readonly gate: ConcurrencyGate
+  private readonly canceller: Canceller
 
-  constructor (deps: DispatcherDeps) {
+  constructor (deps: DispatcherDeps, canceller: Canceller) {
     this.deps = deps
+    this.gate = new ConcurrencyGate(deps.prefect)
+    this.canceller = canceller
   }
 
   /** Handles one webhook: record the dispatch under its idempotency key, then drive it. */
@@ -56,6 +62,7 @@ export class Dispatcher {
       return { status: 'ignored', reason: `work pool ${pool ?? '(none)'} is not served by this pushpool (PUSHPOOL_POOLS)` }
     }
     const state = flowRun.state
+    if (state?.type === 'CANCELLING') return await this.canceller.onCancelling(flowRun)
     if (state === null || state.type !== 'SCHEDULED') return await this.notDispatchable(flowRun, event)
 
     const due = scheduledTime(flowRun)
@@ -85,14 +92,14 @@ export class Dispatcher {
   private async notDispatchable (flowRun: FlowRun, event: DispatchEvent): Promise<DispatchOutcome> {
     const { store, prefect } = this.deps
     const stateName = flowRun.state?.name ?? 'stateless'
+    const latest = await store.latestDispatchForFlowRun(flowRun.id)
+    if (latest !== null && latest.state !== 'skipped') {
+      return { status: 'duplicate', reason: `flow run is ${stateName}; it was dispatched already`, dispatch: latest }
+    }
     const taken = flowRun.state?.type === 'PENDING' || flowRun.state?.type === 'RUNNING'
     const history = taken ? await prefect.readFlowRunStates(flowRun.id) : []
     const scheduled = history.filter(s => s.type === 'SCHEDULED').at(-1)
-    if (scheduled === undefined) {
-      const latest = await store.latestDispatchForFlowRun(flowRun.id)
-      if (latest !== null) return { status: 'duplicate', reason: `flow run is ${stateName}; it was dispatched already`, dispatch: latest }
-      return { status: 'ignored', reason: `flow run is ${stateName}, not a Scheduled-type state` }
-    }
+    if (scheduled === undefined) return { status: 'ignored', reason: `flow run is ${stateName}, not a Scheduled-type state` }
     const { dispatch, created } = await store.createDispatch({
       key: `${flowRun.id}:${scheduled.id}`,
       flowRunId: flowRun.id,
@@ -124,12 +131,29 @@ export class Dispatcher {
     }
   }
 
-  /** Claim → render → launch → report, for a dispatch in `received` or `deferred`. */
+  /**
+   * Claim → render → launch → report. A `received` or `deferred` dispatch is claimed first (within
+   * the pool's concurrency limits); a `retrying` one, or a `claimed` one left behind by a process
+   * that died, already owns its run and goes straight to the launch.
+   */
   async drive (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch> {
     const log = this.deps.log.child({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId })
-    const claimed = await this.claim(dispatch, log)
+    if (dispatch.state === 'retrying' || dispatch.state === 'claimed') return await this.launch(dispatch, log, knownFlowRun)
+    const flowRun = knownFlowRun ?? await this.deps.prefect.readFlowRun(dispatch.flowRunId)
+    if (flowRun === null) {
+      return (await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'skipped', {},
+        { detail: 'the flow run no longer exists in Prefect' })) ?? dispatch
+    }
+    const admission = await this.gate.admit(flowRun, () => this.claim(dispatch, log))
+    if (!admission.admitted) {
+      log.info({ reason: admission.reason }, 'dispatch deferred')
+      return (await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'deferred',
+        { dueAt: new Date(Date.now() + LIMIT_RECHECK_MS).toISOString() }, { detail: `deferred: ${admission.reason}` })) ??
+        (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+    }
+    const claimed = admission.value
     if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
-    return await this.launch(claimed, log, knownFlowRun)
+    return await this.launch(claimed, log, flowRun)
   }
 
   /** Waits for in-flight drives, up to `timeoutMs`; what is left is reconcile's to finish. */
@@ -195,7 +219,8 @@ export class Dispatcher {
       project: prepared.project,
       region: prepared.region,
       jobName: prepared.plan.jobName,
-      jobSpec: prepared.redactedJob
+      jobSpec: prepared.redactedJob,
+      keepJob: prepared.config.keepJob
     }, { detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}` })
     if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
 
@@ -204,7 +229,8 @@ export class Dispatcher {
     try {
       result = await launcher.launch(prepared.clients, prepared.plan, {
         maxAttempts: config.launchAttempts,
-        checkFirst: launching.attempts > 0,
+        // A retried launch may have created an execution whose reply was lost: look before running.
+        checkFirst: dispatch.state === 'retrying' || launching.attempts > 0,
         onAttemptFailed: async failure => {
           attempts++
           log.warn({ attempt: failure.attempt, grpc_code: failure.grpcCode }, 'launch attempt failed')
@@ -243,7 +269,7 @@ export class Dispatcher {
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
       return (await store.transition(dispatch.id, from, 'retrying',
-        { dueAt: new Date(Date.now() + RETRY_DELAY_MS).toISOString(), error: err.message },
+        { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message },
         { detail: err.message })) ?? dispatch
     }
     const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
@@ -259,6 +285,19 @@ export class Dispatcher {
     }
     return (await store.transition(dispatch.id, from, 'submit_failed', { error: message },
       { detail: CRASH_PREFIX + message, reply })) ?? dispatch
+  }
+
+  /** Admin redrive: drive a dispatch that is waiting or stuck, now rather than at reconcile. */
+  async redrive (dispatch: Dispatch): Promise<Dispatch> {
+    if (dispatch.state === 'launching') {
+      // A launch whose process died mid-way: hand it to the retry path, which first looks for an
+      // execution the lost attempt may have created.
+      const moved = await this.deps.store.transition(dispatch.id, ['launching'], 'retrying', {},
+        { detail: 'redriven: launch was interrupted' })
+      if (moved === null) return (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+      return await this.track(this.drive(moved))
+    }
+    return await this.track(this.drive(dispatch))
   }
 }
 

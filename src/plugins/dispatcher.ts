@@ -7,10 +7,15 @@ import { GoogleClients } from '../gcp/clients.ts'
 import { IdentityResolver } from '../gcp/credentials.ts'
 import { Launcher } from '../cloudrun/launcher.ts'
 import { Dispatcher } from '../dispatch/dispatcher.ts'
+import { DispatchClients } from '../dispatch/dispatch-clients.ts'
+import { Canceller } from '../dispatch/cancel.ts'
+import { Reconciler } from '../dispatch/reconcile.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     dispatcher: Dispatcher
+    canceller: Canceller
+    reconciler: Reconciler
     prefect: PrefectClient
   }
 }
@@ -27,10 +32,13 @@ export default fp(async fastify => {
     emulated: config.cloudRunEndpoint !== null,
     readSecret: name => google.readSecret(name)
   })
-  const dispatcher = new Dispatcher({
-    config, store: fastify.store, prefect, google, identities, launcher: new Launcher(), log: fastify.log
-  })
+  const deps = { config, store: fastify.store, prefect, google, identities, launcher: new Launcher(), log: fastify.log }
+  const clients = new DispatchClients(deps)
+  const canceller = new Canceller({ store: fastify.store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
+  const dispatcher = new Dispatcher(deps, canceller)
   fastify.decorate('dispatcher', dispatcher)
+  fastify.decorate('canceller', canceller)
+  fastify.decorate('reconciler', new Reconciler({ config, store: fastify.store, prefect, dispatcher, canceller, clients, log: fastify.log }))
   fastify.decorate('prefect', prefect)
   fastify.addHook('preClose', async () => {
     const left = await dispatcher.drain(DRAIN_MS)

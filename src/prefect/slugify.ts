@@ -1,30 +1,10 @@
 // A port of python-slugify's default ("legacy") pipeline, which Prefect uses for Cloud Run job
 // names (prefect_gcp.utilities.slugify_name) and for the default image tag
-// (prefect.utilities.dockerutils.get_prefect_image_name).
-//
-// One deliberate approximation: python-slugify transliterates non-ASCII text with text-unidecode,
-// a 65,535-entry table that pushpool does not ship. Here, after NFKD normalisation (which already
-// turns "é" into "e" + a combining accent):
-//   - ASCII is kept;
-//   - the Latin-1 and Latin Extended-A letters and signs that do not decompose (ß, æ, ø, ł, ©, …)
-//     use text-unidecode's own transliteration, so Western and Central European names slug exactly;
-//   - combining marks, control and format characters and characters outside the BMP (emoji) are
-//     dropped, as text-unidecode does;
-//   - every other character becomes a separator, where text-unidecode would often spell it out
-//     (Greek, Cyrillic, CJK: "日本" → "ri-ben"). Only the readable part of a job name can differ.
+// (prefect.utilities.dockerutils.get_prefect_image_name), with text-unidecode's transliteration.
 
 import { HTML4_ENTITY_CODEPOINTS } from './render/html-entities.ts'
+import { textUnidecode } from './render/text-unidecode.ts'
 
-/** text-unidecode's output for the non-decomposing Latin-1/Latin Extended-A characters it spells with letters or digits. */
-const LATIN_TRANSLITERATIONS: Readonly<Record<string, string>> = {
-  '\u00a2': 'C/', '\u00a3': 'PS', '\u00a5': 'Y=', '\u00a7': 'SS', '\u00a9': '(c)', '\u00ae': '(r)', '\u00b0': 'deg',
-  '\u00b6': 'P', '\u00c6': 'AE', '\u00d0': 'D', '\u00d7': 'x', '\u00d8': 'O', '\u00de': 'Th', '\u00df': 'ss',
-  '\u00e6': 'ae', '\u00f0': 'd', '\u00f8': 'o', '\u00fe': 'th', '\u0110': 'D', '\u0111': 'd', '\u0126': 'H',
-  '\u0127': 'h', '\u0131': 'i', '\u0138': 'k', '\u0141': 'L', '\u0142': 'l', '\u014a': 'ng', '\u014b': 'NG',
-  '\u0152': 'OE', '\u0153': 'oe', '\u0166': 'T', '\u0167': 't'
-}
-
-const DROPPED_CHARACTER = /[\p{M}\p{Cc}\p{Cf}]/u
 const QUOTES = /'+/g
 const NAMED_ENTITY = new RegExp(`&(${Object.keys(HTML4_ENTITY_CODEPOINTS).join('|')});`, 'g')
 const DECIMAL_ENTITY = /&#(\d+);/g
@@ -46,25 +26,13 @@ export interface SlugifyOptions {
 export function slugify (text: string, options: SlugifyOptions = {}): string {
   const { maxLength = 0, lowercase = true, disallowed = DISALLOWED_BY_DEFAULT } = options
   let slug = text.replace(QUOTES, '-')
-  slug = transliterate(slug.normalize('NFKD'))
+  slug = textUnidecode(slug.normalize('NFKD'))
   slug = decodeEntities(slug).normalize('NFKD')
   if (lowercase) slug = slug.toLowerCase()
   slug = slug.replace(QUOTES, '').replace(COMMA_BETWEEN_DIGITS, '')
   slug = slug.replace(disallowed, '-')
   slug = stripDashes(slug.replace(DUPLICATE_DASHES, '-'))
   return maxLength > 0 ? smartTruncate(slug, maxLength) : slug
-}
-
-function transliterate (text: string): string {
-  let out = ''
-  for (const char of text) {
-    const codePoint = char.codePointAt(0) as number
-    if (codePoint < 0x80) out += char
-    else if (char in LATIN_TRANSLITERATIONS) out += LATIN_TRANSLITERATIONS[char]
-    else if (codePoint > 0xffff || DROPPED_CHARACTER.test(char)) continue
-    else out += ' '
-  }
-  return out
 }
 
 // python-slugify's legacy mode decodes each kind of numeric reference all-or-nothing: one

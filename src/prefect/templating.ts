@@ -128,16 +128,24 @@ function childPath (path: string, key: string | number): string {
   return typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`
 }
 
-async function lookup<T> (read: () => Promise<T>, field: string, what: string): Promise<T> {
+/**
+ * Reads what a placeholder or a `$ref` refers to (null: it does not exist). An outage stays
+ * retryable; anything else becomes a TemplateError whose message names the field and the fix.
+ */
+export async function readReferenced<T> (read: () => Promise<T | null>, field: string, what: string, fix: string): Promise<T> {
+  let found: T | null
   try {
-    return await read()
+    found = await read()
   } catch (error) {
-    // An outage stays retryable; anything else means the reference cannot be followed.
     if (error instanceof RetryLater) throw error
     const reason = error instanceof Error ? error.message : String(error)
-    throw new TemplateError(field, `${what} could not be read (${reason}). It is referenced by the work pool's job template or the job variables; it may have been deleted: recreate it or fix the reference.`, { cause: error })
+    throw new TemplateError(field, `${field} refers to ${what}, which could not be read (${reason}); ${fix}.`, { cause: error })
   }
+  if (found === null) throw new TemplateError(field, `${field} refers to ${what}, which does not exist; ${fix}.`)
+  return found
 }
+
+const FIX_REFERENCE = 'in the deployment\'s or flow run\'s job_variables, or in the work pool\'s base job template'
 
 /**
  * `resolve_block_document_references`: `{"$ref": {"block_document_id": id}}` becomes that block's
@@ -150,12 +158,18 @@ export async function resolveBlockDocumentReferences (template: unknown, lookups
   const byName = new Map<string, Promise<BlockDocument>>()
 
   const readById = (id: string, field: string): Promise<BlockDocument> => {
-    if (!byId.has(id)) byId.set(id, lookup(() => lookups.readBlockDocument(id), field, `Block document ${id}`))
+    if (!byId.has(id)) {
+      byId.set(id, readReferenced(() => lookups.readBlockDocument(id), field, `block document ${id}`,
+        `pick an existing block for it ${FIX_REFERENCE}`))
+    }
     return byId.get(id) as Promise<BlockDocument>
   }
-  const readByName = (typeSlug: string, name: string, field: string): Promise<BlockDocument> => {
+  const readByName = (placeholder: Placeholder, typeSlug: string, name: string, field: string): Promise<BlockDocument> => {
     const key = JSON.stringify([typeSlug, name])
-    if (!byName.has(key)) byName.set(key, lookup(() => lookups.readBlockDocumentByName(typeSlug, name), field, `Block '${name}' of type '${typeSlug}'`))
+    if (!byName.has(key)) {
+      byName.set(key, readReferenced(() => lookups.readBlockDocumentByName(typeSlug, name), field, `block '${name}' of type '${typeSlug}'`,
+        `create that block, or fix ${placeholder.fullMatch} ${FIX_REFERENCE}`))
+    }
     return byName.get(key) as Promise<BlockDocument>
   }
 
@@ -165,7 +179,7 @@ export async function resolveBlockDocumentReferences (template: unknown, lookups
       throw new TemplateError(field, `Block placeholder '${placeholder.fullMatch}' is malformed; write it as {{ prefect.blocks.<block-type-slug>.<block-document-name> }}.`)
     }
     const [typeSlug, name, keyPath] = parts
-    let data: unknown = (await readByName(typeSlug, name, field)).data
+    let data: unknown = (await readByName(placeholder, typeSlug, name, field)).data
     const keyPathIntoValue = keyPath !== undefined && (keyPath === 'value' || keyPath.startsWith('value.') || keyPath.startsWith('value['))
     if (isPlainObject(data) && Object.keys(data).length === 1 && Object.hasOwn(data, 'value') && !keyPathIntoValue) data = data.value
     if (keyPath !== undefined) {
@@ -225,7 +239,11 @@ export async function resolveVariables (template: unknown, lookups: PrefectLooku
   const cache = new Map<string, Promise<unknown>>()
   const read = (placeholderName: string, field: string): Promise<unknown> => {
     const name = placeholderName.replaceAll(VARIABLE_PREFIX, '')
-    if (!cache.has(name)) cache.set(name, lookup(() => lookups.readVariable(name), field, `Variable '${name}'`))
+    if (!cache.has(name)) {
+      const read = async (): Promise<{ value: unknown }> => ({ value: await lookups.readVariable(name) })
+      cache.set(name, readReferenced(read, field, `Prefect variable '${name}'`, `fix {{ prefect.variables.${name} }} ${FIX_REFERENCE}`)
+        .then(found => found.value))
+    }
     return cache.get(name) as Promise<unknown>
   }
 

@@ -5,6 +5,7 @@ import { HttpError } from '../errors.ts'
 import { ref } from '../openapi.ts'
 import type { Config } from '../config.ts'
 import type { Dispatch, DispatchEvent, DispatchQuery, DispatchState } from '../store/store.ts'
+import { dispatchView } from './views.ts'
 
 interface ListQuery {
   state?: DispatchState
@@ -70,30 +71,6 @@ const admin: FastifyPluginAsync = async fastify => {
       links: links(dispatch, fastify.config)
     }
   })
-}
-
-function dispatchView (d: Dispatch): Record<string, unknown> {
-  return {
-    id: d.id,
-    key: d.key,
-    flow_run_id: d.flowRunId,
-    flow_run_name: d.flowRunName,
-    pool: d.pool,
-    deployment_id: d.deploymentId,
-    state: d.state,
-    attempts: d.attempts,
-    due_at: d.dueAt,
-    project: d.project,
-    region: d.region,
-    job_name: d.jobName,
-    execution_name: d.executionName,
-    log_uri: d.logUri,
-    error: d.error,
-    received_at: d.receivedAt,
-    launched_at: d.launchedAt,
-    created_at: d.createdAt,
-    updated_at: d.updatedAt
-  }
 }
 
 function eventView (e: DispatchEvent): Record<string, unknown> {

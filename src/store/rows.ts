@@ -25,6 +25,7 @@ export function rowToDispatch (row: Row): Dispatch {
     jobName: str(row.job_name),
     executionName: str(row.execution_name),
     logUri: str(row.log_uri),
+    keepJob: Number(row.keep_job ?? 0) === 1 || row.keep_job === true,
     jobSpec: json(row.job_spec),
     error: str(row.error),
     receivedAt: iso(row.received_at),
@@ -57,7 +58,8 @@ const COLUMNS: Record<keyof DispatchPatch, string> = {
   logUri: 'log_uri',
   jobSpec: 'job_spec',
   error: 'error',
-  launchedAt: 'launched_at'
+  launchedAt: 'launched_at',
+  keepJob: 'keep_job'
 }
 
 /** `col = ?` assignments for the fields a patch sets; JSON fields are serialised. */
@@ -68,7 +70,9 @@ export function patchColumns (patch: DispatchPatch): { assignments: string[], va
     if (!(field in patch)) continue
     const value = patch[field]
     assignments.push(`${column} = ?`)
-    values.push(field === 'jobSpec' ? (value === null || value === undefined ? null : JSON.stringify(value)) : value ?? null)
+    values.push(field === 'jobSpec'
+      ? (value === null || value === undefined ? null : JSON.stringify(value))
+      : typeof value === 'boolean' ? (value ? 1 : 0) : value ?? null)
   }
   return { assignments, values }
 }

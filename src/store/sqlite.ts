@@ -9,6 +9,7 @@ import type {
   EventInput, NewDispatch, Store
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
+import { FINAL_STATES } from './store.ts'
 import { rowToDispatch, rowToEvent, patchColumns, type Row } from './rows.ts'
 
 export function openSqliteStore (path: string): Store {
@@ -105,6 +106,32 @@ export function openSqliteStore (path: string): Store {
     async listEvents (id) {
       const rows = db.prepare('SELECT * FROM dispatch_events WHERE dispatch_id = ? ORDER BY seq').all(id) as Row[]
       return rows.map(rowToEvent) satisfies DispatchEvent[]
+    },
+
+    async listActionable (states, now, limit) {
+      const marks = states.map(() => '?').join(', ')
+      const rows = db.prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?)
+        ORDER BY updated_at ASC LIMIT ?`).all(...states, now, limit) as Row[]
+      return rows.map(rowToDispatch)
+    },
+
+    async summarizePool (pool) {
+      const counts = Object.fromEntries((db.prepare('SELECT state, COUNT(*) AS n FROM dispatches WHERE pool = ? GROUP BY state')
+        .all(pool) as Array<{ state: string, n: number }>).map(r => [r.state, Number(r.n)]))
+      const last = db.prepare('SELECT MAX(created_at) AS at FROM dispatches WHERE pool = ?').get(pool) as { at: string | null }
+      const launches = db.prepare(`SELECT received_at, launched_at FROM dispatches WHERE pool = ? AND launched_at IS NOT NULL
+        ORDER BY launched_at DESC LIMIT 100`).all(pool) as Array<{ received_at: string, launched_at: string }>
+      return {
+        counts,
+        lastDispatchAt: last.at,
+        recentLatenciesMs: launches.map(r => Date.parse(r.launched_at) - Date.parse(r.received_at))
+      }
+    },
+
+    async prune (before) {
+      const marks = FINAL_STATES.map(() => '?').join(', ')
+      const result = db.prepare(`DELETE FROM dispatches WHERE state IN (${marks}) AND updated_at < ?`).run(...FINAL_STATES, before)
+      return Number(result.changes)
     },
 
     async listDispatches (query: DispatchQuery): Promise<DispatchPage> {

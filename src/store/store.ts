@@ -28,6 +28,8 @@ export interface Dispatch {
   jobName: string | null
   executionName: string | null
   logUri: string | null
+  /** The pool asked to keep the per-run job after the run (Prefect's keep_job). */
+  keepJob: boolean
   /** The rendered Cloud Run job, already redacted: secret values never reach the store. */
   jobSpec: unknown
   error: string | null
@@ -64,7 +66,7 @@ export interface NewDispatch {
 
 /** Fields a transition may set alongside the state. */
 export type DispatchPatch = Partial<Pick<Dispatch,
-'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt'>>
+'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt' | 'keepJob'>>
 
 export interface EventInput {
   detail: string
@@ -87,6 +89,13 @@ export interface DispatchPage {
   next: { createdAt: string, id: string } | null
 }
 
+export interface PoolSummary {
+  counts: Partial<Record<DispatchState, number>>
+  lastDispatchAt: string | null
+  /** received → launched, in ms, for the most recent launches (at most 100). */
+  recentLatenciesMs: number[]
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   /** Insert under `key`, or return the record that already holds it: the exactly-once primitive. */
@@ -101,6 +110,15 @@ export interface Store {
   /** Update fields without a state change and append a note to the event log. */
   note (id: string, type: string, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
   listEvents (id: string): Promise<DispatchEvent[]>
+  /**
+   * Dispatches in any of `states` whose due time has come (or that have none), least recently
+   * touched first: reconcile's work list.
+   */
+  listActionable (states: readonly DispatchState[], now: string, limit: number): Promise<Dispatch[]>
+  /** Counts by state, the newest dispatch time and recent launch latencies (ms), for one pool. */
+  summarizePool (pool: string): Promise<PoolSummary>
+  /** Deletes dispatches in a final state last touched before `before`; returns how many. */
+  prune (before: string): Promise<number>
   listDispatches (query: DispatchQuery): Promise<DispatchPage>
   /** Cheap liveness check of the backing database, for /readyz. */
   ping (): Promise<void>

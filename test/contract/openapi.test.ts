@@ -4,6 +4,7 @@ import t from 'tap'
 import { Ajv } from 'ajv'
 import { openApi } from '../../src/openapi.ts'
 import { ERRORS } from '../../src/errors.ts'
+import type { InjectOptions } from 'fastify'
 import { build, adminHeaders, webhookHeaders } from '../helper.ts'
 
 const spec = openApi().document as unknown as {
@@ -46,7 +47,7 @@ t.test('real responses validate against the spec', async t => {
     t.ok(check?.(body), `${method.toUpperCase()} ${path} ${status} conforms: ${JSON.stringify(check?.errors ?? [])}`)
   }
   const app = await build(t)
-  const cases: Array<[string, string, Parameters<typeof app.inject>[0]]> = [
+  const cases: Array<[string, string, InjectOptions]> = [
     ['/healthz', 'get', { method: 'GET', url: '/healthz' }],
     ['/readyz', 'get', { method: 'GET', url: '/readyz' }],
     ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches', headers: adminHeaders() }],
@@ -55,7 +56,11 @@ t.test('real responses validate against the spec', async t => {
     ['/v1/dispatches', 'get', { method: 'GET', url: '/v1/dispatches' }],
     ['/v1/dispatches/{id}', 'get', { method: 'GET', url: '/v1/dispatches/8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e', headers: adminHeaders() }],
     ['/v1/dispatches/{id}', 'get', { method: 'GET', url: '/v1/dispatches/not-a-uuid', headers: adminHeaders() }],
-    ['/v1/webhooks/prefect', 'post', { method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: '{}' }]
+    ['/v1/webhooks/prefect', 'post', { method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: '{}' }],
+    ['/v1/pools', 'get', { method: 'GET', url: '/v1/pools', headers: adminHeaders() }],
+    ['/v1/dispatches/{id}/cancel', 'post', { method: 'POST', url: '/v1/dispatches/8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e/cancel', headers: adminHeaders() }],
+    ['/v1/dispatches/{id}/redrive', 'post', { method: 'POST', url: '/v1/dispatches/8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e/redrive', headers: adminHeaders() }],
+    ['/v1/reconcile', 'post', { method: 'POST', url: '/v1/reconcile' }]
   ]
   for (const [path, method, request] of cases) {
     const res = await app.inject(request)

@@ -2,63 +2,26 @@
 // driven by the real @google-cloud/run client, and the app through inject().
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
-import { build, webhookHeaders, webhookPayload, adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
+import { adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
+import { scene, executionsOf, type Scene, type SceneOptions } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
-import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
-import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
-import type { FastifyInstance } from 'fastify'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
 
 const peers = await prefectServer()
 const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
 const emulator = await startEmulator({ executions: 'hold' })
 t.teardown(() => emulator.close())
 
-interface Scene {
-  app: FastifyInstance
-  pool: string
-  deploymentId: string
-  flowRun: () => Promise<string>
-}
-
-/** A served cloud-run-v2 pool whose credentials default references a GCP Credentials block. */
-async function scene (t: Test, options: { env?: Record<string, string>, jobVariables?: Record<string, unknown>, logLines?: string[] } = {}): Promise<Scene> {
-  const pool = `pool-${randomUUID().slice(0, 8)}`
-  const template = structuredClone(await prefect.defaultBaseJobTemplate('cloud-run-v2'))
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const flowId = await prefect.createFlow(`flow-${pool}`)
-  const deploymentId = await prefect.createDeployment({
-    name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {}
-  })
-  const app = await build(t, {
-    logLines: options.logLines,
-    env: {
-      PREFECT_API_URL: peers.apiUrl,
-      PREFECT_API_AUTH_STRING: peers.authString,
-      PUSHPOOL_POOLS: pool,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
-      ...options.env
-    }
-  })
-  return { app, pool, deploymentId, flowRun: async () => (await prefect.createFlowRun(deploymentId)).id }
-}
-
-const post = (app: FastifyInstance, flowRunId: string) =>
-  app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId) })
-
-const executionsOf = (emu: Emulator, flowRunId: string) => emu.executions().filter(e =>
-  (e.template?.containers?.[0]?.env ?? []).some((v: { name: string, value?: string }) => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
-
-const detail = async (app: FastifyInstance, id: string) =>
-  (await app.inject({ method: 'GET', url: `/v1/dispatches/${id}`, headers: adminHeaders() })).json()
+const stage = (t: Test, options?: SceneOptions): Promise<Scene> => scene(t, prefect, peers, emulator, options)
+const post = (s: Scene, flowRunId: string) => s.webhook(flowRunId)
 
 t.test('main path: Pending accepted, one execution with the run\'s env and job variables', async t => {
-  const s = await scene(t, { jobVariables: { image: 'us-docker.pkg.dev/p/r/flows:1', cpu: '2000m', memory: '1Gi', timeout: 900 } })
+  const s = await stage(t, { jobVariables: { image: 'us-docker.pkg.dev/p/r/flows:1', cpu: '2000m', memory: '1Gi', timeout: 900 } })
   const flowRunId = await s.flowRun()
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.statusCode, 202)
-  t.equal(res.json().state, 'launched', JSON.stringify((await detail(s.app, res.json().dispatch_id)).events))
+  t.equal(res.json().state, 'launched', JSON.stringify((await s.detail(res.json().dispatch_id)).events))
 
   const run = await prefect.readFlowRun(flowRunId)
   t.equal(run.state?.type, 'PENDING', 'Prefect accepted Pending')
@@ -77,7 +40,7 @@ t.test('main path: Pending accepted, one execution with the run\'s env and job v
   t.equal(execution.template.timeout, '900s')
   t.match(execution.name, /^projects\/proj-test\/locations\/us-central1\/jobs\/[a-z][-a-z0-9]+\/executions\//)
 
-  const d = await detail(s.app, res.json().dispatch_id)
+  const d = await s.detail(res.json().dispatch_id)
   t.same(d.events.map((e: { type: string }) => e.type), ['received', 'claimed', 'pending_accepted', 'launching', 'launched'])
   t.equal(d.dispatch.execution_name, execution.name)
   const storedEnv = d.job_spec.template.template.containers[0].env ?? []
@@ -86,11 +49,11 @@ t.test('main path: Pending accepted, one execution with the run\'s env and job v
 })
 
 t.test('the same webhook 10 times in sequence and 10 concurrently: one dispatch, one execution', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
   const sequential = []
-  for (let i = 0; i < 10; i++) sequential.push(await post(s.app, flowRunId))
-  const concurrent = await Promise.all(Array.from({ length: 10 }, () => post(s.app, flowRunId)))
+  for (let i = 0; i < 10; i++) sequential.push(await post(s, flowRunId))
+  const concurrent = await Promise.all(Array.from({ length: 10 }, () => post(s, flowRunId)))
   const all = [...sequential, ...concurrent]
   t.equal(all.filter(r => r.statusCode === 202).length, 1, 'one webhook started the dispatch')
   t.ok(all.every(r => r.statusCode === 202 || r.json().status === 'duplicate'), 'the rest are duplicates')
@@ -101,35 +64,35 @@ t.test('the same webhook 10 times in sequence and 10 concurrently: one dispatch,
 })
 
 t.test('concurrent first delivery races to one dispatch', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
-  const all = await Promise.all(Array.from({ length: 10 }, () => post(s.app, flowRunId)))
+  const all = await Promise.all(Array.from({ length: 10 }, () => post(s, flowRunId)))
   t.equal(all.filter(r => r.statusCode === 202).length, 1)
   t.equal(executionsOf(emulator, flowRunId).length, 1)
 })
 
 t.test('a run something else already moved to Pending is recorded as skipped', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
   await prefect.setState(flowRunId, { type: 'PENDING', name: 'Pending' }, true)
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.statusCode, 200)
   t.equal(res.json().state, 'skipped')
   t.equal(executionsOf(emulator, flowRunId).length, 0, 'no execution')
-  const d = await detail(s.app, res.json().dispatch_id)
+  const d = await s.detail(res.json().dispatch_id)
   t.equal(d.dispatch.state, 'skipped')
 })
 
 t.test('transient failure: UNAVAILABLE twice, then one execution; the log shows every attempt', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
   emulator.addFault({ method: 'RunJob', code: 14, times: 2, message: 'try again' })
   t.teardown(() => emulator.clearFaults())
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.statusCode, 202)
   t.equal(res.json().state, 'launched')
   t.equal(executionsOf(emulator, flowRunId).length, 1)
-  const d = await detail(s.app, res.json().dispatch_id)
+  const d = await s.detail(res.json().dispatch_id)
   const failed = d.events.filter((e: { type: string }) => e.type === 'attempt_failed')
   t.equal(failed.length, 2, 'two failed attempts logged')
   t.match(failed[0].detail, /UNAVAILABLE/)
@@ -137,23 +100,23 @@ t.test('transient failure: UNAVAILABLE twice, then one execution; the log shows 
 })
 
 t.test('transient failure after the execution was created: adopted, never run twice', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
   emulator.addFault({ method: 'RunJob', code: 14, times: 1, afterEffect: true })
   t.teardown(() => emulator.clearFaults())
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.json().state, 'launched')
   t.equal(executionsOf(emulator, flowRunId).length, 1, 'the lost reply did not cause a second execution')
-  const d = await detail(s.app, res.json().dispatch_id)
+  const d = await s.detail(res.json().dispatch_id)
   t.match(d.events.at(-1).detail, /adopted/)
 })
 
 t.test('permanent failure: INVALID_ARGUMENT crashes the run with a message naming the cause', async t => {
-  const s = await scene(t)
+  const s = await stage(t)
   const flowRunId = await s.flowRun()
   emulator.addFault({ method: 'RunJob', code: 3, times: 1, message: 'template.containers[0].image: bad reference' })
   t.teardown(() => emulator.clearFaults())
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.json().state, 'submit_failed')
   const run = await prefect.readFlowRun(flowRunId)
   t.equal(run.state?.type, 'CRASHED')
@@ -162,9 +125,9 @@ t.test('permanent failure: INVALID_ARGUMENT crashes the run with a message namin
 })
 
 t.test('per-run mode: a job per flow run, named by Prefect\'s rule', async t => {
-  const s = await scene(t, { env: { PUSHPOOL_JOB_MODE: 'per-run' } })
+  const s = await stage(t, { env: { PUSHPOOL_JOB_MODE: 'per-run' } })
   const flowRunId = await s.flowRun()
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.json().state, 'launched')
   const run = await prefect.readFlowRun(flowRunId)
   const executions = executionsOf(emulator, flowRunId)
@@ -175,26 +138,26 @@ t.test('per-run mode: a job per flow run, named by Prefect\'s rule', async t => 
 })
 
 t.test('runs of pools this pushpool does not serve are ignored', async t => {
-  const s = await scene(t, { env: { PUSHPOOL_POOLS: 'some-other-pool' } })
+  const s = await stage(t, { env: { PUSHPOOL_POOLS: 'some-other-pool' } })
   const flowRunId = await s.flowRun()
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.statusCode, 200)
   t.equal(res.json().status, 'ignored')
   t.match(res.json().reason, /not served/)
-  const missing = await post(s.app, randomUUID())
+  const missing = await post(s, randomUUID())
   t.equal(missing.json().status, 'ignored')
   t.match(missing.json().reason, /does not exist/)
 })
 
 t.test('logs: JSON with Cloud Logging severity, ids on every dispatch line, no secret anywhere', async t => {
   const logLines: string[] = []
-  const s = await scene(t, { logLines })
+  const s = await stage(t, { logLines })
   const flowRunId = await s.flowRun()
   emulator.addFault({ method: 'RunJob', code: 14, times: 1 })
   t.teardown(() => emulator.clearFaults())
-  const res = await post(s.app, flowRunId)
+  const res = await post(s, flowRunId)
   t.equal(res.json().state, 'launched')
-  await post(s.app, flowRunId)
+  await post(s, flowRunId)
   const lines = logLines.map(line => JSON.parse(line) as Record<string, unknown>)
   t.ok(lines.length > 5, 'the dispatch was logged')
   t.ok(lines.every(l => typeof l.severity === 'string' && typeof l.message === 'string'), 'every line has severity and message')

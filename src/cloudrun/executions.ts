@@ -1,0 +1,62 @@
+// Reading and steering executions after launch: what reconcile and cancellation need from Cloud
+// Run. Status is derived the way Prefect's worker reads it (completionTime, then the Completed
+// condition), so pushpool and Prefect agree on what "failed" means.
+import type { CloudRunClients } from '../gcp/clients.ts'
+import { classifyGoogleError, grpcCodeOf } from './errors.ts'
+
+export type ExecutionOutcome = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'missing'
+
+export interface ExecutionStatus {
+  outcome: ExecutionOutcome
+  /** Cloud Run's reason, e.g. "The configured timeout was reached." */
+  message: string | null
+  logUri: string | null
+}
+
+interface Condition { type?: string | null, state?: string | number | null, message?: string | null }
+
+// gRPC unary replies decode enums as names, LRO payloads as numbers: accept both.
+const SUCCEEDED = new Set<string | number>(['CONDITION_SUCCEEDED', 4])
+
+export async function readExecution (clients: CloudRunClients, name: string): Promise<ExecutionStatus> {
+  let execution
+  try {
+    [execution] = await clients.executions.getExecution({ name })
+  } catch (err) {
+    if (grpcCodeOf(err) === 5) return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null }
+    throw classifyGoogleError('GetExecution', err)
+  }
+  const completed = (execution.conditions as Condition[] | null | undefined ?? []).find(c => c.type === 'Completed')
+  const logUri = execution.logUri ?? null
+  if (execution.completionTime === null || execution.completionTime === undefined) {
+    return { outcome: 'running', message: null, logUri }
+  }
+  const message = completed?.message ?? null
+  if (Number(execution.cancelledCount ?? 0) > 0) return { outcome: 'cancelled', message, logUri }
+  if (completed?.state !== undefined && completed.state !== null && SUCCEEDED.has(completed.state)) {
+    return { outcome: 'succeeded', message, logUri }
+  }
+  return { outcome: 'failed', message, logUri }
+}
+
+/** Cancels an execution; one that already ended or vanished needs no cancelling. */
+export async function cancelExecution (clients: CloudRunClients, name: string): Promise<'cancelled' | 'already-ended'> {
+  try {
+    await clients.executions.cancelExecution({ name })
+    return 'cancelled'
+  } catch (err) {
+    const code = grpcCodeOf(err)
+    if (code === 5 || code === 9) return 'already-ended'
+    throw classifyGoogleError('CancelExecution', err)
+  }
+}
+
+/** Deletes a per-run job and its executions' records; a job already gone is fine. */
+export async function deleteJob (clients: CloudRunClients, jobName: string): Promise<void> {
+  try {
+    await clients.jobs.deleteJob({ name: jobName })
+  } catch (err) {
+    if (grpcCodeOf(err) === 5) return
+    throw classifyGoogleError('DeleteJob', err)
+  }
+}

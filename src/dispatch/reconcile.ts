@@ -1,0 +1,215 @@
+// Reconcile (DESIGN §6): the loop that makes webhooks optional. Prefect's call-webhook never
+// retries, so anything a webhook missed, and everything that happens after launch, is caught here.
+// One pass is idempotent, bounded in time, and safe to run on several instances at once: every
+// step either goes through a compare-and-set in the store or through Prefect's own arbitration.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Config } from '../config.ts'
+import type { PrefectClient } from '../prefect/client.ts'
+import { TERMINAL_STATE_TYPES, type FlowRun, type StateType } from '../prefect/types.ts'
+import type { Store, Dispatch, DispatchState } from '../store/store.ts'
+import type { Dispatcher } from './dispatcher.ts'
+import type { Canceller } from './cancel.ts'
+import type { DispatchClients } from './dispatch-clients.ts'
+import { readExecution, deleteJob, type ExecutionStatus } from '../cloudrun/executions.ts'
+
+export interface ReconcileReport {
+  checked: number
+  finished: number
+  crashed: number
+  cancelled: number
+  driven: number
+  discovered: number
+  heartbeats: number
+  jobs_deleted: number
+  pruned: number
+  errors: number
+  duration_ms: number
+  /** The time budget ran out before every step was done; the next pass continues. */
+  truncated: boolean
+}
+
+export interface ReconcilerDeps {
+  config: Config
+  store: Store
+  prefect: PrefectClient
+  dispatcher: Dispatcher
+  canceller: Canceller
+  clients: DispatchClients
+  log: Logger
+}
+
+const BATCH = 100
+/** A drive untouched this long belongs to a process that died. */
+const STALE_MS = 120_000
+const FAR_FUTURE = '9999-12-31T00:00:00.000Z'
+
+const FINAL_FOR: Partial<Record<StateType, DispatchState>> = {
+  COMPLETED: 'succeeded', FAILED: 'failed', CANCELLED: 'cancelled', CRASHED: 'crashed'
+}
+
+export class Reconciler {
+  private readonly deps: ReconcilerDeps
+  private running: Promise<ReconcileReport> | null = null
+
+  constructor (deps: ReconcilerDeps) {
+    this.deps = deps
+  }
+
+  /** One pass; a call while a pass runs in this process shares that pass. */
+  run (): Promise<ReconcileReport> {
+    this.running ??= this.pass().finally(() => { this.running = null })
+    return this.running
+  }
+
+  private async pass (): Promise<ReconcileReport> {
+    const { config, log } = this.deps
+    const started = Date.now()
+    const deadline = started + config.reconcileBudgetMs
+    const report: ReconcileReport = {
+      checked: 0, finished: 0, crashed: 0, cancelled: 0, driven: 0, discovered: 0,
+      heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, duration_ms: 0, truncated: false
+    }
+    const steps: Array<() => Promise<void>> = [
+      () => this.checkLaunched(report, deadline),
+      () => this.driveDue(report, deadline),
+      () => this.discover(report, deadline),
+      () => this.heartbeat(report),
+      () => this.prune(report)
+    ]
+    for (const step of steps) {
+      if (Date.now() >= deadline) { report.truncated = true; break }
+      await step()
+    }
+    report.duration_ms = Date.now() - started
+    log.info({ reconcile: report }, 'reconcile pass done')
+    return report
+  }
+
+  /** Runs `work` for each item until the deadline, counting failures instead of stopping on them. */
+  private async each<T>(items: T[], report: ReconcileReport, deadline: number, work: (item: T) => Promise<void>): Promise<void> {
+    for (const item of items) {
+      if (Date.now() >= deadline) { report.truncated = true; return }
+      try {
+        await work(item)
+      } catch (err) {
+        report.errors++
+        this.deps.log.warn({ err: (err as Error).message }, 'reconcile step failed; the next pass retries it')
+      }
+    }
+  }
+
+  /** Launched dispatches: did the execution end, and does Prefect know? */
+  private async checkLaunched (report: ReconcileReport, deadline: number): Promise<void> {
+    const { store, prefect, clients, canceller } = this.deps
+    const launched = await store.listActionable(['launched'], FAR_FUTURE, BATCH)
+    await this.each(launched, report, deadline, async dispatch => {
+      if (dispatch.executionName === null) return
+      report.checked++
+      const status = await readExecution(await clients.forDispatch(dispatch), dispatch.executionName)
+      if (status.outcome === 'running') {
+        // A started run asked to cancel gets a grace period to do it itself.
+        if (dispatch.dueAt === null || dispatch.dueAt > new Date().toISOString()) return
+        const flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+        if (flowRun?.state?.type === 'CANCELLING') {
+          await canceller.enforce(flowRun, dispatch)
+          report.cancelled++
+        }
+        return
+      }
+      const flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+      const closed = await this.close(dispatch, flowRun, status)
+      if (closed?.state === 'crashed') report.crashed++
+      else report.finished++
+      if (closed !== null) await this.retireJob(closed, report)
+    })
+  }
+
+  /**
+   * The execution ended. If Prefect already holds a terminal state, record it; otherwise the
+   * infrastructure died under the run, which becomes Crashed — proposed without force, so a
+   * Completed, Failed or Cancelled run is never overwritten.
+   */
+  private async close (dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
+    const { store, prefect } = this.deps
+    const type = flowRun?.state?.type ?? null
+    const patch = { logUri: status.logUri, dueAt: null }
+    if (type !== null && TERMINAL_STATE_TYPES.includes(type)) {
+      return await store.transition(dispatch.id, ['launched'], FINAL_FOR[type] ?? 'succeeded', patch,
+        { detail: `execution ${status.outcome}; flow run is ${flowRun?.state?.name ?? type}` })
+    }
+    if (status.outcome === 'succeeded' || flowRun === null) {
+      return await store.transition(dispatch.id, ['launched'], 'succeeded', patch,
+        { detail: flowRun === null ? 'execution ended; the flow run no longer exists' : 'execution succeeded' })
+    }
+    const why = status.outcome === 'missing'
+      ? 'the Cloud Run execution disappeared'
+      : `the Cloud Run execution ${status.outcome === 'cancelled' ? 'was cancelled outside Prefect' : 'failed'}: ${status.message ?? 'no reason given'}`
+    const message = `Flow run infrastructure exited before the run finished: ${why}.${status.logUri !== null ? ` Logs: ${status.logUri}` : ''}`
+    const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message }, false)
+    const crashed = result.status === 'ACCEPT'
+    const kept = result.state?.type === undefined ? undefined : FINAL_FOR[result.state.type]
+    return await store.transition(dispatch.id, ['launched'], crashed ? 'crashed' : kept ?? 'failed', { ...patch, error: message },
+      { detail: crashed ? message : `${message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
+        reply: { status: result.status, state: result.state?.type ?? null } })
+  }
+
+  /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */
+  private async retireJob (dispatch: Dispatch, report: ReconcileReport): Promise<void> {
+    if (this.deps.config.jobMode !== 'per-run' || dispatch.keepJob || dispatch.jobName === null) return
+    await deleteJob(await this.deps.clients.forDispatch(dispatch), dispatch.jobName)
+    report.jobs_deleted++
+  }
+
+  /** Deferred runs now due, launches waiting to retry, and drives whose process died. */
+  private async driveDue (report: ReconcileReport, deadline: number): Promise<void> {
+    const { store, config, dispatcher } = this.deps
+    const horizon = new Date(Date.now() + config.prefetchSeconds * 1000).toISOString()
+    const due = await store.listActionable(['deferred', 'retrying'], horizon, BATCH)
+    const staleBefore = new Date(Date.now() - STALE_MS).toISOString()
+    const stale = (await store.listActionable(['received', 'claimed', 'launching'], FAR_FUTURE, BATCH))
+      .filter(d => d.updatedAt < staleBefore)
+    await this.each([...due, ...stale], report, deadline, async dispatch => {
+      const after = await (dispatch.state === 'launching' ? dispatcher.redrive(dispatch) : dispatcher.drive(dispatch))
+      // Only a dispatch that moved on counts: one still held back by a limit is not "driven".
+      if (after.state !== 'deferred' && after.state !== 'retrying') report.driven++
+    })
+  }
+
+  /** Runs Prefect would hand a polling worker now: catches every webhook that never came. */
+  private async discover (report: ReconcileReport, deadline: number): Promise<void> {
+    const { config, prefect, dispatcher } = this.deps
+    const before = new Date(Date.now() + config.prefetchSeconds * 1000)
+    for (const pool of config.pools) {
+      let runs: FlowRun[]
+      try {
+        runs = await prefect.getScheduledFlowRuns(pool, before, BATCH)
+      } catch (err) {
+        report.errors++
+        this.deps.log.warn({ pool, err: (err as Error).message }, 'could not list scheduled runs')
+        continue
+      }
+      await this.each(runs, report, deadline, async run => {
+        const outcome = await dispatcher.handle({ flowRunId: run.id, event: 'reconcile', receivedAt: new Date() })
+        if (outcome.status === 'accepted') report.discovered++
+      })
+    }
+  }
+
+  /** A worker heartbeat per pool, so Prefect's UI shows the pool READY rather than NOT_READY. */
+  private async heartbeat (report: ReconcileReport): Promise<void> {
+    for (const pool of this.deps.config.pools) {
+      try {
+        await this.deps.prefect.workerHeartbeat(pool, this.deps.config.workerName, 90)
+        report.heartbeats++
+      } catch (err) {
+        report.errors++
+        this.deps.log.warn({ pool, err: (err as Error).message }, 'worker heartbeat failed')
+      }
+    }
+  }
+
+  private async prune (report: ReconcileReport): Promise<void> {
+    const before = new Date(Date.now() - this.deps.config.retentionDays * 86_400_000).toISOString()
+    report.pruned = await this.deps.store.prune(before)
+  }
+}

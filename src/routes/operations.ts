@@ -1,0 +1,65 @@
+// Operators' write routes: cancel and redrive a dispatch, reconcile now, and the pools summary.
+// Each is a thin adapter: the decisions live in the dispatcher, canceller and reconciler.
+import type { FastifyPluginAsync } from 'fastify'
+import { HttpError } from '../errors.ts'
+import { ref } from '../openapi.ts'
+import { TERMINAL_STATE_TYPES } from '../prefect/types.ts'
+import { dispatchView } from './views.ts'
+
+const REDRIVABLE = new Set(['deferred', 'retrying', 'received', 'claimed', 'launching'])
+const idParams = { type: 'object', properties: { id: { type: 'string', format: 'uuid' } }, required: ['id'] }
+
+const operations: FastifyPluginAsync = async fastify => {
+  fastify.post<{ Params: { id: string } }>('/v1/dispatches/:id/cancel', {
+    preHandler: fastify.requireAdmin,
+    schema: { params: idParams, response: { 200: ref('DispatchEnvelope') } }
+  }, async request => {
+    const dispatch = await fastify.store.getDispatch(request.params.id)
+    if (dispatch === null) throw new HttpError('DISPATCH_NOT_FOUND')
+    const flowRun = await fastify.prefect.readFlowRun(dispatch.flowRunId)
+    const type = flowRun?.state?.type
+    if (flowRun === null || type === undefined || TERMINAL_STATE_TYPES.includes(type)) throw new HttpError('DISPATCH_NOT_CANCELLABLE')
+    // Prefect is told first, so the engine in a started container sees Cancelling and stops itself.
+    const result = await fastify.prefect.setFlowRunState(flowRun.id, { type: 'CANCELLING', name: 'Cancelling', message: 'Cancelled through pushpool\'s admin API' }, false)
+    const cancelling = { ...flowRun, state: result.state ?? flowRun.state }
+    const outcome = await fastify.canceller.onCancelling(cancelling)
+    const latest = 'dispatch' in outcome && outcome.dispatch !== undefined ? outcome.dispatch : await fastify.store.getDispatch(dispatch.id)
+    return { dispatch: dispatchView(latest ?? dispatch) }
+  })
+
+  fastify.post<{ Params: { id: string } }>('/v1/dispatches/:id/redrive', {
+    preHandler: fastify.requireAdmin,
+    schema: { params: idParams, response: { 200: ref('DispatchEnvelope') } }
+  }, async request => {
+    const dispatch = await fastify.store.getDispatch(request.params.id)
+    if (dispatch === null) throw new HttpError('DISPATCH_NOT_FOUND')
+    if (!REDRIVABLE.has(dispatch.state)) throw new HttpError('DISPATCH_NOT_REDRIVABLE')
+    return { dispatch: dispatchView(await fastify.dispatcher.redrive(dispatch)) }
+  })
+
+  fastify.post('/v1/reconcile', {
+    preHandler: fastify.requireAdmin,
+    schema: { response: { 200: ref('ReconcileReport') } }
+  }, async () => await fastify.reconciler.run())
+
+  fastify.get('/v1/pools', {
+    preHandler: fastify.requireAdmin,
+    schema: { response: { 200: ref('PoolList') } }
+  }, async () => {
+    const pools = await Promise.all(fastify.config.pools.map(async name => {
+      const summary = await fastify.store.summarizePool(name)
+      const sorted = [...summary.recentLatenciesMs].sort((a, b) => a - b)
+      return {
+        name,
+        counts: summary.counts,
+        last_dispatch_at: summary.lastDispatchAt,
+        launch_latency_ms: sorted.length === 0
+          ? null
+          : { median: sorted[Math.floor((sorted.length - 1) / 2)], p90: sorted[Math.floor((sorted.length - 1) * 0.9)], samples: sorted.length }
+      }
+    }))
+    return { pools }
+  })
+}
+
+export default operations

@@ -1,0 +1,68 @@
+// A served cloud-run-v2 pool on the real Prefect server, a deployment in it, and a pushpool app
+// pointed at Prefect and at an emulator: the stage most dispatch tests play on.
+import type { Test } from 'tap'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
+import { serviceAccountKey } from './prefect-fixtures.ts'
+import type { Emulator } from '../../src/emulator/index.ts'
+import type { Execution } from '../../src/emulator/index.ts'
+
+export interface SceneOptions {
+  env?: Record<string, string>
+  jobVariables?: Record<string, unknown>
+  logLines?: string[]
+  concurrencyLimit?: number
+}
+
+export interface Scene {
+  app: FastifyInstance
+  pool: string
+  deploymentId: string
+  /** Creates a flow run of the deployment (Scheduled now, unless `state` says otherwise). */
+  flowRun: (state?: StateCreate) => Promise<string>
+  webhook: (flowRunId: string, event?: string) => Promise<LightMyRequestResponse>
+  reconcile: () => Promise<Record<string, unknown>>
+  detail: (dispatchId: string) => Promise<any>
+}
+
+export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl: string, authString: string },
+  emulator: Emulator, options: SceneOptions = {}): Promise<Scene> {
+  const pool = `pool-${randomUUID().slice(0, 8)}`
+  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
+  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
+  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+  await prefect.createWorkPool(pool, 'cloud-run-v2', template, { concurrencyLimit: options.concurrencyLimit })
+  const flowId = await prefect.createFlow(`flow-${pool}`)
+  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {} })
+  const app = await build(t, {
+    logLines: options.logLines,
+    env: {
+      PREFECT_API_URL: peers.apiUrl,
+      PREFECT_API_AUTH_STRING: peers.authString,
+      PUSHPOOL_POOLS: pool,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      ...options.env
+    }
+  })
+  return {
+    app,
+    pool,
+    deploymentId,
+    flowRun: async state => (await prefect.createFlowRun(deploymentId, state === undefined ? {} : { state })).id,
+    webhook: (flowRunId, event) => app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId, event) }),
+    reconcile: async () => {
+      const res = await app.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+      if (res.statusCode !== 200) throw new Error(`reconcile answered ${res.statusCode}: ${res.body}`)
+      return res.json()
+    },
+    detail: async id => (await app.inject({ method: 'GET', url: `/v1/dispatches/${id}`, headers: adminHeaders() })).json()
+  }
+}
+
+/** The emulator's executions launched for one flow run (by the PREFECT__FLOW_RUN_ID env var). */
+export function executionsOf (emulator: Emulator, flowRunId: string): Execution[] {
+  return emulator.executions().filter(e =>
+    (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
+}

@@ -1,0 +1,101 @@
+// Cancellation without a worker: a run that never started, a started run that does not stop by
+// itself within the grace period, a run with no execution, and the admin route.
+import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { adminHeaders } from '../helper.ts'
+import { scene, executionsOf, type Scene, type SceneOptions } from '../harness/scene.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const emulator = await startEmulator({ executions: 'hold' })
+t.teardown(() => emulator.close())
+
+const stage = (t: Test, options?: SceneOptions): Promise<Scene> => scene(t, prefect, peers, emulator, options)
+
+async function launched (t: Test, s: Scene): Promise<{ flowRunId: string, dispatchId: string, execution: string }> {
+  const flowRunId = await s.flowRun()
+  const res = await s.webhook(flowRunId)
+  t.equal(res.json().state, 'launched')
+  return { flowRunId, dispatchId: res.json().dispatch_id, execution: (await prefect.readFlowRun(flowRunId)).infrastructure_pid ?? '' }
+}
+
+t.test('Cancelling before the run started: the execution is cancelled, then the run is Cancelled', async t => {
+  const s = await stage(t)
+  const run = await launched(t, s)
+  await prefect.setState(run.flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, true)
+  const res = await s.webhook(run.flowRunId, 'prefect.flow-run.Cancelling')
+  t.equal(res.statusCode, 202)
+  t.equal(res.json().state, 'cancelled')
+  t.equal(emulator.execution(run.execution)?.cancelledCount, 1, 'Cloud Run execution cancelled')
+  t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, 'CANCELLED')
+})
+
+t.test('Cancelling a started run: the engine gets a grace period, then reconcile cancels the execution', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_CANCEL_GRACE_SECONDS: '1' } })
+  const run = await launched(t, s)
+  await prefect.setState(run.flowRunId, { type: 'RUNNING', name: 'Running' }, true)
+  await prefect.setState(run.flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, true)
+  const res = await s.webhook(run.flowRunId, 'prefect.flow-run.Cancelling')
+  t.equal(res.json().state, 'launched', 'left to the engine for now')
+  t.equal(emulator.execution(run.execution)?.cancelledCount, 0)
+  t.equal((await s.reconcile()).cancelled, 0, 'within the grace period nothing is forced')
+  await sleep(1200)
+  t.equal((await s.reconcile()).cancelled, 1)
+  t.equal(emulator.execution(run.execution)?.cancelledCount, 1, 'execution cancelled after the grace period')
+  t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, 'CANCELLED')
+  t.equal((await s.detail(run.dispatchId)).dispatch.state, 'cancelled')
+})
+
+t.test('a started run that cancels itself in time is left alone', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_CANCEL_GRACE_SECONDS: '1' } })
+  const run = await launched(t, s)
+  await prefect.setState(run.flowRunId, { type: 'RUNNING', name: 'Running' }, true)
+  await prefect.setState(run.flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, true)
+  await s.webhook(run.flowRunId, 'prefect.flow-run.Cancelling')
+  // The engine reports Cancelled and its container exits.
+  await prefect.setState(run.flowRunId, { type: 'CANCELLED', name: 'Cancelled' }, true)
+  emulator.finishExecution(run.execution, { exitCode: 0 })
+  await sleep(1200)
+  const report = await s.reconcile()
+  t.equal(report.cancelled, 0)
+  t.equal(emulator.execution(run.execution)?.cancelledCount, 0)
+  t.equal((await s.detail(run.dispatchId)).dispatch.state, 'cancelled')
+})
+
+t.test('Cancelling with no execution: the run is simply Cancelled', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun()
+  await prefect.setState(flowRunId, { type: 'PENDING', name: 'Pending' }, true)
+  await prefect.setState(flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, true)
+  const res = await s.webhook(flowRunId, 'prefect.flow-run.Cancelling')
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().status, 'ignored')
+  t.equal((await prefect.readFlowRun(flowRunId)).state?.type, 'CANCELLED')
+  t.equal(executionsOf(emulator, flowRunId).length, 0)
+})
+
+t.test('admin cancel: Prefect is asked for Cancelling, then the same path follows', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_PREFETCH_SECONDS: '1' } })
+  const run = await launched(t, s)
+  const res = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${run.dispatchId}/cancel`, headers: adminHeaders() })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().dispatch.state, 'cancelled')
+  t.equal(emulator.execution(run.execution)?.cancelledCount, 1)
+  t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, 'CANCELLED')
+  const again = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${run.dispatchId}/cancel`, headers: adminHeaders() })
+  t.equal(again.statusCode, 409)
+  t.equal(again.json().code, 'DISPATCH_NOT_CANCELLABLE')
+
+  // A deferred dispatch: cancelled before it ever launches, and reconcile never launches it.
+  const later = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: new Date(Date.now() + 60_000).toISOString() } })
+  const deferred = await s.webhook(later)
+  t.equal(deferred.json().state, 'deferred')
+  const cancel = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${deferred.json().dispatch_id}/cancel`, headers: adminHeaders() })
+  t.equal(cancel.json().dispatch.state, 'cancelled')
+  await s.reconcile()
+  t.equal(executionsOf(emulator, later).length, 0)
+  t.equal((await prefect.readFlowRun(later)).state?.type, 'CANCELLED')
+})

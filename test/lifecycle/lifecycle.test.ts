@@ -1,0 +1,179 @@
+// What happens after (and around) launch, now that no worker watches the run: scheduled runs,
+// retries from Prefect's UI, crash detection, reconcile and retention. Real Prefect, real client,
+// the emulator in 'hold' mode so each test decides how an execution ends.
+import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { scene, executionsOf, type Scene, type SceneOptions } from '../harness/scene.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const emulator = await startEmulator({ executions: 'hold', missingImagePattern: /does-not-exist/ })
+t.teardown(() => emulator.close())
+
+const stage = (t: Test, options?: SceneOptions): Promise<Scene> => scene(t, prefect, peers, emulator, options)
+const at = (ms: number): string => new Date(Date.now() + ms).toISOString()
+
+async function launched (t: Test, s: Scene): Promise<{ flowRunId: string, dispatchId: string, execution: string }> {
+  const flowRunId = await s.flowRun()
+  const res = await s.webhook(flowRunId)
+  t.equal(res.json().state, 'launched', 'launched')
+  const run = await prefect.readFlowRun(flowRunId)
+  return { flowRunId, dispatchId: res.json().dispatch_id, execution: run.infrastructure_pid ?? '' }
+}
+
+t.test('a run scheduled for later is deferred, then dispatched by reconcile once due', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_PREFETCH_SECONDS: '1' } })
+  const flowRunId = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: at(3000) } })
+  const res = await s.webhook(flowRunId)
+  t.equal(res.statusCode, 202)
+  t.equal(res.json().state, 'deferred')
+  t.equal((await s.reconcile()).driven, 0, 'not yet due')
+  t.equal(executionsOf(emulator, flowRunId).length, 0)
+  await sleep(2200)
+  const report = await s.reconcile()
+  t.equal(report.driven, 1, 'due within the prefetch window: driven')
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+  t.equal((await s.detail(res.json().dispatch_id)).dispatch.state, 'launched')
+})
+
+t.test('a Late run (the scheduler\'s runs send no Scheduled event) is dispatched on its Late event', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: at(-60_000) } })
+  await prefect.setState(flowRunId, { type: 'SCHEDULED', name: 'Late', state_details: { scheduled_time: at(-60_000) } }, true)
+  const res = await s.webhook(flowRunId, 'prefect.flow-run.Late')
+  t.equal(res.json().state, 'launched')
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+})
+
+t.test('reconcile dispatches due runs whose webhook never came, once, and reports the pool READY', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun()
+  const [first, second] = await Promise.all([s.reconcile(), s.reconcile()])
+  t.equal(first.discovered, 1)
+  t.same(second, first, 'a concurrent call shares the running pass')
+  const third = await s.reconcile()
+  t.equal(third.discovered, 0, 'idempotent: nothing new the second time')
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+  t.ok(Number(third.heartbeats) >= 1)
+  const pool = await prefect.readWorkPool(s.pool)
+  t.equal((pool as unknown as { status: string }).status, 'READY', 'Prefect shows the pool READY')
+})
+
+t.test('a retry from Prefect\'s UI (AwaitingRetry) is a new dispatch of the same run', async t => {
+  const s = await stage(t)
+  const { flowRunId, dispatchId } = await launched(t, s)
+  await prefect.setState(flowRunId, { type: 'RUNNING', name: 'Running' }, true)
+  await prefect.setState(flowRunId, { type: 'FAILED', name: 'Failed' }, true)
+  await prefect.setState(flowRunId, { type: 'SCHEDULED', name: 'AwaitingRetry', state_details: { scheduled_time: at(0) } }, true)
+  const res = await s.webhook(flowRunId, 'prefect.flow-run.AwaitingRetry')
+  t.equal(res.statusCode, 202)
+  t.not(res.json().dispatch_id, dispatchId, 'a new dispatch')
+  t.equal(res.json().state, 'launched')
+  t.equal(executionsOf(emulator, flowRunId).length, 2, 'one execution per attempt')
+})
+
+t.test('exhausted transient retries become retrying, and reconcile launches exactly once', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_LAUNCH_ATTEMPTS: '2', PUSHPOOL_RETRY_DELAY_SECONDS: '0' } })
+  const flowRunId = await s.flowRun()
+  // The second failure happens after Cloud Run created the execution: only its reply is lost.
+  emulator.addFault({ method: 'RunJob', code: 14, times: 1 })
+  t.teardown(() => emulator.clearFaults())
+  const res = await s.webhook(flowRunId)
+  t.equal(res.json().state, 'launched', 'first a plain retry succeeds')
+  emulator.clearFaults()
+
+  const next = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 8, times: 1 })
+  emulator.addFault({ method: 'RunJob', code: 14, times: 1, afterEffect: true })
+  const retried = await s.webhook(next)
+  t.equal(retried.json().state, 'retrying')
+  t.equal(executionsOf(emulator, next).length, 1, 'the lost reply left one execution')
+  emulator.clearFaults()
+  const report = await s.reconcile()
+  t.equal(report.driven, 1)
+  t.equal(executionsOf(emulator, next).length, 1, 'reconcile adopted it instead of running again')
+  const d = await s.detail(retried.json().dispatch_id)
+  t.equal(d.dispatch.state, 'launched')
+  t.equal((await prefect.readFlowRun(next)).infrastructure_pid, executionsOf(emulator, next)[0].name)
+  t.equal((await s.reconcile()).driven, 0, 'nothing left to drive')
+})
+
+t.test('crash detection: a failed execution crashes a run that is not terminal, with reason and logUri', async t => {
+  const s = await stage(t)
+  const exit = await launched(t, s)
+  const timeout = await launched(t, s)
+  emulator.finishExecution(exit.execution, { exitCode: 137 })
+  emulator.finishExecution(timeout.execution, { timeout: true })
+  const report = await s.reconcile()
+  t.equal(report.crashed, 2)
+  for (const [run, reason] of [[exit, /exited with an error|failed/], [timeout, /timeout was reached/]] as const) {
+    const flowRun = await prefect.readFlowRun(run.flowRunId)
+    t.equal(flowRun.state?.type, 'CRASHED')
+    t.match(flowRun.state?.message, reason)
+    t.match(flowRun.state?.message, /Logs: https:\/\/console\.cloud\.google\.com\/logs/)
+    const d = await s.detail(run.dispatchId)
+    t.equal(d.dispatch.state, 'crashed')
+    t.ok(d.dispatch.log_uri)
+    t.equal(d.links.logs, d.dispatch.log_uri)
+  }
+})
+
+t.test('crash detection: an execution cancelled outside Prefect, and a missing image', async t => {
+  const s = await stage(t)
+  const outside = await launched(t, s)
+  const { v2 } = await import('@google-cloud/run')
+  const { emulatorClientOptions } = await import('../../src/emulator/index.ts')
+  const executions = new v2.ExecutionsClient({ ...emulatorClientOptions(emulator.endpoint), projectId: 'proj-test' })
+  t.teardown(() => executions.close())
+  await executions.cancelExecution({ name: outside.execution })
+
+  const s2 = await stage(t, { jobVariables: { image: 'us-docker.pkg.dev/p/r/does-not-exist:1' } })
+  const missing = await launched(t, s2)
+  await emulator.waitForExecution(missing.execution)
+  await s.reconcile()
+  await s2.reconcile()
+  const cancelled = await prefect.readFlowRun(outside.flowRunId)
+  t.equal(cancelled.state?.type, 'CRASHED')
+  t.match(cancelled.state?.message, /cancelled outside Prefect/)
+  const image = await prefect.readFlowRun(missing.flowRunId)
+  t.equal(image.state?.type, 'CRASHED')
+  t.match(image.state?.message, /execution failed/)
+})
+
+t.test('a run Prefect already holds as Completed, Failed or Cancelled is never overwritten', async t => {
+  const s = await stage(t)
+  const ends = ['COMPLETED', 'FAILED', 'CANCELLED'] as const
+  const runs = []
+  for (const type of ends) {
+    const run = await launched(t, s)
+    await prefect.setState(run.flowRunId, { type: 'RUNNING', name: 'Running' }, true)
+    await prefect.setState(run.flowRunId, { type, name: type[0] + type.slice(1).toLowerCase() }, true)
+    emulator.finishExecution(run.execution, { exitCode: 1 })
+    runs.push(run)
+  }
+  const report = await s.reconcile()
+  t.equal(report.crashed, 0)
+  t.equal(report.finished, 3)
+  for (const [i, run] of runs.entries()) {
+    t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, ends[i], `${ends[i]} kept`)
+    t.equal((await s.detail(run.dispatchId)).dispatch.state, ['succeeded', 'failed', 'cancelled'][i])
+  }
+})
+
+t.test('retention: per-run jobs are deleted after the run unless keep_job is set', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_JOB_MODE: 'per-run' } })
+  const kept = await stage(t, { env: { PUSHPOOL_JOB_MODE: 'per-run' }, jobVariables: { keep_job: true } })
+  const gone = await launched(t, s)
+  const stays = await launched(t, kept)
+  const jobOf = (execution: string): string => execution.split('/executions/')[0]
+  for (const run of [gone, stays]) emulator.finishExecution(run.execution, { exitCode: 0 })
+  await s.reconcile()
+  await kept.reconcile()
+  const jobs = emulator.jobs().map(j => j.name)
+  t.notOk(jobs.includes(jobOf(gone.execution)), 'the finished per-run job was deleted')
+  t.ok(jobs.includes(jobOf(stays.execution)), 'keep_job kept its job')
+  t.equal((await s.detail(gone.dispatchId)).dispatch.state, 'succeeded')
+})
