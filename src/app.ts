@@ -6,6 +6,8 @@ import { componentSchemas } from './openapi.ts'
 import configPlugin from './plugins/config.ts'
 import errorsPlugin from './plugins/errors.ts'
 import storePlugin from './plugins/store.ts'
+import metricsPlugin from './plugins/metrics.ts'
+import metricsRoutes from './routes/metrics.ts'
 import dispatcherPlugin from './plugins/dispatcher.ts'
 import adminAuthPlugin from './plugins/admin-auth.ts'
 import healthRoutes from './routes/health.ts'
@@ -34,12 +36,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
   await fastify.register(storePlugin)
+  await fastify.register(metricsPlugin)
   await fastify.register(dispatcherPlugin)
   await fastify.register(adminAuthPlugin)
   await fastify.register(healthRoutes)
   await fastify.register(webhookRoutes)
   await fastify.register(adminRoutes)
   await fastify.register(operationRoutes)
+  await fastify.register(metricsRoutes)
 }
 
 export default app

@@ -5,6 +5,7 @@ import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
 import { plaintextEndpointOptions } from './endpoint.ts'
+import { grpcCodeOf } from '../cloudrun/errors.ts'
 
 export interface CloudRunClients {
   jobs: JobsClient
@@ -14,7 +15,12 @@ export interface CloudRunClients {
 export interface GoogleClientsOptions {
   cloudRunEndpoint: string | null
   secretManagerEndpoint: string | null
+  /** Called once per Cloud Run RPC with its method name and gRPC status (0 = OK), for metrics. */
+  onCall?: (method: string, code: number) => void
 }
+
+// The Cloud Run RPCs pushpool makes; each is counted by metrics.
+const COUNTED = ['createJob', 'getJob', 'runJob', 'deleteJob', 'getExecution', 'cancelExecution', 'listExecutionsAsync'] as const
 
 export class GoogleClients {
   private readonly options: GoogleClientsOptions
@@ -63,7 +69,35 @@ export class GoogleClients {
       ...(identity.authClient !== null ? { authClient: identity.authClient } : {}),
       ...(endpoint !== null ? plaintextEndpointOptions(endpoint) : {})
     }
-    return { jobs: new v2.JobsClient(options), executions: new v2.ExecutionsClient(options) }
+    return { jobs: this.counted(new v2.JobsClient(options)), executions: this.counted(new v2.ExecutionsClient(options)) }
+  }
+
+  /** Wraps the RPC methods pushpool uses so each call reports its method and status. */
+  private counted<T extends object>(client: T): T {
+    const onCall = this.options.onCall
+    if (onCall === undefined) return client
+    const target = client as Record<string, unknown>
+    for (const name of COUNTED) {
+      const method = target[name]
+      if (typeof method !== 'function') continue
+      const rpc = name.replace(/Async$/, '').replace(/^./, c => c.toUpperCase())
+      target[name] = (...args: unknown[]) => {
+        let result: unknown
+        try {
+          result = method.apply(client, args)
+        } catch (err) {
+          onCall(rpc, grpcCodeOf(err) ?? 2)
+          throw err
+        }
+        if (result instanceof Promise) {
+          return result.then(value => { onCall(rpc, 0); return value }, err => { onCall(rpc, grpcCodeOf(err) ?? 2); throw err })
+        }
+        // An async iterator (paged list): counted when it is started.
+        onCall(rpc, 0)
+        return result
+      }
+    }
+    return client
   }
 
   private async makeSecretManager (): Promise<SecretManagerServiceClient> {
@@ -72,3 +106,4 @@ export class GoogleClients {
     return new SecretManagerServiceClient(endpoint !== null ? { ...plaintextEndpointOptions(endpoint) } : {})
   }
 }
+

@@ -10,6 +10,7 @@ import { Dispatcher } from '../dispatch/dispatcher.ts'
 import { DispatchClients } from '../dispatch/dispatch-clients.ts'
 import { Canceller } from '../dispatch/cancel.ts'
 import { Reconciler } from '../dispatch/reconcile.ts'
+import { instrumentStore } from '../metrics/instrument-store.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,25 +25,39 @@ const DRAIN_MS = 7000
 
 export default fp(async fastify => {
   const { config } = fastify
-  const prefect = new PrefectClient({ apiUrl: config.prefectApiUrl, authString: config.prefectAuthString, apiKey: config.prefectApiKey })
-  const google = new GoogleClients({ cloudRunEndpoint: config.cloudRunEndpoint, secretManagerEndpoint: config.secretManagerEndpoint })
+  const { metrics } = fastify
+  const prefect = new PrefectClient({
+    apiUrl: config.prefectApiUrl,
+    authString: config.prefectAuthString,
+    apiKey: config.prefectApiKey,
+    onCall: (route, status, ms) => {
+      metrics.prefectCalls.inc({ route, status: String(status) })
+      metrics.prefectLatency.observe(ms / 1000, { route })
+    }
+  })
+  const google = new GoogleClients({
+    cloudRunEndpoint: config.cloudRunEndpoint,
+    secretManagerEndpoint: config.secretManagerEndpoint,
+    onCall: (method, code) => { metrics.cloudRunCalls.inc({ method, code: String(code) }) }
+  })
+  const store = instrumentStore(fastify.store, metrics)
   const identities = new IdentityResolver({
     credentialsSecret: config.gcpCredentialsSecret,
     fallbackProject: config.gcpProject,
     emulated: config.cloudRunEndpoint !== null,
     readSecret: name => google.readSecret(name)
   })
-  const deps = { config, store: fastify.store, prefect, google, identities, launcher: new Launcher(), log: fastify.log }
+  const deps = { config, store, prefect, google, identities, launcher: new Launcher(), log: fastify.log }
   const clients = new DispatchClients(deps)
-  const canceller = new Canceller({ store: fastify.store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
+  const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
   const dispatcher = new Dispatcher(deps, canceller)
   fastify.decorate('dispatcher', dispatcher)
   fastify.decorate('canceller', canceller)
-  fastify.decorate('reconciler', new Reconciler({ config, store: fastify.store, prefect, dispatcher, canceller, clients, log: fastify.log }))
+  fastify.decorate('reconciler', new Reconciler({ config, store, prefect, dispatcher, canceller, clients, log: fastify.log }))
   fastify.decorate('prefect', prefect)
   fastify.addHook('preClose', async () => {
     const left = await dispatcher.drain(DRAIN_MS)
     if (left > 0) fastify.log.warn({ in_flight: left }, 'shutting down with dispatches in flight; reconcile will finish them')
   })
   fastify.addHook('onClose', async () => { await google.close() })
-}, { name: 'dispatcher', dependencies: ['config', 'store'] })
+}, { name: 'dispatcher', dependencies: ['config', 'store', 'metrics'] })

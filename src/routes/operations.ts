@@ -40,7 +40,11 @@ const operations: FastifyPluginAsync = async fastify => {
   fastify.post('/v1/reconcile', {
     preHandler: fastify.requireAdmin,
     schema: { response: { 200: ref('ReconcileReport') } }
-  }, async () => await fastify.reconciler.run())
+  }, async () => {
+    const report = await fastify.reconciler.run()
+    fastify.metrics.reconcileDuration.observe(report.duration_ms / 1000)
+    return report
+  })
 
   fastify.get('/v1/pools', {
     preHandler: fastify.requireAdmin,
