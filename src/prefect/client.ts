@@ -164,7 +164,7 @@ export class PrefectClient {
    * One logical request, retried a few times on the statuses Prefect itself marks as retryable.
    * Such a reply means the request was not applied, so even a state proposal is safe to repeat.
    */
-  private async request<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
+  async request<T>(method: string, path: string, route: string = path, body?: unknown): Promise<T | null> {
     for (const delay of RETRY_DELAYS_MS) {
       try {
         return await this.requestOnce<T>(method, path, route, body)

@@ -1,0 +1,139 @@
+// `pushpool demo`: brings the whole push pool up offline, sets up the Prefect side with
+// `pushpool setup`, deploys the example flows, triggers runs that show each feature — every
+// webhook delivered by Prefect's own automation — and reports how each ended.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { PrefectClient } from '../prefect/client.ts'
+import type { FlowRun } from '../prefect/types.ts'
+import type { Dispatch } from '../store/store.ts'
+import { runSetup } from '../setup/setup.ts'
+import { startStack, type Stack } from './stack.ts'
+import { SCENARIOS, EXAMPLE_FLOWS_DIR, type Scenario } from './scenarios.ts'
+import { formatTable, type Row } from './table.ts'
+
+export const DEMO_HELP = `Usage: pushpool demo [--exit]
+
+Brings up a Prefect server, the Cloud Run emulator and pushpool on loopback, runs \`pushpool setup\`,
+deploys the flows in examples/flows and triggers runs that complete, fail, crash, start on
+schedule and get cancelled. Prefect's automation delivers every webhook.
+
+Options:
+  --exit      Exit when every run has ended: 0 if each ended as expected, 1 otherwise.
+              Without it the stack keeps running (with Prefect's UI) until Ctrl-C.
+  -h, --help  Show this help.
+`
+
+const POOL = 'pushpool-demo'
+const DEADLINE_MS = 240_000
+
+interface Tracked { scenario: Scenario, flowRunId: string, createdAt: number, cancelRequested: boolean }
+
+export async function demo (argv: string[], out: (line: string) => void = line => { process.stdout.write(`${line}\n`) }): Promise<number> {
+  const exitWhenDone = argv.includes('--exit')
+  const stack = await startStack({ pool: POOL, ui: !exitWhenDone, progress: line => { out(`• ${line}`) } })
+  let stopping = false
+  const stop = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    out('• stopping everything the demo started')
+    await stack.stop()
+  }
+  try {
+    const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null })
+    out('• pushpool setup: work pool, Webhook block and automations')
+    const report = await runSetup({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null }, {
+      pool: POOL, adopt: false, url: stack.pushpoolUrl, webhookSecret: stack.webhookSecret,
+      webhookSecretSource: 'the demo', dryRun: false
+    })
+    for (const r of report.results) out(`  ${r.outcome.padEnd(9)} ${r.kind} ${r.name}`)
+
+    out('• deploying examples/flows and triggering one run per scenario')
+    const tracked: Tracked[] = []
+    for (const scenario of SCENARIOS) {
+      const deploymentId = await deploy(prefect, scenario)
+      const when = scenario.scheduleIn === undefined ? undefined : new Date(Date.now() + scenario.scheduleIn * 1000).toISOString()
+      const run = await prefect.request<FlowRun>('POST', `/deployments/${deploymentId}/create_flow_run`, undefined,
+        when === undefined ? {} : { state: { type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: when } } })
+      if (run === null) throw new Error(`Prefect did not create a flow run for ${scenario.name}`)
+      tracked.push({ scenario, flowRunId: run.id, createdAt: Date.parse(run.created ?? new Date().toISOString()), cancelRequested: false })
+      out(`  ${scenario.name.padEnd(10)} ${scenario.shows}`)
+    }
+
+    const rows = await watch(stack, prefect, tracked, out)
+    out('')
+    out(formatTable(rows))
+    out('"to launch": from flow-run creation, or from the due time of a scheduled run (negative: the container')
+    out('was up before the run was due, within PUSHPOOL_PREFETCH_SECONDS; Prefect holds the engine until then).')
+    out('')
+    const ok = rows.every(r => r.ok)
+    out(ok ? 'every run ended as expected' : 'some runs did not end as expected (marked ✗)')
+    out('')
+    out(`Prefect UI:   ${stack.prefect.uiUrl}${exitWhenDone ? ' (started without the UI in --exit mode)' : ''}`)
+    out(`pushpool log: ${stack.logFile}`)
+    out('Admin API examples:')
+    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/dispatches`)
+    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/pools`)
+    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/metrics`)
+    if (exitWhenDone) return ok ? 0 : 1
+    out('')
+    out('The stack keeps running; press Ctrl-C to stop it.')
+    await new Promise<void>(resolve => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    return 0
+  } finally {
+    await stop()
+  }
+}
+
+async function deploy (prefect: PrefectClient, scenario: Scenario): Promise<string> {
+  const flow = await prefect.request<{ id: string }>('POST', '/flows/', undefined, { name: scenario.flow })
+  const deployment = await prefect.request<{ id: string }>('POST', '/deployments/', undefined, {
+    name: scenario.name,
+    flow_id: flow?.id,
+    work_pool_name: POOL,
+    entrypoint: `${scenario.flow}.py:${scenario.flow}`,
+    pull_steps: [{ 'prefect.deployments.steps.set_working_directory': { directory: EXAMPLE_FLOWS_DIR } }],
+    job_variables: scenario.jobVariables ?? {}
+  })
+  if (deployment?.id === undefined) throw new Error(`Prefect did not create the ${scenario.name} deployment`)
+  return deployment.id
+}
+
+/** Reconciles every 2 s (Cloud Scheduler does it every minute in production) until every run has ended. */
+async function watch (stack: Stack, prefect: PrefectClient, tracked: Tracked[], out: (line: string) => void): Promise<Row[]> {
+  const deadline = Date.now() + DEADLINE_MS
+  const terminal = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'])
+  let last = ''
+  for (;;) {
+    await stack.pushpool.inject({ method: 'POST', url: '/v1/reconcile', headers: { authorization: `Bearer ${stack.adminToken}` } })
+    const runs = await Promise.all(tracked.map(t => prefect.readFlowRun(t.flowRunId)))
+    for (const [i, t] of tracked.entries()) {
+      if (t.scenario.cancelWhenRunning === true && !t.cancelRequested && runs[i]?.state?.type === 'RUNNING') {
+        t.cancelRequested = true
+        await prefect.setFlowRunState(t.flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, false)
+      }
+    }
+    const dispatches = await Promise.all(tracked.map(t => stack.pushpool.store.latestDispatchForFlowRun(t.flowRunId)))
+    const progress = tracked.map((t, i) => `${t.scenario.name}=${runs[i]?.state?.name ?? '?'}/${dispatches[i]?.state ?? '-'}`).join('  ')
+    if (progress !== last) { out(`  ${progress}`); last = progress }
+    const done = tracked.every((t, i) => terminal.has(runs[i]?.state?.type ?? '') &&
+      dispatches[i] !== null && dispatches[i]?.state === t.scenario.expect.dispatch)
+    if (done || Date.now() > deadline) return tracked.map((t, i) => row(t, runs[i], dispatches[i]))
+    await sleep(2000)
+  }
+}
+
+function row (t: Tracked, run: FlowRun | null, dispatch: Dispatch | null): Row {
+  const launchedAt = dispatch?.launchedAt === null || dispatch?.launchedAt === undefined ? null : Date.parse(dispatch.launchedAt)
+  // For a scheduled run the latency that matters is from its due time, not its creation.
+  const from = t.scenario.scheduleIn === undefined ? t.createdAt : t.createdAt + t.scenario.scheduleIn * 1000
+  return {
+    scenario: t.scenario.name,
+    prefect: run?.state?.name ?? 'unknown',
+    dispatch: dispatch?.state ?? 'none',
+    execution: dispatch?.executionName?.split('/').at(-1) ?? '-',
+    latencyMs: launchedAt === null ? null : launchedAt - from,
+    ok: run?.state?.type === t.scenario.expect.prefect && dispatch?.state === t.scenario.expect.dispatch
+  }
+}

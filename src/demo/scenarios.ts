@@ -1,0 +1,33 @@
+// The runs the demo triggers, each showing one thing pushpool does, with the end it must reach.
+import { fileURLToPath } from 'node:url'
+import type { StateType } from '../prefect/types.ts'
+import type { DispatchState } from '../store/store.ts'
+
+// src/demo and dist/demo both sit two levels below the repository root.
+export const EXAMPLE_FLOWS_DIR = fileURLToPath(new URL('../../examples/flows/', import.meta.url))
+
+export interface Scenario {
+  name: string
+  shows: string
+  flow: 'hello' | 'fails' | 'sleepy'
+  jobVariables?: Record<string, unknown>
+  /** Seconds from now the run is scheduled for; absent means due at once. */
+  scheduleIn?: number
+  /** Ask Prefect to cancel the run once it is running. */
+  cancelWhenRunning?: boolean
+  expect: { prefect: StateType, dispatch: DispatchState }
+}
+
+export const SCENARIOS: Scenario[] = [
+  { name: 'completes', shows: 'an immediate run that completes', flow: 'hello', expect: { prefect: 'COMPLETED', dispatch: 'succeeded' } },
+  { name: 'fails', shows: 'a run that fails inside the flow', flow: 'fails', expect: { prefect: 'FAILED', dispatch: 'failed' } },
+  {
+    name: 'crashes',
+    shows: 'a container that exits non-zero before the engine reports',
+    flow: 'hello',
+    jobVariables: { command: 'python -c "import sys; sys.exit(3)"' },
+    expect: { prefect: 'CRASHED', dispatch: 'crashed' }
+  },
+  { name: 'scheduled', shows: 'a run scheduled 15 s ahead, started on time', flow: 'hello', scheduleIn: 15, expect: { prefect: 'COMPLETED', dispatch: 'succeeded' } },
+  { name: 'cancelled', shows: 'a running flow cancelled from Prefect', flow: 'sleepy', cancelWhenRunning: true, expect: { prefect: 'CANCELLED', dispatch: 'cancelled' } }
+]
