@@ -14,8 +14,8 @@ for (const comparison of differing) {
   console.log(`\n✗ ${comparison.id} (${comparison.about})`)
   for (const difference of comparison.differences) console.log(`    ${difference}`)
 }
-for (const drift of report.templateDrift) console.log(`\n✗ ${drift}`)
+for (const drift of [...report.templateDrift, ...report.transliterationDrift]) console.log(`\n✗ ${drift}`)
 
 const identical = report.comparisons.length - differing.length
 console.log(`\nconformance: ${identical}/${report.comparisons.length} identical`)
-process.exitCode = differing.length === 0 && report.templateDrift.length === 0 ? 0 : 1
+process.exitCode = differing.length === 0 && report.templateDrift.length === 0 && report.transliterationDrift.length === 0 ? 0 : 1

@@ -1,36 +1,110 @@
 #!/usr/bin/env node
 // `pushpool [command]`: serve (the default) runs the service; emulator runs the loopback Cloud Run
-// and Secret Manager emulator. Errors go to stderr; exit codes: 0 ok, 2 usage, 78 configuration.
+// and Secret Manager emulator; setup creates the Prefect side; demo runs the whole push pool offline.
+// Every command has --help. Errors go
+// to stderr; exit codes: 0 ok, 1 failure, 2 usage, 78 configuration.
 import { pathToFileURL } from 'node:url'
 
 const USAGE = `Usage: pushpool [command] [options]
 
 Commands:
   serve       Run the pushpool HTTP service (default). Configured by environment; see README.md.
+  setup       Create or update the Prefect side: work pool, Webhook block, automations.
   emulator    Run the loopback Cloud Run Admin API v2 + Secret Manager emulator (gRPC).
-              Options: --port <n> (default 0), --executions process|hold|succeed (default process)
+  demo        Run the whole push pool offline (Prefect, emulator, pushpool) and show five runs.
 
 Options:
-  -h, --help  Show this help (also after a command: pushpool serve --help)
+  -h, --help  Show this help; after a command, that command's help (pushpool setup --help)
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 78 configuration error.
 `
+
+const SERVE_HELP = `Usage: pushpool serve
+
+Runs the pushpool HTTP service on $PORT (default 8080). It takes no options: it is configured by
+environment variables (README.md lists them all), chiefly:
+  PREFECT_API_URL, PREFECT_API_AUTH_STRING / PREFECT_API_KEY   the Prefect server
+  PUSHPOOL_POOLS                                               the work pools served
+  PUSHPOOL_WEBHOOK_SECRETS                                     secrets the webhook accepts (required)
+  PUSHPOOL_ADMIN_TOKENS, PUSHPOOL_AUDIENCE, PUSHPOOL_ADMIN_PRINCIPALS   admin authentication
+  PUSHPOOL_STORE_URL                                           sqlite:<path> or postgres://...
+Stops on SIGTERM, within Cloud Run's 10 s.
+
+Exit codes: 0 stopped, 1 failure, 78 configuration error (every bad variable is listed).
+`
+
+const EMULATOR_HELP = `Usage: pushpool emulator [options]
+
+Runs the loopback Cloud Run Admin API v2 + Operations + Secret Manager emulator (plaintext gRPC),
+for development, demos and tests. Prints {"endpoint":"host:port"} once listening; point pushpool
+at it with PUSHPOOL_CLOUD_RUN_ENDPOINT and PUSHPOOL_SECRET_MANAGER_ENDPOINT. Stops on SIGTERM.
+
+Options:
+  --host <host>                   address to listen on (default 127.0.0.1)
+  --port <n>                      port (default 0: any free port)
+  --executions process|hold|succeed
+                                  run each execution's command as a local process (default),
+                                  hold it running, or succeed it at once
+  --missing-image-pattern <re>    images matching this regular expression fail as not found
+  --env KEY=VALUE                 extra environment for executions run as processes (repeatable)
+  -h, --help                      show this help
+
+Exit codes: 0 stopped, 2 usage error.
+`
+
+const isHelp = (arg: string): boolean => arg === '--help' || arg === '-h'
 
 export async function run (argv: string[]): Promise<void> {
   const [first, ...rest] = argv
   const command = first === undefined || first.startsWith('-') ? 'serve' : first
   const args = first === undefined || first.startsWith('-') ? argv : rest
-  if (args.includes('--help') || args.includes('-h') || command === 'help') {
+  if (command === 'help') {
+    await run(args[0] === undefined ? ['--help'] : [args[0], '--help'])
+    return
+  }
+  // A bare `pushpool --help` is about pushpool, not about serve.
+  if (args.some(isHelp) && (first === undefined || first.startsWith('-'))) {
     process.stdout.write(USAGE)
     return
   }
   switch (command) {
     case 'serve': {
+      if (args.some(isHelp)) {
+        process.stdout.write(SERVE_HELP)
+        return
+      }
       const { main } = await import('./server.ts')
       await main()
       return
     }
     case 'emulator': {
+      if (args.some(isHelp)) {
+        process.stdout.write(EMULATOR_HELP)
+        return
+      }
       const { main } = await import('./emulator/main.ts')
       await main(args)
+      return
+    }
+    case 'setup': {
+      const { setupCommand } = await import('./setup/cli.ts')
+      // Help first, so `setup --bad --help` still shows help rather than a usage error.
+      process.exitCode = await setupCommand(args.some(isHelp) ? ['--help'] : args)
+      return
+    }
+    case 'demo': {
+      const { demo, DEMO_HELP } = await import('./demo/demo.ts')
+      if (args.some(isHelp)) {
+        process.stdout.write(DEMO_HELP)
+        return
+      }
+      const unknown = args.filter(arg => arg !== '--exit')
+      if (unknown.length > 0) {
+        process.stderr.write(`pushpool demo: unknown option ${unknown[0]}\n\n${DEMO_HELP}`)
+        process.exitCode = 2
+        return
+      }
+      process.exitCode = await demo(args)
       return
     }
     default:

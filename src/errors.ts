@@ -40,6 +40,10 @@ export const ERRORS = {
     statusCode: 403,
     message: 'These credentials are valid but not allowed here: add the principal to PUSHPOOL_ADMIN_PRINCIPALS'
   },
+  ADMIN_AUTH_UNAVAILABLE: {
+    statusCode: 503,
+    message: 'Google ID tokens cannot be verified right now (Google\'s certificates are unreachable): retry later, or use an admin token'
+  },
   DISPATCH_NOT_FOUND: {
     statusCode: 404,
     message: 'No dispatch has this id: list dispatches with GET /v1/dispatches'

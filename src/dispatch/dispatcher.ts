@@ -215,13 +215,17 @@ export class Dispatcher {
     } catch (err) {
       return await this.failBeforeLaunch(dispatch, err, log, ['claimed'])
     }
+    for (const warning of prepared.config.warnings) log.warn({ warning }, 'job template warning')
     const launching = await store.transition(dispatch.id, ['claimed', 'retrying'], 'launching', {
       project: prepared.project,
       region: prepared.region,
       jobName: prepared.plan.jobName,
       jobSpec: prepared.redactedJob,
       keepJob: prepared.config.keepJob
-    }, { detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}` })
+    }, {
+      detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}`,
+      reply: prepared.config.warnings.length > 0 ? { warnings: prepared.config.warnings } : undefined
+    })
     if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
 
     let result

@@ -7,7 +7,7 @@ import type { CloudRunClients } from '../gcp/clients.ts'
 import type { LaunchPlan } from '../cloudrun/launcher.ts'
 import type { V2Job } from '../cloudrun/v2-job.ts'
 import { DISPATCH_MARKER_ENV } from '../cloudrun/launcher.ts'
-import { renderJobConfiguration, type JobConfiguration, type PrefectLookups } from '../prefect/job-config.ts'
+import { renderJobConfiguration, type JobConfiguration } from '../prefect/job-config.ts'
 import { reuseJobId } from '../cloudrun/names.ts'
 import { splitForReuse } from '../cloudrun/reuse.ts'
 import { PrefectRequestError } from '../prefect/client.ts'
@@ -42,7 +42,8 @@ export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRu
     deployment,
     flowRun,
     flow,
-    lookups: lookupsFrom(prefect),
+    // The Prefect client answers null for a missing block or variable; the renderer names the field.
+    lookups: prefect,
     baseEnvironment: baseEnvironment(config),
     workerName: config.workerName,
     prefectVersion
@@ -95,20 +96,4 @@ function baseEnvironment (config: Deps['config']): Record<string, string> {
   if (config.prefectAuthString !== null) env.PREFECT_API_AUTH_STRING = config.prefectAuthString
   if (config.prefectApiKey !== null) env.PREFECT_API_KEY = config.prefectApiKey
   return env
-}
-
-function lookupsFrom (prefect: Deps['prefect']): PrefectLookups {
-  return {
-    async readBlockDocument (id) {
-      const block = await prefect.readBlockDocument(id)
-      if (block === null) throw new TemplateError('credentials', `Block document ${id} referenced by the template does not exist: fix the "$ref" in the work pool's variables`)
-      return block
-    },
-    async readBlockDocumentByName (typeSlug, name) {
-      const block = await prefect.readBlockDocumentByName(typeSlug, name)
-      if (block === null) throw new TemplateError(`prefect.blocks.${typeSlug}.${name}`, `Block ${typeSlug}/${name} referenced by the template does not exist: create it, or fix the placeholder`)
-      return block
-    },
-    readVariable: name => prefect.readVariable(name)
-  }
 }

@@ -12,12 +12,13 @@ import { renderPrefectWorkerJob } from './render/prefect-worker.ts'
 import { validateJobVariables } from './render/validate-variables.ts'
 
 /**
- * The Prefect API reads rendering needs. A lookup that fails with RetryLater (an outage) is passed
- * on; any other failure, such as a 404, becomes a TemplateError naming the reference.
+ * The Prefect API reads rendering needs, answering null (a variable: undefined) for what does not
+ * exist, as PrefectClient does. The renderer words every failure itself, naming the field that
+ * refers to the object and the fix; a lookup that fails with RetryLater (an outage) is passed on.
  */
 export interface PrefectLookups {
-  readBlockDocument(id: string): Promise<BlockDocument> // include_secrets=true
-  readBlockDocumentByName(typeSlug: string, name: string): Promise<BlockDocument>
+  readBlockDocument(id: string): Promise<BlockDocument | null> // include_secrets=true
+  readBlockDocumentByName(typeSlug: string, name: string): Promise<BlockDocument | null>
   readVariable(name: string): Promise<unknown> // undefined when absent
 }
 

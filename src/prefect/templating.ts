@@ -240,8 +240,8 @@ export async function resolveVariables (template: unknown, lookups: PrefectLooku
   const read = (placeholderName: string, field: string): Promise<unknown> => {
     const name = placeholderName.replaceAll(VARIABLE_PREFIX, '')
     if (!cache.has(name)) {
-      const read = async (): Promise<{ value: unknown }> => ({ value: await lookups.readVariable(name) })
-      cache.set(name, readReferenced(read, field, `Prefect variable '${name}'`, `fix {{ prefect.variables.${name} }} ${FIX_REFERENCE}`)
+      const readValue = async (): Promise<{ value: unknown }> => ({ value: await lookups.readVariable(name) })
+      cache.set(name, readReferenced(readValue, field, `Prefect variable '${name}'`, `fix {{ prefect.variables.${name} }} ${FIX_REFERENCE}`)
         .then(found => found.value))
     }
     return cache.get(name) as Promise<unknown>

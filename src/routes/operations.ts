@@ -38,7 +38,7 @@ const operations: FastifyPluginAsync = async fastify => {
   })
 
   fastify.post('/v1/reconcile', {
-    preHandler: fastify.requireAdmin,
+    preHandler: fastify.requireReconcileCaller,
     schema: { response: { 200: ref('ReconcileReport') } }
   }, async () => {
     const report = await fastify.reconciler.run()

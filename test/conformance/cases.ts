@@ -483,6 +483,7 @@ export const CASES: ConformanceCase[] = [
   // --- names -----------------------------------------------------------------------------------
   { id: 'v2-name-unicode-latin', about: 'a Latin unicode flow run name', poolType: 'cloud-run-v2', template: v2(), flowRunName: 'Café Ünïcödé — Straße nach Łódź ©2024' },
   { id: 'v2-name-unicode-cjk', about: 'a CJK flow run name', poolType: 'cloud-run-v2', template: v2(), flowRunName: '日本のフロー' },
+  { id: 'v2-name-unicode-cyrillic-greek', about: 'Cyrillic, Greek and symbol characters in a flow run name', poolType: 'cloud-run-v2', template: v2(), flowRunName: 'Ночной отчёт — Σύνοψη ₂₀₂₄ ℃ № ™' },
   { id: 'v2-name-slugs-to-nothing', about: 'a flow run name that slugs to nothing', poolType: 'cloud-run-v2', template: v2(), flowRunName: '🚀 ✨ 🚀' },
   { id: 'v2-name-leading-digit', about: 'a flow run name starting with a digit', poolType: 'cloud-run-v2', template: v2(), flowRunName: '2024-05-01 backfill' },
   { id: 'v2-name-long', about: 'a long flow run name is cut to 55 characters', poolType: 'cloud-run-v2', template: v2(), flowRunName: 'an-extremely-long-flow-run-name-that-goes-on-and-on-well-past-the-limit-of-cloud-run' },

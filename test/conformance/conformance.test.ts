@@ -12,6 +12,10 @@ t.test('the stored default templates are those the installed prefect-gcp offers'
   t.same(report.templateDrift, [])
 })
 
+t.test('job names transliterate every code point as python-slugify does', async (t) => {
+  t.same(report.transliterationDrift, [])
+})
+
 t.test(`pushpool renders every case as Prefect ${report.prefectVersion} does`, async (t) => {
   t.ok(CASES.length >= 40, `${CASES.length} cases`)
   for (const comparison of report.comparisons) {

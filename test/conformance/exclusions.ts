@@ -5,18 +5,8 @@ export const DOCUMENTED_DIFFERENCES = {
   'random-job-name-suffix': 'Both name a per-run job "<slug>-<7 random hex>"; only the slug is compared.',
   'environment-placeholders': '{{ $NAME }} reads the Prefect worker\'s own environment; pushpool never exposes its environment and renders "". render.py unsets every variable a case\'s {{ $NAME }} placeholders name, which is the state in which Prefect renders "" as well.',
   'invalid-prefect-job-name': 'Where Prefect\'s job id would be refused by Cloud Run (a name that slugs to nothing gives "None-<hex>", a slug starting with a digit gives "<digit>…"), pushpool uses "flow-run-…"; the comparison checks that pushpool\'s id is valid instead.',
-  transliteration: 'Prefect transliterates with text-unidecode; pushpool spells out only Latin-1 and Latin Extended-A characters (and drops marks and emoji), so a name with characters beyond them (Greek, Cyrillic, CJK, most symbols) may slug differently. The comparison checks that pushpool\'s id is valid instead.',
   'v1-metadata-name': 'Prefect\'s cloud-run (v1) worker fills a missing metadata.name with slug(30)-<32 random hex>; pushpool never sends a v1 body (its v2 job id is the per-run name), so that generated name is not compared.',
   'block-reference-validation': 'Prefect\'s server schema wraps block types in oneOf, which refuses a {"$ref": …} block reference in job variables (it matches both branches); its worker renders them. pushpool validates with anyOf and accepts them.'
 } as const
 
 export type DocumentedDifference = keyof typeof DOCUMENTED_DIFFERENCES
-
-/** Characters pushpool's slugify may not transliterate the way text-unidecode does. */
-export function hasCharactersBeyondLatin (text: string): boolean {
-  for (const char of text.normalize('NFKD')) {
-    const codePoint = char.codePointAt(0) as number
-    if (codePoint >= 0x180 && codePoint <= 0xffff && !/\p{M}/u.test(char)) return true
-  }
-  return false
-}

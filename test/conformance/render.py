@@ -4,6 +4,7 @@ Test-only. Run with the Python of a venv that has prefect and prefect-gcp instal
 
     <venv>/bin/python test/conformance/render.py < cases.json > results.json
     <venv>/bin/python test/conformance/render.py --default-templates
+    <venv>/bin/python test/conformance/render.py --transliteration
 
 Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
 "work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
@@ -30,6 +31,7 @@ import os
 import re
 import sys
 import types
+from importlib import import_module
 from typing import Any
 from unittest import mock
 
@@ -185,6 +187,16 @@ async def render(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def transliteration() -> dict[str, Any]:
+    """What python-slugify's transliteration makes of every BMP code point but NUL (beyond it, text-unidecode
+    drops everything), from the backend it picks: Unidecode when installed, else text-unidecode."""
+    try:
+        module = import_module("unidecode")
+    except ModuleNotFoundError:
+        module = import_module("text_unidecode")
+    return {"backend": module.__name__, "table": [module.unidecode(chr(code_point)) for code_point in range(1, 0x10000)]}
+
+
 def clear_environment_placeholders(case: dict[str, Any]) -> None:
     for name in ENV_PLACEHOLDER.findall(json.dumps(case)):
         os.environ.pop(name.lstrip("$"), None)
@@ -193,6 +205,9 @@ def clear_environment_placeholders(case: dict[str, Any]) -> None:
 async def main() -> None:
     if sys.argv[1:] == ["--default-templates"]:
         json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in WORKERS.items()}, sys.stdout)
+        return
+    if sys.argv[1:] == ["--transliteration"]:
+        json.dump(transliteration(), sys.stdout)
         return
     cases = json.load(sys.stdin)["cases"]
     results = {}

@@ -13,8 +13,8 @@ const CREDENTIALS: BlockDocument = {
 }
 
 const lookups: PrefectLookups = {
-  readBlockDocument: async (id) => { if (id === CREDENTIALS.id) return CREDENTIALS; throw new Error(`404 block document ${id}`) },
-  readBlockDocumentByName: async (slug, name) => { if (slug === 'gcp-credentials' && name === 'prod') return CREDENTIALS; throw new Error(`404 block ${slug}/${name}`) },
+  readBlockDocument: async (id) => id === CREDENTIALS.id ? CREDENTIALS : null,
+  readBlockDocumentByName: async (slug, name) => slug === 'gcp-credentials' && name === 'prod' ? CREDENTIALS : null,
   readVariable: async () => undefined
 }
 
@@ -119,13 +119,18 @@ t.test('validation errors never quote a value that may be secret', async (t) => 
   t.notMatch((secret as Error).message, /pnu_plaintext/)
 })
 
-t.test('unknown blocks are TemplateErrors naming the reference', async (t) => {
+t.test('unknown blocks are TemplateErrors naming the field, the reference and the fix', async (t) => {
   await t.rejects(renderJobConfiguration(request(v2(), { flowRun: { env: { X: '{{ prefect.blocks.gcp-credentials.staging.project }}' } } })), {
-    constructor: TemplateError, field: 'job_configuration.env.X', message: /Block 'staging' of type 'gcp-credentials' could not be read/
+    constructor: TemplateError, field: 'job_configuration.env.X', message: /^job_configuration\.env\.X refers to block 'staging' of type 'gcp-credentials', which does not exist; create that block/
   })
   const byId = edited(v2(), configuration => { configuration.credentials = { $ref: { block_document_id: '00000000-0000-4000-8000-000000000000' } } })
   await t.rejects(renderJobConfiguration(request(byId)), {
-    constructor: TemplateError, field: 'job_configuration.credentials', message: /Block document 00000000-0000-4000-8000-000000000000 could not be read/
+    constructor: TemplateError, field: 'job_configuration.credentials', message: /^job_configuration\.credentials refers to block document 00000000-0000-4000-8000-000000000000, which does not exist; pick an existing block/
+  })
+  const missingDefault = v2()
+  missingDefault.variables.properties!.credentials.default = { $ref: { block_document_id: '00000000-0000-4000-8000-000000000000' } }
+  await t.rejects(renderJobConfiguration(request(missingDefault)), {
+    constructor: TemplateError, field: 'variables.credentials.default', message: /^variables\.credentials\.default refers to block document 00000000-0000-4000-8000-000000000000, which does not exist; edit the work pool to pick an existing block for job variable 'credentials'\.$/
   })
 })
 

@@ -11,10 +11,9 @@ const BLOCKS: BlockDocument[] = [
 ]
 
 function lookups (variables: Record<string, unknown> = {}): PrefectLookups {
-  const notFound = (what: string): Error => new Error(`404 ${what}`)
   return {
-    readBlockDocument: async (id) => { const block = BLOCKS.find(b => b.id === id); if (block === undefined) throw notFound(id); return block },
-    readBlockDocumentByName: async (slug, name) => { const block = BLOCKS.find(b => b.block_type?.slug === slug && b.name === name); if (block === undefined) throw notFound(`${slug}/${name}`); return block },
+    readBlockDocument: async (id) => BLOCKS.find(b => b.id === id) ?? null,
+    readBlockDocumentByName: async (slug, name) => BLOCKS.find(b => b.block_type?.slug === slug && b.name === name) ?? null,
     readVariable: async (name) => variables[name]
   }
 }
@@ -95,11 +94,20 @@ t.test('block references by id and by slug', async (t) => {
   })
 })
 
-t.test('block references that cannot be followed are TemplateErrors naming the field', async (t) => {
-  await t.rejects(resolveBlockDocumentReferences({ credentials: { $ref: { block_document_id: 'gone' } } }, lookups(), 'job_configuration'),
-    { name: 'TemplateError', field: 'job_configuration.credentials', message: /Block document gone could not be read/ })
-  await t.rejects(resolveBlockDocumentReferences({ job_body: { image: '{{ prefect.blocks.string.missing }}' } }, lookups(), 'job_configuration'),
-    { name: 'TemplateError', field: 'job_configuration.job_body.image', message: /Block 'missing' of type 'string'/ })
+t.test('block references that cannot be followed are TemplateErrors naming the field and the fix', async (t) => {
+  await t.rejects(resolveBlockDocumentReferences({ credentials: { $ref: { block_document_id: 'gone' } } }, lookups(), 'job_configuration'), {
+    name: 'TemplateError',
+    field: 'job_configuration.credentials',
+    message: /^job_configuration\.credentials refers to block document gone, which does not exist; pick an existing block for it in the deployment's or flow run's job_variables, or in the work pool's base job template\.$/
+  })
+  await t.rejects(resolveBlockDocumentReferences({ job_body: { image: '{{ prefect.blocks.string.missing }}' } }, lookups(), 'job_configuration'), {
+    name: 'TemplateError',
+    field: 'job_configuration.job_body.image',
+    message: /^job_configuration\.job_body\.image refers to block 'missing' of type 'string', which does not exist; create that block, or fix \{\{ prefect\.blocks\.string\.missing \}\} in/
+  })
+  const refused: PrefectLookups = { ...lookups(), readBlockDocumentByName: async () => { throw new Error('Prefect API answered 403') } }
+  await t.rejects(resolveBlockDocumentReferences({ x: '{{ prefect.blocks.secret.db-password }}' }, refused, 'job_configuration'),
+    { name: 'TemplateError', field: 'job_configuration.x', message: /which could not be read \(Prefect API answered 403\); create that block/ })
   await t.rejects(resolveBlockDocumentReferences({ x: 'a{{ prefect.blocks.json.settings }}' }, lookups(), 'job_configuration'),
     { constructor: TemplateError, message: /resolves to an object/ })
   await t.rejects(resolveBlockDocumentReferences({ x: '{{ prefect.blocks.json.settings.value.nope }}' }, lookups(), 'job_configuration'),

@@ -14,10 +14,10 @@
 // pushpool uses `anyOf`, accepting what the worker can render.
 
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
-import { RetryLater, TemplateError } from '../../dispatch/failures.ts'
+import { TemplateError } from '../../dispatch/failures.ts'
 import type { BaseJobTemplate } from '../types.ts'
 import type { PrefectLookups } from '../job-config.ts'
-import { isPlainObject } from '../templating.ts'
+import { isPlainObject, readReferenced } from '../templating.ts'
 
 type Schema = Record<string, unknown>
 
@@ -63,17 +63,10 @@ async function usableDefaults (schema: Schema, lookups: PrefectLookups): Promise
 
 async function defaultBlockData (variable: string, id: unknown, lookups: PrefectLookups): Promise<unknown> {
   const field = `variables.${variable}.default`
+  const fix = `edit the work pool to pick an existing block for job variable '${variable}'`
   const uuid = typeof id === 'string' ? canonicalUuid(id) : null
-  if (uuid === null) {
-    throw new TemplateError(field, `The work pool's default for job variable '${variable}' refers to a block id that is not a UUID; edit the work pool to pick an existing block.`)
-  }
-  try {
-    return (await lookups.readBlockDocument(uuid)).data
-  } catch (error) {
-    if (error instanceof RetryLater) throw error
-    const reason = error instanceof Error ? error.message : String(error)
-    throw new TemplateError(field, `The work pool's default for job variable '${variable}' refers to block document ${id}, which could not be read (${reason}); edit the work pool to pick an existing block.`, { cause: error })
-  }
+  if (uuid === null) throw new TemplateError(field, `${field} refers to a block id that is not a UUID; ${fix}.`)
+  return (await readReferenced(() => lookups.readBlockDocument(uuid), field, `block document ${uuid}`, fix)).data
 }
 
 /** Python's `str(UUID(text))`: braces, a `urn:uuid:` prefix and hyphens are optional on the way in. */
