@@ -1,20 +1,29 @@
 # syntax=docker/dockerfile:1
-# Build stage: compile TypeScript with the dev dependencies, then keep production ones only.
+# pushpool's image: Node 24, production dependencies only, run as a non-root user with plain
+# `node` as PID 1 so that Cloud Run's SIGTERM reaches the server (it drains within 10 s).
+# test/production/dockerfile.test.ts replays this file's build and starts the result: keep to the
+# instructions it knows (FROM, WORKDIR, COPY, RUN, ENV, USER, EXPOSE, CMD).
+
+# Build stage: compile TypeScript with the dev dependencies, then drop them.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
+# The lockfile first, so the dependency layer stays cached while only the source changes.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-# Runtime stage: Node 24, no npm at run time, non-root.
+# Runtime stage: no compiler, no sources, no npm invocation. The files stay owned by root, so the
+# server cannot rewrite its own code.
 FROM node:24-bookworm-slim
-WORKDIR /app
 ENV NODE_ENV=production
+WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# openapi.yaml is read at run time: it is the contract the routes' schemas come from.
 COPY package.json openapi.yaml ./
 USER node
-# Cloud Run sets PORT; pushpool listens on 0.0.0.0 when K_SERVICE is set and stops within 10 s of SIGTERM.
+# Cloud Run sets PORT (8080 by default); pushpool listens on 0.0.0.0 when K_SERVICE is set.
+EXPOSE 8080
 CMD ["node", "dist/server.js"]

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun } from '../prefect/types.ts'
-import type { Store, Dispatch, DispatchState } from '../store/store.ts'
+import { FINAL_STATES, type Store, type Dispatch, type DispatchState } from '../store/store.ts'
 import type { Launcher } from '../cloudrun/launcher.ts'
 import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
@@ -39,6 +39,8 @@ export interface DispatcherDeps {
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
 const LIMIT_RECHECK_MS = 5_000
 const CRASH_PREFIX = 'Failed to submit flow run to infrastructure: '
+/** Scheduled-type states that start a new attempt of a run rather than restate the current one. */
+const NEW_ATTEMPT_STATES = new Set(['AwaitingRetry', 'Resuming'])
 
 export class Dispatcher {
   private readonly deps: DispatcherDeps
@@ -65,6 +67,9 @@ export class Dispatcher {
     if (state?.type === 'CANCELLING') return await this.canceller.onCancelling(flowRun)
     if (state === null || state.type !== 'SCHEDULED') return await this.notDispatchable(flowRun, event)
 
+    const current = await this.currentAttempt(flowRun)
+    if (current !== null) return { status: 'duplicate', reason: `this run's current attempt is dispatch ${current.id} (${current.state})`, dispatch: current }
+
     const due = scheduledTime(flowRun)
     const deferUntil = due !== null && due.getTime() > event.receivedAt.getTime() + config.prefetchSeconds * 1000 ? due : null
     const { dispatch, created } = await store.createDispatch({
@@ -82,6 +87,24 @@ export class Dispatcher {
     if (!created) return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
     if (deferUntil !== null) return { status: 'accepted', dispatch }
     return { status: 'accepted', dispatch: await this.driveWithin(dispatch, flowRun, config.webhookDeadlineMs) }
+  }
+
+  /**
+   * A Scheduled-type state that is not a new attempt (Scheduled again, or Late) belongs to the
+   * attempt already dispatched, if one is under way: a new dispatch would only race it. A dispatch
+   * still waiting to claim is superseded instead, so it cannot launch at a stale time. A retry
+   * (AwaitingRetry) or a resumption is always a new attempt.
+   */
+  private async currentAttempt (flowRun: FlowRun): Promise<Dispatch | null> {
+    if (NEW_ATTEMPT_STATES.has(flowRun.state?.name ?? '')) return null
+    const latest = await this.deps.store.latestDispatchForFlowRun(flowRun.id)
+    if (latest === null || FINAL_STATES.includes(latest.state)) return null
+    // The same state again (a duplicate webhook): the idempotency key answers that.
+    if (latest.key === `${flowRun.id}:${flowRun.state?.id ?? ''}`) return null
+    if (latest.state !== 'received' && latest.state !== 'deferred') return latest
+    const superseded = await this.deps.store.transition(latest.id, ['received', 'deferred'], 'skipped', { dueAt: null },
+      { detail: `superseded: the run entered ${flowRun.state?.name ?? 'a new'} state ${flowRun.state?.id ?? ''}` })
+    return superseded === null ? await this.deps.store.getDispatch(latest.id) : null
   }
 
   /**
@@ -133,12 +156,18 @@ export class Dispatcher {
 
   /**
    * Claim → render → launch → report. A `received` or `deferred` dispatch is claimed first (within
-   * the pool's concurrency limits); a `retrying` one, or a `claimed` one left behind by a process
-   * that died, already owns its run and goes straight to the launch.
+   * the pool's concurrency limits); a `retrying` one already owns its run (Pending was accepted)
+   * and goes straight to the launch.
    */
   async drive (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch> {
     const log = this.deps.log.child({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId })
-    if (dispatch.state === 'retrying' || dispatch.state === 'claimed') return await this.launch(dispatch, log, knownFlowRun)
+    if (dispatch.state === 'retrying') return await this.launch(dispatch, log, knownFlowRun)
+    if (dispatch.state === 'claimed') {
+      // A claim whose process died before Prefect answered: propose again (idempotent, see proposePending).
+      const claimed = await this.proposePending(dispatch, log)
+      if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
+      return await this.launch(claimed, log, knownFlowRun)
+    }
     const flowRun = knownFlowRun ?? await this.deps.prefect.readFlowRun(dispatch.flowRunId)
     if (flowRun === null) {
       return (await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'skipped', {},
@@ -176,18 +205,32 @@ export class Dispatcher {
     return promise
   }
 
-  /** Proposes Pending without force, so Prefect arbitrates between pushpool and any other claimant. */
+  /** Moves a `received` or `deferred` dispatch to `claimed`, then proposes Pending. */
   private async claim (dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
-    const { store, prefect } = this.deps
     // The compare-and-set makes this instance the only driver of the dispatch.
-    const mine = await store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null },
+    const mine = await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null },
       { detail: 'proposing Pending to Prefect' })
-    if (mine === null) return await store.getDispatch(dispatch.id)
+    if (mine === null) return await this.deps.store.getDispatch(dispatch.id)
+    return await this.proposePending(mine, log)
+  }
+
+  /**
+   * Proposes Pending without force, so Prefect arbitrates between pushpool and any other claimant.
+   * The state's message names the dispatch: a proposal whose reply was lost (a timeout) may still
+   * have been applied, and the next attempt, answered ABORT, recognises the Pending as its own.
+   */
+  private async proposePending (mine: Dispatch, log: Logger): Promise<Dispatch | null> {
+    const { store, prefect, config } = this.deps
     let result
     try {
-      result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'PENDING', name: 'Pending' }, false)
+      result = await prefect.setFlowRunState(mine.flowRunId, { type: 'PENDING', name: 'Pending', message: pendingMessage(mine) }, false)
     } catch (err) {
-      return await this.failBeforeLaunch(mine, err, log, ['claimed'])
+      if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(mine, err, log, ['claimed'])
+      // Not `retrying`: that state means Pending was accepted. The run is claimed again later.
+      log.warn({ err: err.message }, 'could not propose Pending; the claim will be retried')
+      return await store.transition(mine.id, ['claimed'], 'deferred',
+        { dueAt: new Date(Date.now() + config.retryDelaySeconds * 1000).toISOString() },
+        { detail: `could not propose Pending: ${err.message}` })
     }
     const reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
     switch (result.status) {
@@ -200,10 +243,16 @@ export class Dispatcher {
           { dueAt: new Date(Date.now() + delay * 1000).toISOString() },
           { detail: `Prefect asked to wait ${delay} s: ${result.details.reason ?? ''}`.trim(), reply })
       }
-      default:
+      default: {
+        const current = await prefect.readFlowRun(mine.flowRunId)
+        if (current?.state?.type === 'PENDING' && current.state.message === pendingMessage(mine)) {
+          return await store.note(mine.id, 'pending_accepted', {},
+            { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
+        }
         log.info({ reply }, 'another party owns the flow run')
         return await store.transition(mine.id, ['claimed'], 'skipped', {},
           { detail: `Prefect answered ${result.status}: ${result.details.reason ?? 'another party owns the flow run'}`, reply })
+      }
     }
   }
 
@@ -303,6 +352,11 @@ export class Dispatcher {
     }
     return await this.track(this.drive(dispatch))
   }
+}
+
+/** The message of the Pending state a dispatch proposes: how a later attempt recognises it. */
+function pendingMessage (dispatch: Dispatch): string {
+  return `Claimed by pushpool dispatch ${dispatch.id}`
 }
 
 /** When a Scheduled-type run is due: its state's scheduled time, else the run's next start time. */

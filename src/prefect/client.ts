@@ -197,8 +197,22 @@ export class PrefectClient {
       return null
     }
     if (response.status === 204) return null
-    if (response.ok) return await response.json() as T
-    const text = (await response.text()).slice(0, 300)
+    let text: string
+    try {
+      text = await response.text()
+    } catch (err) {
+      // The timeout can fire while the body is still arriving: as much an outage as no reply.
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} reply was cut off`, null, { cause: err })
+    }
+    if (response.ok) {
+      try {
+        return text === '' ? null : JSON.parse(text) as T
+      } catch {
+        throw new PrefectRequestError(`Prefect API ${method} ${route} answered something that is not JSON: ` +
+          `is PREFECT_API_URL (${this.apiUrl}) the API URL, usually ending in /api?`, response.status)
+      }
+    }
+    text = text.slice(0, 300)
     if (response.status === 429 || response.status >= 500) {
       throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${response.status}`, response.status)
     }

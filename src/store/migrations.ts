@@ -37,5 +37,50 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     detail TEXT NOT NULL,
     reply TEXT
   );
-  CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`
+  CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`,
+  // 2: per-run jobs the pool asked to keep are left alone by retention.
+  'ALTER TABLE dispatches ADD COLUMN keep_job INTEGER NOT NULL DEFAULT 0'
+]
+
+// PostgreSQL has real types where SQLite has text: timestamptz(3) keeps the millisecond precision
+// the ISO strings (and the listing cursor built from them) carry, and jsonb holds the JSON fields.
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE dispatches (
+    id text PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    flow_run_id text NOT NULL,
+    flow_run_name text,
+    pool text NOT NULL,
+    deployment_id text,
+    state text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    due_at timestamptz(3),
+    project text,
+    region text,
+    job_name text,
+    execution_name text,
+    log_uri text,
+    job_spec jsonb,
+    error text,
+    received_at timestamptz(3) NOT NULL,
+    launched_at timestamptz(3),
+    created_at timestamptz(3) NOT NULL,
+    updated_at timestamptz(3) NOT NULL
+  );
+  CREATE INDEX dispatches_created ON dispatches (created_at DESC, id DESC);
+  CREATE INDEX dispatches_flow_run ON dispatches (flow_run_id, created_at DESC);
+  CREATE INDEX dispatches_state_due ON dispatches (state, due_at);
+  CREATE TABLE dispatch_events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dispatch_id text NOT NULL REFERENCES dispatches (id) ON DELETE CASCADE,
+    at timestamptz(3) NOT NULL,
+    type text NOT NULL,
+    from_state text,
+    to_state text,
+    detail text NOT NULL,
+    reply jsonb
+  );
+  CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`,
+  // 2: per-run jobs the pool asked to keep are left alone by retention.
+  'ALTER TABLE dispatches ADD COLUMN keep_job boolean NOT NULL DEFAULT false'
 ]

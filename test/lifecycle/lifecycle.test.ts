@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { scene, executionsOf, type Scene, type SceneOptions } from '../harness/scene.ts'
+import { ADMIN_TOKEN } from '../helper.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
@@ -176,4 +177,40 @@ t.test('retention: per-run jobs are deleted after the run unless keep_job is set
   t.notOk(jobs.includes(jobOf(gone.execution)), 'the finished per-run job was deleted')
   t.ok(jobs.includes(jobOf(stays.execution)), 'keep_job kept its job')
   t.equal((await s.detail(gone.dispatchId)).dispatch.state, 'succeeded')
+})
+
+t.test('a Pending whose reply was lost is recognised as this dispatch\'s own on the next attempt', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: at(60_000) } })
+  const deferred = await s.webhook(flowRunId)
+  t.equal(deferred.json().state, 'deferred')
+  const dispatchId = deferred.json().dispatch_id
+  // What a timed-out proposal that Prefect nevertheless applied leaves behind.
+  await prefect.setState(flowRunId, { type: 'PENDING', name: 'Pending', message: `Claimed by pushpool dispatch ${dispatchId}` }, true)
+  const redriven = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${dispatchId}/redrive`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  t.equal(redriven.json().dispatch.state, 'launched', 'launched, not skipped')
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
+
+  // Someone else's Pending is still someone else's.
+  const other = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: at(60_000) } })
+  const waiting = await s.webhook(other)
+  await prefect.setState(other, { type: 'PENDING', name: 'Pending', message: 'claimed by a worker' }, true)
+  const skipped = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${waiting.json().dispatch_id}/redrive`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  t.equal(skipped.json().dispatch.state, 'skipped')
+  t.equal(executionsOf(emulator, other).length, 0)
+})
+
+t.test('a Late state supersedes a deferred dispatch of the same attempt; one execution, one live dispatch', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: at(60_000) } })
+  const first = await s.webhook(flowRunId)
+  t.equal(first.json().state, 'deferred')
+  await prefect.setState(flowRunId, { type: 'SCHEDULED', name: 'Late', state_details: { scheduled_time: at(-1000) } }, true)
+  const late = await s.webhook(flowRunId, 'prefect.flow-run.Late')
+  t.equal(late.json().state, 'launched')
+  t.equal((await s.detail(first.json().dispatch_id)).dispatch.state, 'skipped', 'the stale deferred dispatch was superseded')
+  const again = await s.webhook(flowRunId, 'prefect.flow-run.Late')
+  t.equal(again.json().status, 'duplicate')
+  await s.reconcile()
+  t.equal(executionsOf(emulator, flowRunId).length, 1)
 })

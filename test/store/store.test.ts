@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openStore } from '../../src/store/open.ts'
 import type { NewDispatch, Store } from '../../src/store/store.ts'
+import { freshDatabase, NO_POSTGRES, postgresTestUrl } from './postgres-database.ts'
 
 const backends: Array<{ name: string, open: (t: Test) => Promise<Store> }> = [
   {
@@ -17,6 +18,22 @@ const backends: Array<{ name: string, open: (t: Test) => Promise<Store> }> = [
     }
   }
 ]
+
+const postgresUrl = postgresTestUrl()
+if (postgresUrl === undefined) {
+  t.comment(NO_POSTGRES)
+} else {
+  backends.push({
+    name: 'postgres',
+    open: async t => {
+      const store = await openStore(await freshDatabase(t, postgresUrl))
+      t.teardown(() => store.close())
+      return store
+    }
+  })
+}
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 const input = (key: string, overrides: Partial<NewDispatch> = {}): NewDispatch => ({
   key,
@@ -88,5 +105,83 @@ for (const backend of backends) {
     t.equal((await store.listDispatches({ limit: 10, flowRunId: 'run-3' })).items.length, 1)
     t.equal((await store.listDispatches({ limit: 10, since: new Date(Date.now() + 60_000).toISOString() })).items.length, 0)
     await store.ping()
+  })
+
+  t.test(`${backend.name}: times are ISO strings with milliseconds, JSON of any shape round-trips`, async t => {
+    const store = await backend.open(t)
+    const receivedAt = '2026-01-02T03:04:05.678Z'
+    const dueAt = '2026-01-02T03:05:00.001Z'
+    const { dispatch } = await store.createDispatch(input('run-t:s', { state: 'deferred', receivedAt, dueAt }))
+    t.equal(dispatch.receivedAt, receivedAt)
+    t.equal(dispatch.dueAt, dueAt)
+    t.match(dispatch.createdAt, ISO_MS)
+    t.match(dispatch.updatedAt, ISO_MS)
+    t.equal(dispatch.launchedAt, null)
+    t.equal(dispatch.jobSpec, null)
+    await store.note(dispatch.id, 'string_reply', {}, { detail: 'a', reply: 'plain text' })
+    await store.note(dispatch.id, 'number_reply', {}, { detail: 'b', reply: 42 })
+    await store.note(dispatch.id, 'no_reply', { jobSpec: ['list', { nested: true }] }, { detail: 'c' })
+    const events = await store.listEvents(dispatch.id)
+    t.same(events.map(e => e.reply), [null, 'plain text', 42, null])
+    t.ok(events.every(e => ISO_MS.test(e.at)), 'event times carry milliseconds')
+    t.same((await store.getDispatch(dispatch.id))?.jobSpec, ['list', { nested: true }])
+    const cleared = await store.note(dispatch.id, 'cleared', { jobSpec: null, dueAt: null }, { detail: 'd' })
+    t.equal(cleared?.jobSpec, null)
+    t.equal(cleared?.dueAt, null)
+  })
+
+  t.test(`${backend.name}: a transition from a state the dispatch is not in changes nothing`, async t => {
+    const store = await backend.open(t)
+    const { dispatch } = await store.createDispatch(input('run-c:s'))
+    t.equal(await store.transition(dispatch.id, ['claimed', 'launching'], 'launched', { attempts: 9 }, { detail: 'stale' }), null)
+    t.equal(await store.transition('00000000-0000-0000-0000-000000000000', ['received'], 'claimed', {}, { detail: 'gone' }), null)
+    const after = await store.getDispatch(dispatch.id)
+    t.equal(after?.state, 'received')
+    t.equal(after?.attempts, 0)
+    t.same((await store.listEvents(dispatch.id)).map(e => e.type), ['received'], 'no event for a lost compare-and-set')
+    const winners = await Promise.all(Array.from({ length: 8 }, () =>
+      store.transition(dispatch.id, ['received'], 'claimed', {}, { detail: 'race' })))
+    t.equal(winners.filter(w => w !== null).length, 1, 'concurrent claims: exactly one wins')
+  })
+
+  t.test(`${backend.name}: reconcile's work list and retention`, async t => {
+    const store = await backend.open(t)
+    const now = new Date().toISOString()
+    const past = new Date(Date.now() - 60_000).toISOString()
+    const future = new Date(Date.now() + 60_000).toISOString()
+    const due = (await store.createDispatch(input('run-a1:s', { state: 'deferred', dueAt: past }))).dispatch
+    await store.createDispatch(input('run-a2:s', { state: 'deferred', dueAt: future }))
+    const launched = (await store.createDispatch(input('run-a3:s', { state: 'launched' }))).dispatch
+    await store.createDispatch(input('run-a4:s', { state: 'received' }))
+    const actionable = await store.listActionable(['deferred', 'launched'], now, 10)
+    t.same(actionable.map(d => d.id).sort(), [due.id, launched.id].sort(), 'due or undated, in the asked states')
+    t.equal((await store.listActionable(['deferred', 'launched'], now, 1)).length, 1, 'the limit holds')
+
+    const kept = await store.note(launched.id, 'keep', { keepJob: true }, { detail: 'keep_job' })
+    t.equal(kept?.keepJob, true)
+    t.equal(due.keepJob, false)
+
+    const skipped = (await store.createDispatch(input('run-a5:s'))).dispatch
+    await store.transition(skipped.id, ['received'], 'skipped', {}, { detail: 'owned elsewhere' })
+    t.equal(await store.prune(past), 0, 'nothing finished that long ago')
+    t.equal(await store.prune(future), 1, 'only the dispatch in a final state goes')
+    t.equal(await store.getDispatch(skipped.id), null)
+    t.same(await store.listEvents(skipped.id), [], 'its events go with it')
+    t.ok(await store.getDispatch(launched.id), 'unfinished dispatches stay')
+  })
+
+  t.test(`${backend.name}: a pool's summary counts its dispatches by state and measures launch latency`, async t => {
+    const store = await backend.open(t)
+    t.same(await store.summarizePool('empty'), { counts: {}, lastDispatchAt: null, recentLatenciesMs: [] })
+    const receivedAt = new Date(Date.now() - 5000).toISOString()
+    const first = (await store.createDispatch(input('run-p1:s', { pool: 'p', receivedAt }))).dispatch
+    await store.createDispatch(input('run-p2:s', { pool: 'p' }))
+    const newest = (await store.createDispatch(input('run-p3:s', { pool: 'p', state: 'deferred' }))).dispatch
+    await store.createDispatch(input('run-q1:s', { pool: 'q' }))
+    await store.transition(first.id, ['received'], 'launched', { launchedAt: new Date(Date.parse(receivedAt) + 1234).toISOString() }, { detail: 'up' })
+    const summary = await store.summarizePool('p')
+    t.same(summary.counts, { received: 1, launched: 1, deferred: 1 })
+    t.equal(summary.lastDispatchAt, newest.createdAt)
+    t.same(summary.recentLatenciesMs, [1234])
   })
 }

@@ -1,0 +1,230 @@
+// The shared store: PostgreSQL through a pg Pool, for several pushpool instances (Cloud Run scales
+// out) writing one ledger. Exactly-once rests on the database, not on any instance: the unique key
+// decides which insert wins, and each transition is a compare-and-set on the row's state.
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import {
+  FINAL_STATES,
+  type DispatchEvent, type DispatchPage, type DispatchQuery, type DispatchState, type EventInput, type NewDispatch, type Store
+} from './store.ts'
+import { POSTGRES_MIGRATIONS } from './migrations.ts'
+import { rowToDispatch, rowToEvent, patchColumns, type Row } from './rows.ts'
+import { redactUrl, scrubPasswords } from './redact-url.ts'
+
+// Any fixed 64-bit number, the same in every instance: whoever holds it applies the migrations.
+const MIGRATION_LOCK_ID = 0x7075_7368_706f_6f6cn // "pushpool"
+
+const JSONB_OID = 3802
+
+// jsonb comes back as text so that rows.ts parses both backends' JSON alike; pg's own parser would
+// hand over a JSON string scalar already parsed, and rows.ts would then parse it a second time.
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === JSONB_OID ? (value: string) => value : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>
+
+export async function openPostgresStore (url: string): Promise<Store> {
+  const connections = new pg.Pool({
+    connectionString: url,
+    types,
+    application_name: 'pushpool',
+    // Per instance. Queries are short and the slow work (Prefect, Cloud Run) happens outside
+    // transactions, so a few connections serve many requests; the deploy caps instances to match.
+    max: 5,
+    // /readyz and a webhook must fail within Prefect's 10 s rather than wait for a dead database.
+    connectionTimeoutMillis: 5000
+  })
+  // An idle connection that the server closes (failover, restart) emits 'error' on the pool, which
+  // has already dropped it and the next query opens a new one. Without a listener, Node would
+  // treat the event as an uncaught exception and stop the process.
+  connections.on('error', () => {})
+  try {
+    await migrate(connections)
+  } catch (err) {
+    await connections.end()
+    throw openError(url, err)
+  }
+
+  const one = async (db: Queryable, sql: string, values: unknown[]): Promise<Row | null> =>
+    ((await db.query(sql, values)).rows[0] as Row | undefined) ?? null
+
+  // now() is the transaction's start, so an event's time equals the updated_at written beside it.
+  const appendEvent = async (db: Queryable, id: string, type: string, from: DispatchState | null, to: DispatchState | null, event: EventInput): Promise<void> => {
+    await db.query(
+      'INSERT INTO dispatch_events (dispatch_id, at, type, from_state, to_state, detail, reply) VALUES ($1, now(), $2, $3, $4, $5, $6)',
+      [id, type, from, to, event.detail, event.reply === undefined ? null : JSON.stringify(event.reply)])
+  }
+
+  let closed = false
+
+  return {
+    kind: 'postgres',
+
+    async createDispatch (input: NewDispatch) {
+      const id = randomUUID()
+      const inserted = await inTransaction(connections, async db => {
+        // The database clock, not this instance's: rows written by several instances order by one time.
+        const row = await one(db, `INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state,
+          attempts, due_at, received_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, now(), now())
+          ON CONFLICT (key) DO NOTHING RETURNING *`,
+        [id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state, input.dueAt, input.receivedAt])
+        if (row !== null) await appendEvent(db, id, input.state, null, input.state, { detail: input.detail })
+        return row
+      })
+      if (inserted !== null) return { dispatch: rowToDispatch(inserted), created: true }
+      // ON CONFLICT waited for the winning insert to commit, so a new statement sees its row.
+      const existing = await one(connections, 'SELECT * FROM dispatches WHERE key = $1', [input.key])
+      if (existing === null) throw new Error(`dispatch ${input.key} conflicted on insert but cannot be read`)
+      return { dispatch: rowToDispatch(existing), created: false }
+    },
+
+    async getDispatch (id) {
+      const row = await one(connections, 'SELECT * FROM dispatches WHERE id = $1', [id])
+      return row === null ? null : rowToDispatch(row)
+    },
+
+    async latestDispatchForFlowRun (flowRunId) {
+      const row = await one(connections, 'SELECT * FROM dispatches WHERE flow_run_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1', [flowRunId])
+      return row === null ? null : rowToDispatch(row)
+    },
+
+    async transition (id, from, to, patch, event) {
+      return await inTransaction(connections, async db => {
+        // Locks the row, and gives the state the event records as `from`.
+        const before = await one(db, 'SELECT state FROM dispatches WHERE id = $1 FOR UPDATE', [id])
+        if (before === null) return null
+        const { assignments, values } = patchColumns(patch)
+        const set = positional([...assignments, 'state = ?', 'updated_at = now()'], 3)
+        const row = await one(db, `UPDATE dispatches SET ${set} WHERE id = $1 AND state = ANY($2::text[]) RETURNING *`,
+          [id, [...from], ...values, to])
+        if (row === null) return null
+        await appendEvent(db, id, to, before.state as DispatchState, to, event)
+        return rowToDispatch(row)
+      })
+    },
+
+    async note (id, type, patch, event) {
+      return await inTransaction(connections, async db => {
+        const { assignments, values } = patchColumns(patch)
+        const set = positional([...assignments, 'updated_at = now()'], 2)
+        const row = await one(db, `UPDATE dispatches SET ${set} WHERE id = $1 RETURNING *`, [id, ...values])
+        if (row === null) return null
+        await appendEvent(db, id, type, null, null, event)
+        return rowToDispatch(row)
+      })
+    },
+
+    async listEvents (id) {
+      const { rows } = await connections.query('SELECT * FROM dispatch_events WHERE dispatch_id = $1 ORDER BY seq', [id])
+      return (rows as Row[]).map(rowToEvent) satisfies DispatchEvent[]
+    },
+
+    async listActionable (states, now, limit) {
+      const { rows } = await connections.query(`SELECT * FROM dispatches WHERE state = ANY($1::text[]) AND (due_at IS NULL OR due_at <= $2)
+        ORDER BY updated_at ASC LIMIT $3`, [[...states], now, limit])
+      return (rows as Row[]).map(rowToDispatch)
+    },
+
+    async summarizePool (pool) {
+      const [counts, last, launches] = await Promise.all([
+        connections.query<{ state: DispatchState, n: number }>('SELECT state, count(*)::integer AS n FROM dispatches WHERE pool = $1 GROUP BY state', [pool]),
+        connections.query<{ at: Date | null }>('SELECT max(created_at) AS at FROM dispatches WHERE pool = $1', [pool]),
+        connections.query<{ received_at: Date, launched_at: Date }>(`SELECT received_at, launched_at FROM dispatches
+          WHERE pool = $1 AND launched_at IS NOT NULL ORDER BY launched_at DESC LIMIT 100`, [pool])
+      ])
+      return {
+        counts: Object.fromEntries(counts.rows.map(r => [r.state, r.n])),
+        lastDispatchAt: last.rows[0]?.at?.toISOString() ?? null,
+        recentLatenciesMs: launches.rows.map(r => r.launched_at.getTime() - r.received_at.getTime())
+      }
+    },
+
+    async prune (before) {
+      const result = await connections.query('DELETE FROM dispatches WHERE state = ANY($1::text[]) AND updated_at < $2', [[...FINAL_STATES], before])
+      return result.rowCount ?? 0
+    },
+
+    async listDispatches (query: DispatchQuery): Promise<DispatchPage> {
+      const where: string[] = []
+      const values: unknown[] = []
+      const filter = (sql: string, value: string | undefined): void => {
+        if (value !== undefined) { values.push(value); where.push(sql.replace('?', `$${values.length}`)) }
+      }
+      filter('state = ?', query.state)
+      filter('pool = ?', query.pool)
+      filter('deployment_id = ?', query.deploymentId)
+      filter('flow_run_id = ?', query.flowRunId)
+      filter('created_at >= ?', query.since)
+      filter('created_at < ?', query.until)
+      if (query.cursor !== undefined) {
+        values.push(query.cursor.createdAt, query.cursor.id)
+        where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`)
+      }
+      values.push(query.limit + 1)
+      const { rows } = await connections.query(`SELECT * FROM dispatches ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT $${values.length}`, values)
+      const items = (rows as Row[]).slice(0, query.limit).map(rowToDispatch)
+      const last = items.at(-1)
+      return { items, next: rows.length > query.limit && last !== undefined ? { createdAt: last.createdAt, id: last.id } : null }
+    },
+
+    async ping () { await connections.query('SELECT 1') },
+
+    async close () {
+      if (closed) return
+      closed = true
+      await connections.end()
+    }
+  }
+}
+
+/** Joins `col = ?` assignments, numbering their placeholders `$first`, `$first + 1`, … */
+function positional (assignments: string[], first: number): string {
+  let next = first
+  return assignments.map(a => a.replace('?', () => `$${next++}`)).join(', ')
+}
+
+// One transaction under a transaction-scoped advisory lock: when several instances start together,
+// one applies what is missing and the others wait, then find every version recorded. DDL is
+// transactional in PostgreSQL, so a failed migration leaves no half-made schema.
+async function migrate (pool: pg.Pool): Promise<void> {
+  await inTransaction(pool, async db => {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID.toString()])
+    await db.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)')
+    const { rows } = await db.query<{ version: number }>('SELECT version FROM schema_migrations')
+    const applied = new Set(rows.map(r => r.version))
+    for (const [index, sql] of POSTGRES_MIGRATIONS.entries()) {
+      const version = index + 1
+      if (applied.has(version)) continue
+      await db.query(sql)
+      await db.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [version])
+    }
+  })
+}
+
+async function inTransaction<T> (pool: pg.Pool, fn: (client: Queryable) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  try {
+    await client.query('BEGIN')
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    // A connection that cannot even roll back is discarded rather than handed to the next caller.
+    await client.query('ROLLBACK').catch((rollbackError: Error) => { broken = rollbackError })
+    throw err
+  } finally {
+    client.release(broken)
+  }
+}
+
+// The driver's error is not kept as `cause`: its fields are the driver's to choose, and the error
+// may be logged whole. Only its code and message travel, with any password masked.
+function openError (url: string, err: unknown): Error {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? ` (${String(err.code)})` : ''
+  const message = err instanceof Error ? err.message : String(err)
+  return new Error(`cannot open the PostgreSQL store at ${redactUrl(url)}: ${scrubPasswords(message, url)}${code}`)
+}

@@ -1,0 +1,135 @@
+// cloudbuild.yaml, read as Cloud Build would: it builds with the Dockerfile, pushes to Artifact
+// Registry, deploys with every variable the service needs (secrets as secrets), and schedules
+// reconcile with an OIDC token for the service URL.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
+import { ConfigError, loadConfig } from '../../src/config.ts'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const read = (path: string): string => readFileSync(join(REPO, path), 'utf8')
+
+interface Step { id: string, name: string, entrypoint?: string, args: string[] }
+interface BuildConfig { substitutions: Record<string, string>, steps: Step[], images: string[], options: Record<string, unknown> }
+
+const source = read('cloudbuild.yaml')
+const build = parse(source) as BuildConfig
+const step = (id: string): Step => {
+  const found = build.steps.find(s => s.id === id)
+  if (found === undefined) throw new Error(`cloudbuild.yaml has no step "${id}"`)
+  return found
+}
+const flag = (args: string[], name: string): string | undefined =>
+  args.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+
+/** `A=1,B=2`, or gcloud's `^;^A=1;B=2` with its own delimiter, as a map. */
+function keyValues (list: string): Record<string, string> {
+  const custom = /^\^(.)\^/.exec(list)
+  const delimiter = custom?.[1] ?? ','
+  const body = custom === null ? list : list.slice(3)
+  return Object.fromEntries(body.split(delimiter).map(pair => {
+    const eq = pair.indexOf('=')
+    return [pair.slice(0, eq), pair.slice(eq + 1)]
+  }))
+}
+
+// The variables src/config.ts's schema knows, read from its source: the schema itself is private.
+const configSource = read('src/config.ts')
+const schemaVariables = new Set([...configSource.matchAll(/^ {4}([A-Z][A-Z0-9_]+): \{ type:/gm)].map(m => m[1]))
+
+/** Required by the schema: what loadConfig reports missing from an empty environment. */
+function requiredVariables (): string[] {
+  try {
+    loadConfig({})
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.flatMap(p => /^(\S+) is required/.exec(p)?.[1] ?? [])
+    throw err
+  }
+  return []
+}
+
+/** The variables docs/deploy.md's "What the service is given" table lists. */
+function guideVariables (): string[] {
+  const guide = read('docs/deploy.md')
+  const start = guide.indexOf('### What the service is given')
+  if (start === -1) throw new Error('docs/deploy.md has no "What the service is given" table')
+  const section = guide.slice(start, guide.indexOf('\n#', start + 1))
+  return [...section.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map(m => m[1])
+}
+
+const IMAGE = '${_REGION}-docker.pkg.dev/${PROJECT_ID}/${_REPOSITORY}/${_SERVICE}:${BUILD_ID}'
+const SERVICE_URL = 'https://${_SERVICE}-${PROJECT_NUMBER}.${_REGION}.run.app'
+const SECRET_VARIABLES = ['PUSHPOOL_WEBHOOK_SECRETS', 'PUSHPOOL_ADMIN_TOKENS', 'PREFECT_API_AUTH_STRING', 'PUSHPOOL_STORE_URL']
+
+t.test('the image is built with the Dockerfile and pushed to Artifact Registry', async t => {
+  const { args } = step('build')
+  t.equal(step('build').name, 'gcr.io/cloud-builders/docker')
+  t.equal(args[0], 'build')
+  t.equal(args[args.indexOf('-f') + 1], 'Dockerfile')
+  t.equal(args[args.indexOf('-t') + 1], IMAGE)
+  t.equal(args.at(-1), '.', 'the repository is the build context (.dockerignore filters it)')
+  t.same(step('push').args, ['push', IMAGE])
+  t.same(build.images, [IMAGE])
+  const ids = build.steps.map(s => s.id)
+  t.ok(ids.indexOf('push') < ids.indexOf('deploy') && ids.indexOf('deploy') < ids.indexOf('reconcile-schedule'), 'push, then deploy, then schedule')
+})
+
+t.test('the service is deployed public at the IAM level, as its own service account', async t => {
+  const { entrypoint, args } = step('deploy')
+  t.equal(entrypoint, 'gcloud')
+  t.same(args.slice(0, 3), ['run', 'deploy', '${_SERVICE}'])
+  t.equal(flag(args, 'image'), IMAGE)
+  t.equal(flag(args, 'region'), '${_REGION}')
+  t.equal(flag(args, 'service-account'), '${_SERVICE_ACCOUNT}')
+  t.ok(args.includes('--allow-unauthenticated'), 'Prefect cannot send Google ID tokens; pushpool authenticates every route')
+  t.equal(flag(args, 'min-instances'), '0', 'scales to zero')
+})
+
+t.test('the deploy sets every variable the service needs, secrets through Secret Manager', async t => {
+  const { args } = step('deploy')
+  const secrets = keyValues(flag(args, 'set-secrets') ?? '')
+  const env = keyValues(flag(args, 'set-env-vars') ?? '')
+  const set = new Set([...Object.keys(secrets), ...Object.keys(env)])
+
+  const required = requiredVariables()
+  t.ok(required.includes('PUSHPOOL_WEBHOOK_SECRETS'), 'the schema\'s required variables are found')
+  const guide = guideVariables()
+  t.ok(guide.length >= SECRET_VARIABLES.length, 'the guide\'s table is found')
+  for (const name of [...required, ...guide]) t.ok(set.has(name), `${name} is set`)
+  for (const name of set) t.ok(schemaVariables.has(name), `${name} is a variable the service reads`)
+
+  for (const name of SECRET_VARIABLES) {
+    t.match(secrets[name], /^\$\{_[A-Z_]+_SECRET\}:(latest|\d+)$/, `${name} comes from a Secret Manager secret named by a substitution`)
+    t.notOk(name in env, `${name} is not a plain environment variable`)
+  }
+  t.equal(env.PUSHPOOL_AUDIENCE, SERVICE_URL, 'ID tokens are for the service URL')
+  t.equal(env.PUSHPOOL_SCHEDULER_PRINCIPAL, '${_SCHEDULER_SERVICE_ACCOUNT}', 'the scheduler\'s principal may reconcile')
+  t.equal(env.PUSHPOOL_GCP_PROJECT, '${PROJECT_ID}')
+  t.equal(flag(args, 'set-cloudsql-instances'), '${_CLOUDSQL_INSTANCE}', 'the Cloud SQL instance is mounted')
+})
+
+t.test('Cloud Scheduler calls POST /v1/reconcile every minute with an OIDC token for the service', async t => {
+  const { entrypoint, args } = step('reconcile-schedule')
+  t.equal(entrypoint, 'bash')
+  const script = args.at(-1) ?? ''
+  t.match(script, /gcloud scheduler jobs create http \$\{_SCHEDULER_JOB\} [^\n]*\\\n\s*\|\| gcloud scheduler jobs update http \$\{_SCHEDULER_JOB\}/,
+    'created, or updated when it exists')
+  t.match(script, `url="${SERVICE_URL}"`)
+  t.match(script, '--uri="$$url/v1/reconcile"')
+  t.match(script, '--http-method=POST')
+  t.match(script, "--schedule='* * * * *'")
+  t.match(script, '--oidc-service-account-email=${_SCHEDULER_SERVICE_ACCOUNT}')
+  t.match(script, '--oidc-token-audience="$$url"')
+})
+
+t.test('every substitution used is declared, and every declared one is used', async t => {
+  const builtIn = new Set(['PROJECT_ID', 'PROJECT_NUMBER', 'BUILD_ID'])
+  const withoutDeclarations = source.slice(source.indexOf('\nsteps:'))
+  // `$$` is Cloud Build's escape for a literal `$` (a shell variable), so it is no substitution.
+  const used = new Set([...withoutDeclarations.replaceAll('$$', '').matchAll(/\$\{([A-Z_][A-Z0-9_]*)\}/g)].map(m => m[1]))
+  for (const name of used) t.ok(builtIn.has(name) || name in build.substitutions, `${name} is declared or built in`)
+  for (const name of Object.keys(build.substitutions)) t.ok(used.has(name), `${name} is used`)
+  t.equal(build.options.dynamicSubstitutions, true, 'substitutions may refer to PROJECT_ID under `gcloud builds submit` too')
+})

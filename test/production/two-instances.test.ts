@@ -1,0 +1,128 @@
+// Exactly once across instances, with real processes: two pushpool servers share one PostgreSQL
+// database and one Cloud Run emulator, both receive every webhook several times at once and both
+// reconcile at the same time. Each flow run must get one dispatch and one execution.
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
+import { FINAL_STATES, type DispatchState } from '../../src/store/store.ts'
+import { ADMIN_TOKEN, WEBHOOK_SECRET, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import { freshDatabase, NO_POSTGRES, postgresTestUrl } from '../store/postgres-database.ts'
+import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
+
+const RUNS = 20
+const ROUNDS = 3
+/** How long reconcile may take to finish dispatches whose Prefect calls timed out under load. */
+const SETTLE_MS = 60_000
+
+interface DispatchView { id: string, flow_run_id: string, state: DispatchState, execution_name: string | null }
+
+const settled = (d: DispatchView): boolean => d.state === 'launched' || FINAL_STATES.includes(d.state)
+
+const executionsOf = (emulator: Emulator, flowRunId: string): string[] => emulator.executions()
+  .filter(e => (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
+  .map(e => e.name)
+
+async function post (instance: ServiceProcess, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${instance.url}${path}`, { method: 'POST', headers, body })
+  return { status: res.status, json: await res.json() }
+}
+
+async function listDispatches (instance: ServiceProcess, pool: string): Promise<DispatchView[]> {
+  const res = await fetch(`${instance.url}/v1/dispatches?pool=${pool}&limit=200`, { headers: adminHeaders() })
+  return (await res.json() as { items: DispatchView[] }).items
+}
+
+async function dispatchDetail (instance: ServiceProcess, id: string): Promise<unknown> {
+  const res = await fetch(`${instance.url}/v1/dispatches/${id}`, { headers: adminHeaders() })
+  const { dispatch, events } = await res.json() as { dispatch: unknown, events: unknown }
+  return { dispatch, events }
+}
+
+const serverUrl = postgresTestUrl()
+if (serverUrl === undefined) {
+  t.comment(NO_POSTGRES)
+} else {
+  t.test('two instances, the same webhooks concurrently, reconcile on both: one dispatch and one execution per run', async t => {
+    const peers = await prefectServer()
+    const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+    const emulator = await startEmulator({ executions: 'hold' })
+    t.teardown(() => emulator.close())
+
+    const pool = `pool-${randomUUID().slice(0, 8)}`
+    const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
+    const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
+    template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+    await prefect.createWorkPool(pool, 'cloud-run-v2', template)
+    const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+
+    const env = {
+      ...parentEnv(),
+      PUSHPOOL_STORE_URL: await freshDatabase(t, serverUrl),
+      PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+      PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+      PREFECT_API_URL: peers.apiUrl,
+      PREFECT_API_AUTH_STRING: peers.authString,
+      PUSHPOOL_POOLS: pool,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      // Due at once, so the settling below need not wait out the production back-off.
+      PUSHPOOL_RETRY_DELAY_SECONDS: '0',
+      LOG_LEVEL: 'warn'
+    }
+    // Started together on an empty database: both run the migrations at once.
+    const instances = await Promise.all([0, 1].map(() => startService(t, { args: ['src/server.ts'], env })))
+    t.teardown(() => { if (t.passing()) return; for (const [i, instance] of instances.entries()) t.comment(`instance ${i}:\n${instance.output()}`) })
+
+    const runs: string[] = []
+    for (let i = 0; i < RUNS; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
+    const started = Date.now()
+
+    const webhooks: Array<{ run: string, status: number, json: any }> = []
+    const reconciles: Array<{ status: number, json: any }> = []
+    for (let round = 0; round < ROUNDS; round++) {
+      const deliveries = runs.flatMap(run => instances.map(async instance =>
+        ({ run, ...await post(instance, '/v1/webhooks/prefect', webhookHeaders(), webhookPayload(run)) })))
+      // A webhook, a retried delivery and the scheduler's reconcile all racing for the same runs.
+      const passes = instances.map(instance => post(instance, '/v1/reconcile', adminHeaders()))
+      webhooks.push(...await Promise.all(deliveries))
+      reconciles.push(...await Promise.all(passes))
+    }
+
+    t.comment(`${RUNS} runs × ${instances.length} instances × ${ROUNDS} rounds delivered in ${Date.now() - started} ms`)
+
+    t.same(reconciles.map(r => r.status), reconciles.map(() => 200), 'every reconcile pass answered 200')
+    t.ok(webhooks.every(w => w.status === 202 || (w.status === 200 && w.json.status === 'duplicate')),
+      'each delivery started the dispatch or was told it is a duplicate')
+    for (const run of runs) {
+      const replies = webhooks.filter(w => w.run === run)
+      t.ok(replies.filter(w => w.status === 202).length <= 1, `${run}: at most one delivery started it`)
+      t.equal(new Set(replies.map(w => w.json.dispatch_id)).size, 1, `${run}: every reply names the same dispatch`)
+    }
+
+    // A Prefect call that timed out under this load leaves its dispatch `retrying`, for reconcile to
+    // finish: keep reconciling on both instances at once until nothing is left in flight.
+    let dispatches = await listDispatches(instances[1], pool)
+    const settleBy = Date.now() + SETTLE_MS
+    while (!dispatches.every(settled) && Date.now() < settleBy) {
+      await sleep(500)
+      await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
+      dispatches = await listDispatches(instances[1], pool)
+    }
+    t.comment(`settled in ${Date.now() - started} ms`)
+
+    t.same(dispatches.map(d => d.flow_run_id).sort(), [...runs].sort(), 'one dispatch per run in the shared ledger')
+    t.same(dispatches.filter(d => d.state !== 'launched'), [], 'every dispatch launched')
+    for (const run of runs) {
+      const executions = executionsOf(emulator, run)
+      t.equal(executions.length, 1, `${run}: one execution`)
+      t.equal(dispatches.find(d => d.flow_run_id === run)?.execution_name, executions[0], `${run}: the ledger names it`)
+      const mine = dispatches.filter(d => d.flow_run_id === run)
+      // When exactly-once breaks, the event logs of the run's dispatches say how.
+      if (mine.length !== 1 || executions.length !== 1) {
+        for (const d of mine) t.comment(`${run}: dispatch ${JSON.stringify(await dispatchDetail(instances[0], d.id))}`)
+      }
+    }
+  })
+}
