@@ -1,6 +1,6 @@
 // Process entry: configuration, the app, listening on $PORT, and a shutdown that fits inside Cloud
 // Run's 10 s between SIGTERM and SIGKILL.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
@@ -21,11 +21,19 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
     logger: { ...loggerOptions(config.logLevel), ...(options.logStream !== undefined ? { stream: options.logStream } : {}) },
     genReqId: () => randomUUID(),
     trustProxy: true,
-    // A slow or stalled client cannot hold a connection open indefinitely.
-    connectionTimeout: 30_000,
-    requestTimeout: 20_000,
+    // A slow or stalled client cannot hold a connection open: headers within 5 s, the whole
+    // request within 10 s, checked every second (Node's default sweep is every 30 s). There is no
+    // socket inactivity timeout, which would cut a long reconcile pass's reply.
+    connectionTimeout: 0,
+    requestTimeout: 10_000,
     keepAliveTimeout: 10_000,
-    http: { headersTimeout: 10_000 },
+    http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    // Requests arriving while shutting down get our own 503 (plugins/shutdown.ts), with a code.
+    return503OnClosing: false,
+    frameworkErrors: (error, _request, reply) => {
+      // Errors before routing (a malformed URL, say) answer in the error schema too.
+      void (reply as FastifyReply).code(400).send({ code: 'BAD_REQUEST', message: `The request is malformed: ${error.message}` })
+    },
     routerOptions: { maxParamLength: 200 },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
   })
@@ -55,6 +63,8 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
       server.log.error('shutdown deadline reached; exiting with work in flight (reconcile will finish it)')
       process.exit(1)
     }, SHUTDOWN_DEADLINE_MS).unref()
+    // Keep-alive sockets that go idle after close() began would hold it open until their timeout.
+    setInterval(() => { server.server.closeIdleConnections() }, 100).unref()
     server.close().then(() => process.exit(0), err => {
       server.log.error({ err }, 'error while shutting down')
       process.exit(1)

@@ -1,10 +1,11 @@
-// Admin authentication as preHandlers. A caller is an admin by a bearer token from
+// Admin authentication as onRequest hooks, so an unauthenticated caller is refused before any
+// body is read or parsed. A caller is an admin by a bearer token from
 // PUSHPOOL_ADMIN_TOKENS, or by a Google ID token for PUSHPOOL_AUDIENCE whose verified email is in
 // PUSHPOOL_ADMIN_PRINCIPALS. Reconcile also admits Cloud Scheduler's principal. 401 means "who are
 // you?" (no, unknown or invalid credentials); 403 means "we know who you are, and you may not".
 // With nothing configured, the admin routes are closed rather than open.
 import fp from 'fastify-plugin'
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { HttpError } from '../errors.ts'
 import { makeBearerCheck } from '../auth/bearer.ts'
 import { GoogleCertsUnavailable, GoogleIdTokenVerifier, InvalidIdToken } from '../auth/google-id-token.ts'
@@ -12,9 +13,9 @@ import { GoogleCertsUnavailable, GoogleIdTokenVerifier, InvalidIdToken } from '.
 declare module 'fastify' {
   interface FastifyInstance {
     /** Admits an admin token, or a Google ID token of an admin principal. */
-    requireAdmin: preHandlerAsyncHookHandler
+    requireAdmin: onRequestAsyncHookHandler
     /** Admits what requireAdmin admits, and Cloud Scheduler's principal (POST /v1/reconcile). */
-    requireReconcileCaller: preHandlerAsyncHookHandler
+    requireReconcileCaller: onRequestAsyncHookHandler
   }
 }
 
@@ -40,7 +41,7 @@ export default fp(async fastify => {
     fastify.log.warn('PUSHPOOL_ADMIN_PRINCIPALS or PUSHPOOL_SCHEDULER_PRINCIPAL is set but PUSHPOOL_AUDIENCE is not: Google ID tokens are refused')
   }
 
-  const admitting = (allowed: ReadonlySet<string>): preHandlerAsyncHookHandler => async function (request: FastifyRequest) {
+  const admitting = (allowed: ReadonlySet<string>): onRequestAsyncHookHandler => async function (request: FastifyRequest) {
     if (isAdminToken(request.headers.authorization)) return
     const credential = bearerCredential(request.headers.authorization)
     if (credential === null || idTokens === null || !GoogleIdTokenVerifier.looksLikeToken(credential)) {

@@ -5,8 +5,10 @@ import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import { HttpError, type ErrorCode } from '../errors.ts'
 import { PrefectUnavailable } from '../prefect/client.ts'
+import { WEBHOOK_ROUTE } from '../routes/webhooks.ts'
 
-const FASTIFY_CODES: Record<string, ErrorCode> = {
+// Fastify's body errors, as the webhook answers them; any other route answers BAD_REQUEST.
+const WEBHOOK_BODY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'WEBHOOK_BODY_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'WEBHOOK_UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'WEBHOOK_INVALID_JSON',
@@ -14,12 +16,12 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST'
 }
 
-export function toHttpError (err: FastifyError | Error): HttpError {
+export function toHttpError (err: FastifyError | Error, isWebhook: boolean): HttpError {
   if (err instanceof HttpError) return err
   if (err instanceof PrefectUnavailable) return new HttpError('PREFECT_UNAVAILABLE', undefined, { 'retry-after': '30' })
   const fastifyCode = (err as FastifyError).code
-  const mapped = fastifyCode === undefined ? undefined : FASTIFY_CODES[fastifyCode]
-  if (mapped !== undefined) return new HttpError(mapped)
+  const mapped = fastifyCode === undefined ? undefined : WEBHOOK_BODY_CODES[fastifyCode]
+  if (mapped !== undefined) return isWebhook ? new HttpError(mapped) : new HttpError('BAD_REQUEST', `The request body is refused: ${err.message}`)
   const { validation, validationContext } = err as FastifyError
   if (validation !== undefined) {
     const code = validationContext === 'querystring' ? 'INVALID_QUERY' : 'BAD_REQUEST'
@@ -32,7 +34,7 @@ export function toHttpError (err: FastifyError | Error): HttpError {
 
 export default fp(async fastify => {
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
-    const httpError = toHttpError(err)
+    const httpError = toHttpError(err, request.routeOptions.url === WEBHOOK_ROUTE)
     if (httpError.statusCode >= 500) request.log.error({ err }, 'request failed')
     else request.log.info({ code: httpError.code }, 'request rejected')
     return await reply.code(httpError.statusCode).headers(httpError.headers)

@@ -19,7 +19,7 @@ interface ListQuery {
 }
 
 const admin: FastifyPluginAsync = async fastify => {
-  fastify.addHook('preHandler', fastify.requireAdmin)
+  fastify.addHook('onRequest', fastify.requireAdmin)
 
   fastify.get<{ Querystring: ListQuery }>('/v1/dispatches', {
     schema: {

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 
 const metrics: FastifyPluginAsync = async fastify => {
-  fastify.get('/metrics', { preHandler: fastify.requireAdmin }, async (_request, reply) => {
+  fastify.get('/metrics', { onRequest: fastify.requireAdmin }, async (_request, reply) => {
     return await reply.type('text/plain; version=0.0.4').send(fastify.metrics.render())
   })
 }

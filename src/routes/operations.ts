@@ -7,11 +7,14 @@ import { TERMINAL_STATE_TYPES } from '../prefect/types.ts'
 import { dispatchView } from './views.ts'
 
 const REDRIVABLE = new Set(['deferred', 'retrying', 'received', 'claimed', 'launching'])
+/** These routes take no body; anything larger than this is refused unread. */
+const BODY_LIMIT = 1024
 const idParams = { type: 'object', properties: { id: { type: 'string', format: 'uuid' } }, required: ['id'] }
 
 const operations: FastifyPluginAsync = async fastify => {
   fastify.post<{ Params: { id: string } }>('/v1/dispatches/:id/cancel', {
-    preHandler: fastify.requireAdmin,
+    bodyLimit: BODY_LIMIT,
+    onRequest: fastify.requireAdmin,
     schema: { params: idParams, response: { 200: ref('DispatchEnvelope') } }
   }, async request => {
     const dispatch = await fastify.store.getDispatch(request.params.id)
@@ -28,7 +31,8 @@ const operations: FastifyPluginAsync = async fastify => {
   })
 
   fastify.post<{ Params: { id: string } }>('/v1/dispatches/:id/redrive', {
-    preHandler: fastify.requireAdmin,
+    bodyLimit: BODY_LIMIT,
+    onRequest: fastify.requireAdmin,
     schema: { params: idParams, response: { 200: ref('DispatchEnvelope') } }
   }, async request => {
     const dispatch = await fastify.store.getDispatch(request.params.id)
@@ -38,7 +42,8 @@ const operations: FastifyPluginAsync = async fastify => {
   })
 
   fastify.post('/v1/reconcile', {
-    preHandler: fastify.requireReconcileCaller,
+    bodyLimit: BODY_LIMIT,
+    onRequest: fastify.requireReconcileCaller,
     schema: { response: { 200: ref('ReconcileReport') } }
   }, async () => {
     const report = await fastify.reconciler.run()
@@ -47,7 +52,8 @@ const operations: FastifyPluginAsync = async fastify => {
   })
 
   fastify.get('/v1/pools', {
-    preHandler: fastify.requireAdmin,
+    bodyLimit: BODY_LIMIT,
+    onRequest: fastify.requireAdmin,
     schema: { response: { 200: ref('PoolList') } }
   }, async () => {
     const pools = await Promise.all(fastify.config.pools.map(async name => {

@@ -8,6 +8,7 @@ import { parseWebhookPayload } from '../webhook/payload.ts'
 import { ref } from '../openapi.ts'
 
 const BODY_LIMIT = 64 * 1024
+export const WEBHOOK_ROUTE = '/v1/webhooks/prefect'
 
 const webhooks: FastifyPluginAsync = async fastify => {
   const isWebhookSecret = makeBearerCheck(fastify.config.webhookSecrets)
@@ -18,7 +19,7 @@ const webhooks: FastifyPluginAsync = async fastify => {
     done(null, body)
   })
 
-  fastify.post('/v1/webhooks/prefect', {
+  fastify.post(WEBHOOK_ROUTE, {
     bodyLimit: BODY_LIMIT,
     schema: {
       response: { 200: ref('WebhookNoop'), 202: ref('WebhookAccepted') }

@@ -1,0 +1,241 @@
+// Graceful shutdown (issue 9 §5): a real `node src/server.ts` receives SIGTERM in the middle of a
+// burst of webhooks whose launches are slow (RunJob takes 1–2.5 s). The process must exit within
+// Cloud Run's 10 s; each in-flight dispatch either finishes or is left in the ledger for reconcile.
+// A fresh instance on the same SQLite file then reconciles (and redrives what a dead process left
+// mid-drive, as reconcile does once such a drive is stale), and every run ends with exactly one
+// execution: none lost, none launched twice.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
+import { executionsOf } from '../harness/scene.ts'
+import { build, webhookHeaders, webhookPayload, adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+import { findFreePort } from '../../src/devstack/prefect-server.ts'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const RUNS = 16
+const LATE = 8
+const SLOW_RUNS = 6
+const SLOW_RUNJOB_MS = 11_000
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const emulator = await startEmulator({ executions: 'hold' })
+t.teardown(() => emulator.close())
+
+/** Waits until the server has recorded a dispatch for each of `count` webhooks: they are in flight. */
+async function dispatchesRecorded (url: string, pool: string, count: number): Promise<void> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) {
+    const res = await fetch(`${url}/v1/dispatches?pool=${pool}&limit=200`, { headers: adminHeaders() }).catch(() => null)
+    const items = res?.ok === true ? (await res.json() as { items: unknown[] }).items : []
+    if (items.length >= count) return
+  }
+  throw new Error(`the server did not record ${count} dispatches within 30 s`)
+}
+
+t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launched twice', async t => {
+  const pool = `shutdown-${randomUUID().slice(0, 8)}`
+  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
+  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-shutdown'), project: 'proj-shutdown' })
+  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
+  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const runs: string[] = []
+  for (let i = 0; i < RUNS + LATE; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
+
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const storeUrl = `sqlite:${join(dir, 'pushpool.db')}`
+  const env = {
+    PUSHPOOL_STORE_URL: storeUrl,
+    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+    PREFECT_API_URL: peers.apiUrl,
+    PREFECT_API_AUTH_STRING: peers.authString,
+    PUSHPOOL_POOLS: pool,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
+  }
+  const port = await findFreePort()
+  const url = `http://127.0.0.1:${port}`
+  const child = spawn(process.execPath, [join(REPO, 'src', 'server.ts')], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, PORT: String(port), LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>(resolve =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  for (const deadline = Date.now() + 30_000; ;) {
+    if (await fetch(`${url}/readyz`).then(r => r.ok, () => false)) break
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pushpool did not start:\n${output}`)
+    await sleep(100)
+  }
+
+  // Slow launches, so that SIGTERM finds dispatches in every stage of their drive.
+  emulator.addFault({ method: 'RunJob', latencyMs: [1000, 2500] })
+  t.teardown(() => emulator.clearFaults())
+  const deliver = async (run: string): Promise<{ run: string, status: number | 'refused', body: string }> => {
+    try {
+      const res = await fetch(`${url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run) })
+      return { run, status: res.status, body: await res.text() }
+    } catch {
+      return { run, status: 'refused', body: '' }
+    }
+  }
+  const burst = runs.slice(0, RUNS).map(deliver)
+  // Every burst webhook is in flight (its dispatch exists; its launch takes 1–2.5 s) when SIGTERM comes.
+  await dispatchesRecorded(url, pool, RUNS)
+  const sigterm = Date.now()
+  child.kill('SIGTERM')
+  // Deliveries keep coming while it drains, as Prefect's automations would.
+  const late: Array<Promise<{ run: string, status: number | 'refused', body: string }>> = []
+  for (const run of runs.slice(RUNS)) {
+    late.push(deliver(run))
+    await sleep(250)
+  }
+  const { code, signal, at } = await exited
+  const exitMs = at - sigterm
+  const replies = [...await Promise.all(burst), ...await Promise.all(late)]
+  t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
+
+  t.ok(exitMs < 10_000, `exited ${exitMs} ms after SIGTERM (Cloud Run kills at 10 s)`)
+  // Status 1 means the 9 s hard deadline fired. That happens when a keep-alive connection whose
+  // response completed just after server.close() stays open until keepAliveTimeout (10 s).
+  t.equal(code, 0, 'with status 0: it drained and closed before its own 9 s deadline')
+  if (code !== 0) t.comment(output.split('\n').filter(l => /shutting|deadline|in flight|error/i.test(l)).join('\n'))
+  t.match(output, /shutting down/, 'it logged the shutdown')
+  const inBurst = replies.slice(0, RUNS)
+  t.ok(inBurst.every(r => r.status === 202 || r.status === 200), 'every webhook received before SIGTERM was answered, none dropped')
+  for (const reply of replies.filter(r => r.status === 503)) {
+    const json = (() => { try { return JSON.parse(reply.body) } catch { return {} } })()
+    t.equal(json.code, 'OVERLOADED', `a webhook refused while draining answers with an error code: ${reply.body}`)
+  }
+  t.ok(replies.every(r => r.status === 202 || r.status === 200 || r.status === 503 || r.status === 'refused'),
+    'webhooks during the drain are answered 503 or find the port closed; Prefect treats either as delivered')
+
+  // A fresh instance on the same ledger: reconcile picks up the webhooks that found the door shut;
+  // drives the old process left mid-way are redriven, as reconcile does once they are stale.
+  const fresh = await build(t, { env: { ...env, LOG_LEVEL: 'silent' } })
+  const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+  t.equal(reconcile.statusCode, 200)
+  const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
+  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
+  t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
+  for (const dispatch of leftBehind) {
+    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
+  }
+  await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+
+  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
+  for (const run of runs) {
+    const executions = executionsOf(emulator, run)
+    const dispatches = after.filter(d => d.flow_run_id === run)
+    t.equal(executions.length, 1, `${run.slice(0, 8)}: exactly one execution (ledger: ${dispatches.map(d => d.state).join(', ')})`)
+    t.ok(dispatches.some(d => d.state === 'launched' && d.execution_name === executions[0]?.name), `${run.slice(0, 8)}: the ledger records it launched`)
+  }
+})
+
+t.test('launches slower than the drain: exits within 10 s anyway, and reconcile finishes them exactly once', async t => {
+  const pool = `shutdown-slow-${randomUUID().slice(0, 8)}`
+  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
+  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-shutdown'), project: 'proj-shutdown' })
+  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
+  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const runs: string[] = []
+  for (let i = 0; i < SLOW_RUNS; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
+
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const storeUrl = `sqlite:${join(dir, 'pushpool.db')}`
+  const env = {
+    PUSHPOOL_STORE_URL: storeUrl,
+    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+    PREFECT_API_URL: peers.apiUrl,
+    PREFECT_API_AUTH_STRING: peers.authString,
+    PUSHPOOL_POOLS: pool,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
+  }
+  const port = await findFreePort()
+  const url = `http://127.0.0.1:${port}`
+  const child = spawn(process.execPath, [join(REPO, 'src', 'server.ts')], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, PORT: String(port), LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>(resolve =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  for (const deadline = Date.now() + 30_000; ;) {
+    if (await fetch(`${url}/readyz`).then(r => r.ok, () => false)) break
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pushpool did not start:\n${output}`)
+    await sleep(100)
+  }
+
+  // RunJob answers only after 11 s: longer than the drain (7 s) and than Cloud Run's grace, so the
+  // process must go with launches in flight. Cloud Run still creates those executions.
+  emulator.addFault({ method: 'RunJob', latencyMs: SLOW_RUNJOB_MS })
+  t.teardown(() => emulator.clearFaults())
+  const deliver = async (run: string): Promise<{ run: string, status: number | 'refused', body: string }> => {
+    try {
+      const res = await fetch(`${url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run) })
+      return { run, status: res.status, body: await res.text() }
+    } catch {
+      return { run, status: 'refused', body: '' }
+    }
+  }
+  const burst = runs.map(deliver)
+  await dispatchesRecorded(url, pool, SLOW_RUNS)
+  const sigterm = Date.now()
+  child.kill('SIGTERM')
+  const { code, signal, at } = await exited
+  const exitMs = at - sigterm
+  const replies = await Promise.all(burst)
+  t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
+
+  t.ok(exitMs < 10_000, `exited ${exitMs} ms after SIGTERM (Cloud Run kills at 10 s)`)
+  t.match(output, /in flight/, 'it said it left dispatches in flight for reconcile')
+  t.ok(replies.every(r => r.status === 202), 'every webhook was answered 202 within its deadline, before the exit')
+  // Reconcile takes over a drive once it is stale (120 s); by then the RunJob calls the dead
+  // process made have completed in Cloud Run. Here: wait until they have (11 s each).
+  for (const until = Date.now() + 30_000; Date.now() < until && runs.some(run => executionsOf(emulator, run).length === 0);) await sleep(200)
+
+  // A fresh instance on the same ledger: reconcile picks up the webhooks that found the door shut;
+  // drives the old process left mid-way are redriven, as reconcile does once they are stale.
+  emulator.clearFaults()
+  const fresh = await build(t, { env: { ...env, LOG_LEVEL: 'silent' } })
+  const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+  t.equal(reconcile.statusCode, 200)
+  const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
+  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
+  t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
+  t.ok(leftBehind.length > 0, 'the exit left drives in flight')
+  for (const dispatch of leftBehind) {
+    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
+  }
+  await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+
+  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
+  for (const run of runs) {
+    const executions = executionsOf(emulator, run)
+    const dispatches = after.filter(d => d.flow_run_id === run)
+    t.equal(executions.length, 1, `${run.slice(0, 8)}: exactly one execution (ledger: ${dispatches.map(d => d.state).join(', ')})`)
+    t.ok(dispatches.some(d => d.state === 'launched' && d.execution_name === executions[0]?.name), `${run.slice(0, 8)}: the ledger records it launched`)
+  }
+})
