@@ -8,7 +8,7 @@ import {
   type DispatchEvent, type DispatchPage, type DispatchQuery, type DispatchState, type EventInput, type NewDispatch, type Store
 } from './store.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
-import { rowToDispatch, rowToEvent, patchColumns, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
 import { redactUrl, scrubPasswords } from './redact-url.ts'
 
 // Any fixed 64-bit number, the same in every instance: whoever holds it applies the migrations.
@@ -147,17 +147,11 @@ export async function openPostgresStore (url: string): Promise<Store> {
     },
 
     async listDispatches (query: DispatchQuery): Promise<DispatchPage> {
-      const where: string[] = []
       const values: unknown[] = []
-      const filter = (sql: string, value: string | undefined): void => {
-        if (value !== undefined) { values.push(value); where.push(sql.replace('?', `$${values.length}`)) }
-      }
-      filter('state = ?', query.state)
-      filter('pool = ?', query.pool)
-      filter('deployment_id = ?', query.deploymentId)
-      filter('flow_run_id = ?', query.flowRunId)
-      filter('created_at >= ?', query.since)
-      filter('created_at < ?', query.until)
+      const where = listFilters(query).map(([sql, value]) => {
+        values.push(value)
+        return sql.replace('?', `$${values.length}`)
+      })
       if (query.cursor !== undefined) {
         values.push(query.cursor.createdAt, query.cursor.id)
         where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`)

@@ -1,6 +1,6 @@
 // Mapping between database rows (snake_case, JSON as text) and the Store's records. Shared by both
 // backends so they cannot drift apart.
-import type { Dispatch, DispatchEvent, DispatchPatch, DispatchState } from './store.ts'
+import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, DispatchState } from './store.ts'
 
 export type Row = Record<string, unknown>
 
@@ -75,4 +75,17 @@ export function patchColumns (patch: DispatchPatch): { assignments: string[], va
       : typeof value === 'boolean' ? (value ? 1 : 0) : value ?? null)
   }
   return { assignments, values }
+}
+
+/** A listing's filters as `column op ?` conditions with their values, shared by both backends. */
+export function listFilters (query: DispatchQuery): Array<[string, string]> {
+  const filters: Array<[string, string | undefined]> = [
+    ['state = ?', query.state],
+    ['pool = ?', query.pool],
+    ['deployment_id = ?', query.deploymentId],
+    ['flow_run_id = ?', query.flowRunId],
+    ['created_at >= ?', query.since],
+    ['created_at < ?', query.until]
+  ]
+  return filters.filter((f): f is [string, string] => f[1] !== undefined)
 }

@@ -10,7 +10,7 @@ import type {
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
 import { FINAL_STATES } from './store.ts'
-import { rowToDispatch, rowToEvent, patchColumns, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
 
 export function openSqliteStore (path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -135,17 +135,9 @@ export function openSqliteStore (path: string): Store {
     },
 
     async listDispatches (query: DispatchQuery): Promise<DispatchPage> {
-      const where: string[] = []
-      const values: SQLInputValue[] = []
-      const filter = (sql: string, value: string | undefined): void => {
-        if (value !== undefined) { where.push(sql); values.push(value) }
-      }
-      filter('state = ?', query.state)
-      filter('pool = ?', query.pool)
-      filter('deployment_id = ?', query.deploymentId)
-      filter('flow_run_id = ?', query.flowRunId)
-      filter('created_at >= ?', query.since)
-      filter('created_at < ?', query.until)
+      const filters = listFilters(query)
+      const where = filters.map(([sql]) => sql)
+      const values: SQLInputValue[] = filters.map(([, value]) => value)
       if (query.cursor !== undefined) {
         where.push('(created_at < ? OR (created_at = ? AND id < ?))')
         values.push(query.cursor.createdAt, query.cursor.createdAt, query.cursor.id)
