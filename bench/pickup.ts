@@ -1,0 +1,81 @@
+// Figure 1, pickup latency: flow runs created due-now, one in the pool pushpool serves (through
+// the automation's webhook) and one in the pool Prefect's process worker polls, at the same moment.
+// Latency = Pending state time − Scheduled state time, both from Prefect's state history.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pendingMinusScheduledMs, waitForPending, type RealPrefect } from './peers.ts'
+
+export interface PickupSamples {
+  pushpool: number[]
+  worker: number[]
+  /** pushpool's runs, to split each latency at the webhook's arrival. */
+  pushpoolRuns: Array<{ id: string, scheduledAt: number, pendingAt: number }>
+  /** The first pair, before the measured ones: cold caches on both sides. */
+  warmup: { pushpool: number, worker: number } | null
+}
+
+export interface PickupOptions {
+  prefect: RealPrefect
+  pushpoolDeploymentId: string
+  workerDeploymentId: string
+  repetitions: number
+  /** The worker's poll interval (PREFECT_WORKER_QUERY_SECONDS, 10 by default). */
+  workerPollSeconds: number
+  log: (line: string) => void
+}
+
+export async function measurePickup (o: PickupOptions): Promise<PickupSamples> {
+  const samples: PickupSamples = { pushpool: [], worker: [], pushpoolRuns: [], warmup: null }
+  for (let i = -1; i < o.repetitions; i++) {
+    // A random wait, so the run lands at a random point of the worker's poll cycle rather than
+    // just after the poll that picked the previous one.
+    await sleep(Math.random() * o.workerPollSeconds * 1000)
+    const [pushRun, workerRun] = await Promise.all([
+      o.prefect.fixtures.createFlowRun(o.pushpoolDeploymentId),
+      o.prefect.fixtures.createFlowRun(o.workerDeploymentId)
+    ])
+    const [pushHistory, workerHistory] = await Promise.all([
+      waitForPending(o.prefect, pushRun.id, 60_000),
+      waitForPending(o.prefect, workerRun.id, 60_000)
+    ])
+    const push = pendingMinusScheduledMs(pushHistory)
+    const worker = pendingMinusScheduledMs(workerHistory)
+    if (i < 0) {
+      samples.warmup = { pushpool: push, worker }
+      o.log(`  pickup warm-up (not counted): pushpool ${push.toFixed(0)} ms, worker ${worker.toFixed(0)} ms`)
+    } else {
+      samples.pushpool.push(push)
+      samples.worker.push(worker)
+      const scheduled = pushHistory.find(s => s.type === 'SCHEDULED')
+      const pending = pushHistory.find(s => s.type === 'PENDING')
+      if (scheduled !== undefined && pending !== undefined) {
+        samples.pushpoolRuns.push({ id: pushRun.id, scheduledAt: Date.parse(scheduled.timestamp), pendingAt: Date.parse(pending.timestamp) })
+      }
+      o.log(`  pickup ${i + 1}/${o.repetitions}: pushpool ${push.toFixed(0)} ms, worker ${worker.toFixed(0)} ms`)
+    }
+    // The worker runs the flow in a subprocess; let it finish so it does not load the next sample.
+    await o.prefect.fixtures.waitForFlowRunState(workerRun.id, ['COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'], 120_000)
+      .catch(err => { o.log(`  (worker run ${workerRun.id} did not finish: ${(err as Error).message})`) })
+  }
+  return samples
+}
+
+/**
+ * When pushpool received each run's webhook, from its JSON log: the request's "incoming request"
+ * line, tied to the flow run by the request id of the "dispatch accepted" line.
+ */
+export function webhookArrivals (logText: string): Map<string, number> {
+  const incoming = new Map<string, number>()
+  const arrivals = new Map<string, number>()
+  for (const line of logText.split('\n')) {
+    if (!line.startsWith('{')) continue
+    let entry: { reqId?: string, time?: string, message?: string, msg?: string, flow_run_id?: string, req?: { url?: string } }
+    try { entry = JSON.parse(line) } catch { continue }
+    const message = entry.message ?? entry.msg
+    if (message === 'incoming request' && entry.req?.url === '/v1/webhooks/prefect' && entry.reqId !== undefined && entry.time !== undefined) {
+      incoming.set(entry.reqId, Date.parse(entry.time))
+    } else if (entry.flow_run_id !== undefined && entry.reqId !== undefined && incoming.has(entry.reqId) && !arrivals.has(entry.flow_run_id)) {
+      arrivals.set(entry.flow_run_id, incoming.get(entry.reqId) as number)
+    }
+  }
+  return arrivals
+}

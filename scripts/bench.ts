@@ -1,0 +1,463 @@
+// `npm run bench`: pushpool against Prefect's own polling worker, side by side in one run, and
+// pushpool's own cost. Writes bench/results.json and bench/RESULTS.md (or, with --quick, smaller
+// counts written to bench/tmp/ as a smoke run). The figures and how each is taken: bench/*.ts.
+//
+//   node scripts/bench.ts [--quick] [--only pickup,scheduled,api,cost,real,profile,memory,cold,burst]
+//
+// Order: the phases that need the real Prefect server first (its background services load the
+// machine), then the server is stopped before the phases that measure pushpool alone.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import { startEmulator, type Emulator } from '../src/emulator/index.ts'
+import { findFreePort } from '../src/devstack/prefect-server.ts'
+import { buildService } from '../bench/build.ts'
+import { describeMachine } from '../bench/machine.ts'
+import { startRealPrefect, setupPushpoolPool, helloDeployment, startProcessWorker, LATE_AFTER_S, type RealPrefect } from '../bench/peers.ts'
+import { startPushpool, REPO, TMP, type PushpoolProcess } from '../bench/pushpool-process.ts'
+import { measurePickup, webhookArrivals } from '../bench/pickup.ts'
+import { measureScheduled } from '../bench/scheduled.ts'
+import { startReconcileTimer } from '../bench/reconcile-timer.ts'
+import { measureApiCalls, total, type ApiCallsResult } from '../bench/api-calls.ts'
+import { captureSeed } from '../bench/seed.ts'
+import { startLoopbackPeers, type LoopbackPeers } from '../bench/loopback-peers.ts'
+import { measureCost } from '../bench/cost.ts'
+import { measureColdStart } from '../bench/cold-start.ts'
+import { measureMemory } from '../bench/memory.ts'
+import { measureBurst } from '../bench/burst.ts'
+import { startPrefectStandIn, type StandInSeed } from '../bench/prefect-standin.ts'
+import { newestProfile, summarizeProfile } from '../bench/profile.ts'
+import { sendWebhooks } from '../bench/load.ts'
+import { summarize } from '../bench/stats.ts'
+import { writeReport } from '../bench/report.ts'
+import { measureModuleCost } from '../bench/module-cost.ts'
+import type { Results } from '../bench/results.ts'
+
+const PHASES = ['pickup', 'scheduled', 'api', 'cost', 'real', 'profile', 'memory', 'cold', 'burst'] as const
+type Phase = typeof PHASES[number]
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string' }
+  }
+})
+const quick = flags.quick === true
+const only = new Set((flags.only ?? PHASES.join(',')).split(',').map(s => s.trim()) as Phase[])
+for (const phase of only) if (!PHASES.includes(phase)) throw new Error(`unknown phase "${phase}"; phases: ${PHASES.join(', ')}`)
+const outDir = flags.out ?? (quick ? TMP : join(REPO, 'bench'))
+
+// Counts. Full: at least 5 repetitions of every figure (10+ starts for cold start); the burst is
+// one run, since it lasts over 3 minutes by construction.
+const N = quick
+  ? { pickup: 3, scheduled: 3, scheduledEvery: 10, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: 64, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
+  : { pickup: 8, scheduled: 8, scheduledEvery: 15, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: 64, realReps: 5, realSequential: 20, realThroughput: 60, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
+
+const POOL = { push: 'bench-push', push60: 'bench-push60', worker: 'bench-worker', cost: 'bench-cost' }
+/** Reconcile period while measuring scheduled runs: a short timer, and Cloud Scheduler's minimum. */
+const SHORT_RECONCILE_S = 10
+const WORKER_POLL_S = 10 // PREFECT_WORKER_QUERY_SECONDS, default
+
+const t0 = performance.now()
+const log = (line: string): void => {
+  const s = ((performance.now() - t0) / 1000).toFixed(0).padStart(5)
+  process.stdout.write(`${s}s ${line}\n`)
+}
+const cleanups: Array<() => Promise<unknown>> = []
+const later = <T extends { stop: () => Promise<unknown> } | { close: () => Promise<unknown> }>(thing: T): T => {
+  cleanups.push(() => ('stop' in thing ? thing.stop() : thing.close()).catch(() => undefined))
+  return thing
+}
+async function release (thing: { stop: () => Promise<unknown> } | { close: () => Promise<unknown> } | null | undefined): Promise<void> {
+  if (thing === null || thing === undefined) return
+  await ('stop' in thing ? thing.stop() : thing.close()).catch(() => undefined)
+}
+async function cleanupAll (): Promise<void> {
+  for (const fn of cleanups.reverse()) await fn()
+  cleanups.length = 0
+}
+process.once('SIGINT', () => { void cleanupAll().then(() => process.exit(130)) })
+process.once('SIGTERM', () => { void cleanupAll().then(() => process.exit(143)) })
+
+const results: Results = {
+  meta: {
+    mode: quick ? 'quick' : 'full',
+    phases: [...only],
+    machine: null,
+    entry: '',
+    notes: []
+  },
+  load_average: {}
+}
+/** Runs one phase; a failure is recorded in the results' notes and the run goes on. */
+async function phase (name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn()
+  } catch (err) {
+    const message = `phase "${name}" failed: ${(err as Error).message.split('\n')[0]}`
+    log(`  ${message}`)
+    results.meta.notes.push(message)
+  }
+}
+const noteLoad = (phase: string): void => { results.load_average[phase] = loadavg().map(v => Math.round(v * 100) / 100) }
+
+async function main (): Promise<void> {
+  rmSync(TMP, { recursive: true, force: true })
+  mkdirSync(TMP, { recursive: true })
+  log(`pushpool bench (${quick ? 'quick' : 'full'}): ${[...only].join(', ')}`)
+
+  const build = buildService()
+  const entry = build.entry
+  results.meta.entry = `node ${entry} (tsc -p tsconfig.build.json, as the Dockerfile runs dist/server.js)`
+  if (build.diagnostics !== '') results.meta.notes.push(`tsc reported type errors in the work tree (it emitted anyway): ${build.diagnostics.split('\n')[0]}`)
+  log(`built the service into bench/tmp/dist in ${(build.ms / 1000).toFixed(1)} s`)
+
+  const needsRealPrefect = true // the stand-in is seeded with a real server's objects
+  let prefect: RealPrefect | null = null
+  let seed: StandInSeed
+  if (needsRealPrefect) {
+    log('starting the Prefect server (repo venv)…')
+    prefect = later(await startRealPrefect(log))
+    results.meta.machine = describeMachine(prefect.venv.python)
+    results.meta.prefect_server_env = prefect.serverEnv
+    log(`Prefect ${await prefect.fixtures.request('GET', '/admin/version')} at ${prefect.apiUrl}`)
+    await setupPushpoolPool(prefect, POOL.cost, 'http://127.0.0.1:9', false)
+    const costDeployment = await helloDeployment(prefect, POOL.cost, 'hello-cost')
+    seed = await captureSeed(prefect, POOL.cost, costDeployment)
+    writeFileSync(join(TMP, 'seed.json'), JSON.stringify(seed))
+
+    if (only.has('pickup') || only.has('scheduled')) await phase('pickup/scheduled/api', () => pickupAndScheduled(prefect!, entry, seed))
+    else if (only.has('api')) await phase('api', async () => { results.api_calls_raw = await apiCalls(seed) })
+    if (only.has('real')) await phase('real', () => realCost(prefect!, entry, costDeployment))
+    log('stopping the Prefect server')
+    await release(prefect)
+  }
+
+  if (only.has('cost') || only.has('profile') || only.has('memory') || only.has('cold')) {
+    const peers = later(await startLoopbackPeers(seed!))
+    if (only.has('cost')) await phase('cost', () => standInCost(peers, entry, seed!))
+    if (only.has('profile')) await phase('profile', () => profileDispatch(peers, entry, seed!))
+    if (only.has('memory')) {
+      await phase('memory', async () => {
+        noteLoad('memory')
+        log(`memory: idle, then ${N.memoryBurst} webhooks at once, three times`)
+        results.memory = await measureMemory({ entry, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, log })
+      })
+    }
+    if (only.has('cold')) await phase('cold', () => coldStart(peers, entry, seed!))
+    await release(peers)
+  }
+  if (only.has('burst')) await phase('burst', () => burst(entry, seed!))
+
+  results.meta.finished = new Date().toISOString()
+  results.meta.duration_s = Math.round((performance.now() - t0) / 1000)
+  const { json, markdown } = writeReport(results, outDir)
+  log(`wrote ${json} and ${markdown}`)
+}
+
+// ---------------------------------------------------------------- pickup, scheduled, API calls
+
+async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: StandInSeed): Promise<void> {
+  const emulator: Emulator = later(await startEmulator({ executions: 'hold' }))
+  const ports = { push: await findFreePort(), push60: await findFreePort() }
+  await setupPushpoolPool(prefect, POOL.push, `http://127.0.0.1:${ports.push}`, true)
+  await setupPushpoolPool(prefect, POOL.push60, `http://127.0.0.1:${ports.push60}`, true)
+  const env = (pool: string): Record<string, string> => ({
+    PREFECT_API_URL: prefect.apiUrl,
+    PREFECT_API_AUTH_STRING: prefect.authString,
+    PUSHPOOL_POOLS: pool,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
+  })
+  const push = later(await startPushpool({ entry, name: 'push', port: ports.push, env: env(POOL.push) }))
+  const push60 = later(await startPushpool({ entry, name: 'push60', port: ports.push60, env: env(POOL.push60) }))
+  log('starting `prefect worker start --type process` (default settings)…')
+  const worker = later(await startProcessWorker(prefect, POOL.worker))
+  const deployments = {
+    push: await helloDeployment(prefect, POOL.push, 'hello-push'),
+    push60: await helloDeployment(prefect, POOL.push60, 'hello-push60'),
+    worker: await helloDeployment(prefect, POOL.worker, 'hello-worker')
+  }
+
+  if (only.has('pickup')) {
+    noteLoad('pickup')
+    log(`pickup latency: ${N.pickup} runs created due-now in each pool, side by side`)
+    const pickup = await measurePickup({
+      prefect, pushpoolDeploymentId: deployments.push, workerDeploymentId: deployments.worker,
+      repetitions: N.pickup, workerPollSeconds: WORKER_POLL_S, log
+    })
+    const arrivals = webhookArrivals(readFileSync(push.logFile, 'utf8'))
+    const automation: number[] = []
+    const inPushpool: number[] = []
+    for (const run of pickup.pushpoolRuns) {
+      const at = arrivals.get(run.id)
+      if (at === undefined) continue
+      automation.push(at - run.scheduledAt)
+      inPushpool.push(run.pendingAt - at)
+    }
+    const pushS = summarize(pickup.pushpool)
+    const workerS = summarize(pickup.worker)
+    results.pickup_ms = {
+      pushpool: { ...pushS, samples: pickup.pushpool },
+      worker: { ...workerS, samples: pickup.worker },
+      pushpool_split: { automation_to_webhook: summarize(automation), webhook_to_pending: summarize(inPushpool) },
+      warmup: pickup.warmup
+    }
+    results.pickup_ratio = Math.round(workerS.median / pushS.median * 10) / 10
+  }
+
+  if (only.has('scheduled')) {
+    noteLoad('scheduled')
+    log(`scheduled runs: ${N.scheduled} per pool every ${N.scheduledEvery} s; reconcile every ${SHORT_RECONCILE_S} s (${POOL.push}) and every 60 s (${POOL.push60})` +
+      (only.has('api') ? '; the API-call counts run alongside' : ''))
+    const timers = [
+      startReconcileTimer(push, SHORT_RECONCILE_S, err => { log(`  reconcile (${POOL.push}) failed: ${err.message}`) }),
+      startReconcileTimer(push60, 60, err => { log(`  reconcile (${POOL.push60}) failed: ${err.message}`) })
+    ]
+    const api = only.has('api') ? apiCalls(seed) : Promise.resolve(undefined)
+    const scheduled = await measureScheduled({
+      prefect,
+      targets: [
+        { label: 'pushpool', deploymentId: deployments.push },
+        { label: 'pushpool_reconcile_60s', deploymentId: deployments.push60 },
+        { label: 'worker', deploymentId: deployments.worker }
+      ],
+      repetitions: N.scheduled,
+      intervalSeconds: N.scheduledEvery,
+      leadSeconds: 45,
+      automationPrefixes: [`${POOL.push}:`, `${POOL.push60}:`],
+      log
+    })
+    for (const timer of timers) timer.stop()
+    results.scheduled_delay_ms = {
+      pushpool: { ...summarize(scheduled.delays.pushpool), samples: scheduled.delays.pushpool },
+      worker: { ...summarize(scheduled.delays.worker), samples: scheduled.delays.worker },
+      pushpool_reconcile_60s: { ...summarize(scheduled.delays.pushpool_reconcile_60s), samples: scheduled.delays.pushpool_reconcile_60s },
+      left_scheduled_via: scheduled.via,
+      settings: {
+        PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: LATE_AFTER_S,
+        PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS: 1,
+        pushpool_reconcile_every_s: SHORT_RECONCILE_S,
+        PUSHPOOL_PREFETCH_SECONDS: 10,
+        worker: 'defaults (PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10)'
+      }
+    }
+    const raw = await api
+    if (raw !== undefined) results.api_calls_raw = raw
+  } else if (only.has('api')) {
+    results.api_calls_raw = await apiCalls(seed)
+  }
+  await release(worker)
+  await release(push)
+  await release(push60)
+  await release(emulator)
+}
+
+async function apiCalls (seed: StandInSeed): Promise<ApiCallsResult> {
+  log(`API calls: a ${N.runSeconds} s run, reconcile every ${N.reconcileSeconds} s, ${N.api} runs of each kind side by side`)
+  const result = await measureApiCalls({ seed, repetitions: N.api, runSeconds: N.runSeconds, reconcileSeconds: N.reconcileSeconds, workerPollSeconds: 5, log })
+  const figure = (runs: Array<Record<string, number>>): { median: number, min: number, max: number, n: number, by_method: Record<string, number> } => {
+    const s = summarize(runs.map(total))
+    const byMethod: Record<string, number> = {}
+    for (const method of new Set(runs.flatMap(r => Object.keys(r)))) byMethod[method] = summarize(runs.map(r => r[method] ?? 0)).median
+    return { ...s, by_method: byMethod }
+  }
+  results.api_calls_per_run = {
+    reuse: summarize(result.reuse.map(total)).median,
+    per_run: summarize(result.per_run.map(total)).median,
+    worker: summarize(result.worker.map(total)).median,
+    detail: {
+      reuse: figure(result.reuse),
+      per_run: figure(result.per_run),
+      worker: figure(result.worker),
+      reuse_first_run_on_instance: figure(result.reuse_first_on_instance)
+    },
+    run_seconds: N.runSeconds,
+    reconcile_every_s: N.reconcileSeconds,
+    worker_is: '**modelled**: prefect-gcp 0.6.22 cloud-run-v2 call sequence replayed with @google-cloud/run against the emulator (bench/worker-model.ts)'
+  }
+  return result
+}
+
+// ---------------------------------------------------------------- cost
+
+async function standInCost (peers: LoopbackPeers, entry: string, seed: StandInSeed): Promise<void> {
+  noteLoad('cost')
+  log(`dispatch cost against the in-memory Prefect stand-in: ${N.costReps} × (${N.sequential} one at a time + ${N.throughputRuns} with ${N.concurrency} in flight)`)
+  const pushpool = later(await startPushpool({ entry, name: 'cost', env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
+  const callsBefore = await peers.prefectCalls()
+  const cost = await measureCost({
+    pushpool, createFlowRuns: n => peers.createFlowRuns(n), warmup: 50, repetitions: N.costReps,
+    sequential: N.sequential, throughputRuns: N.throughputRuns, concurrency: N.concurrency, log, label: 'stand-in'
+  })
+  const callsAfter = await peers.prefectCalls()
+  const dispatches = 50 + N.costReps * (N.sequential + N.throughputRuns)
+  const perDispatch: Record<string, number> = {}
+  for (const [route, n] of Object.entries(callsAfter)) {
+    if (route.includes('_bench')) continue
+    const d = (n - (callsBefore[route] ?? 0)) / dispatches
+    if (d >= 0.005) perDispatch[route] = Math.round(d * 100) / 100
+  }
+  await release(pushpool)
+
+  // The same, with the SQLite file on tmpfs: no fsync per commit (Cloud Run's filesystem is in memory).
+  let tmpfs: Awaited<ReturnType<typeof measureCost>> | null = null
+  if (existsSync('/dev/shm')) {
+    log(`  again with the store on tmpfs (/dev/shm): ${N.costReps} × ${N.sequential} one at a time`)
+    const storePath = join('/dev/shm', `pushpool-bench-${process.pid}.db`)
+    const onTmpfs = later(await startPushpool({ entry, name: 'cost-tmpfs', storePath, env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
+    tmpfs = await measureCost({
+      pushpool: onTmpfs, createFlowRuns: n => peers.createFlowRuns(n), warmup: 50, repetitions: N.costReps,
+      sequential: N.sequential, throughputRuns: N.throughputRuns, concurrency: N.concurrency, log, label: 'stand-in, tmpfs store'
+    })
+    await release(onTmpfs)
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${storePath}${suffix}`, { force: true })
+  }
+  results.dispatch_cpu_ms = {
+    ...summarize(cost.cpu_ms_sequential),
+    samples: cost.cpu_ms_sequential,
+    user: summarize(cost.cpu_ms_sequential_user),
+    system: summarize(cost.cpu_ms_sequential_system),
+    under_load: summarize(cost.cpu_ms_loaded),
+    latency_ms: summarize(cost.latency_ms_sequential),
+    prefect_calls_per_dispatch: perDispatch,
+    ...(tmpfs === null
+      ? {}
+      : {
+          store_on_tmpfs: {
+            cpu_ms: summarize(tmpfs.cpu_ms_sequential),
+            latency_ms: summarize(tmpfs.latency_ms_sequential),
+            throughput_per_s: summarize(tmpfs.throughput_per_s),
+            cpu_ms_loaded: summarize(tmpfs.cpu_ms_loaded)
+          }
+        })
+  }
+  const throughput = summarize(cost.throughput_per_s)
+  results.throughput_per_s = throughput.median
+  results.throughput = {
+    stand_in: { ...throughput, samples: cost.throughput_per_s, concurrency: N.concurrency, runs_per_repetition: N.throughputRuns, pushpool_cpu_share_of_one_core: summarize(cost.cpu_utilisation) },
+    failures: cost.failures
+  }
+}
+
+async function realCost (prefect: RealPrefect, entry: string, deploymentId: string): Promise<void> {
+  noteLoad('real')
+  log(`dispatch cost against the real Prefect server (reference): ${N.realReps} × (${N.realSequential} one at a time + ${N.realThroughput} with ${N.realConcurrency} in flight)`)
+  const emulator = later(await startEmulator({ executions: 'hold' }))
+  const pushpool = later(await startPushpool({ entry, name: 'real', env: { PREFECT_API_URL: prefect.apiUrl, PREFECT_API_AUTH_STRING: prefect.authString, PUSHPOOL_POOLS: POOL.cost, PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint } }))
+  // A SQLite-backed server answers 503 ("database is locked") while it catches up; wait it out.
+  const createOne = async (): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await prefect.fixtures.createFlowRun(deploymentId)).id
+      } catch (err) {
+        if ((err as { status?: number }).status !== 503 || attempt >= 10) throw err
+        await new Promise(resolve => setTimeout(resolve, 2000))
+      }
+    }
+  }
+  const create = async (n: number): Promise<string[]> => {
+    const ids: string[] = []
+    for (let i = 0; i < n; i++) ids.push(await createOne())
+    return ids
+  }
+  const cost = await measureCost({
+    pushpool, createFlowRuns: create, warmup: 5, repetitions: N.realReps, sequential: N.realSequential,
+    throughputRuns: N.realThroughput, concurrency: N.realConcurrency, log, label: 'real Prefect'
+  })
+  await release(pushpool)
+  await release(emulator)
+  results.real_prefect = {
+    dispatch_cpu_ms: { ...summarize(cost.cpu_ms_sequential), samples: cost.cpu_ms_sequential },
+    dispatch_latency_ms: summarize(cost.latency_ms_sequential),
+    throughput_per_s: { ...summarize(cost.throughput_per_s), samples: cost.throughput_per_s, concurrency: N.realConcurrency, runs_per_repetition: N.realThroughput },
+    failures: cost.failures
+  }
+}
+
+async function profileDispatch (peers: LoopbackPeers, entry: string, seed: StandInSeed): Promise<void> {
+  noteLoad('profile')
+  const dir = join(TMP, 'profiles', 'dispatch')
+  mkdirSync(dir, { recursive: true })
+  log(`profiling dispatch (node --cpu-prof): ${N.profileRuns} one at a time, then ${N.profileRuns} with ${N.concurrency} in flight`)
+  const pushpool = later(await startPushpool({ entry, name: 'profile', nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
+  await sendWebhooks(pushpool, await peers.createFlowRuns(50), 1)
+  const since = (): number => performance.now() - pushpool.spawnedAt
+  const seqFrom = since()
+  await sendWebhooks(pushpool, await peers.createFlowRuns(N.profileRuns), 1)
+  const seqTo = since()
+  const loadIds = await peers.createFlowRuns(N.profileRuns)
+  const loadFrom = since()
+  await sendWebhooks(pushpool, loadIds, N.concurrency)
+  const loadTo = since()
+  await pushpool.stop()
+  const file = newestProfile(dir)
+  results.profiles = {
+    ...results.profiles,
+    dispatch_one_at_a_time: { dispatches: N.profileRuns, ...summarizeProfile(file, 15, seqTo, seqFrom) },
+    dispatch_loaded: { dispatches: N.profileRuns, concurrency: N.concurrency, ...summarizeProfile(file, 15, loadTo, loadFrom) }
+  }
+}
+
+async function coldStart (peers: LoopbackPeers, entry: string, seed: StandInSeed): Promise<void> {
+  noteLoad('cold')
+  log(`cold start: ${N.starts} starts of ${entry}, then ${N.starts} of src/server.ts (type stripping)`)
+  const pool = seed.workPool.name
+  const compiled = await measureColdStart({ entry, starts: N.starts, peers, pool, log })
+  const source = await measureColdStart({ entry: 'src/server.ts', starts: N.starts, peers, pool, log })
+  const dir = join(TMP, 'profiles', 'cold')
+  mkdirSync(dir, { recursive: true })
+  const profiled = later(await startPushpool({ entry, name: 'cold-profile', nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: pool, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
+  const readyAt = profiled.readyMs
+  await sendWebhooks(profiled, await peers.createFlowRuns(1), 1)
+  const firstAt = performance.now() - profiled.spawnedAt
+  await profiled.stop()
+  const file = newestProfile(dir)
+  results.profiles = {
+    ...results.profiles,
+    cold_start_until_ready: { ready_ms: readyAt, ...summarizeProfile(file, 15, readyAt) },
+    cold_start_first_dispatch: { from_ms: readyAt, to_ms: firstAt, ...summarizeProfile(file, 15, firstAt, readyAt) }
+  }
+  const sum = (values: number[]): ReturnType<typeof summarize> & { samples: number[] } => ({ ...summarize(values), samples: values.map(v => Math.round(v)) })
+  results.cold_start_ready_ms = { ...sum(compiled.ready_ms), entry: compiled.entry, src_server_ts: sum(source.ready_ms) }
+  results.cold_start_first_dispatch_ms = { ...sum(compiled.first_dispatch_ms), entry: compiled.entry, src_server_ts: sum(source.first_dispatch_ms) }
+  results.cold_start_rss_ready_mb = { [compiled.entry]: summarize(compiled.rss_ready_mb), 'src/server.ts': summarize(source.rss_ready_mb) }
+  log('  what start-up loads, and what each package costs alone')
+  results.module_cost = measureModuleCost(entry.slice(0, entry.lastIndexOf('/')))
+}
+
+async function burst (entry: string, seed: StandInSeed): Promise<void> {
+  noteLoad('burst')
+  log(`burst: ${N.burstRuns} runs at once; RunJob +100 ms, RESOURCE_EXHAUSTED above ${N.burstPerMinute}/min; reconcile every 10 s, PUSHPOOL_RETRY_DELAY_SECONDS=5`)
+  const standIn = later(await startPrefectStandIn(seed))
+  const emulator = later(await startEmulator({ executions: 'hold' }))
+  const pushpool = later(await startPushpool({
+    entry,
+    name: 'burst',
+    env: { PREFECT_API_URL: standIn.apiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint, PUSHPOOL_RETRY_DELAY_SECONDS: '5' }
+  }))
+  const result = await measureBurst({
+    emulator, pushpool, createFlowRuns: async n => standIn.createFlowRuns(n), announce: true,
+    runs: N.burstRuns, perMinute: N.burstPerMinute, runJobLatencyMs: 100, reconcileSeconds: 10,
+    settleSeconds: quick ? 10 : 30, limitSeconds: N.burstLimitS, log
+  })
+  await release(pushpool)
+  await release(emulator)
+  await release(standIn)
+  results.burst = {
+    ...result,
+    quota_per_minute: N.burstPerMinute,
+    runjob_latency_ms: 100,
+    reconcile_every_s: 10,
+    retry_delay_s: 5,
+    /** The quota alone allows no faster: the last runs get their slot a full window later per PER_MINUTE runs. */
+    quota_bound_s: Math.max(0, Math.ceil(N.burstRuns / N.burstPerMinute) - 1) * 60
+  }
+}
+
+try {
+  await main()
+} finally {
+  await cleanupAll()
+}
