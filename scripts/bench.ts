@@ -53,7 +53,7 @@ const outDir = flags.out ?? (quick ? TMP : join(REPO, 'bench'))
 // one run, since it lasts over 3 minutes by construction.
 const N = quick
   ? { pickup: 3, scheduled: 3, scheduledEvery: 10, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: 64, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
-  : { pickup: 8, scheduled: 8, scheduledEvery: 15, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: 64, realReps: 5, realSequential: 20, realThroughput: 60, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
+  : { pickup: 8, scheduled: 8, scheduledEvery: 15, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: 64, realReps: 5, realSequential: 10, realThroughput: 40, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
 
 const POOL = { push: 'bench-push', push60: 'bench-push60', worker: 'bench-worker', cost: 'bench-cost' }
 /** Reconcile period while measuring scheduled runs: a short timer, and Cloud Scheduler's minimum. */
@@ -304,7 +304,7 @@ async function standInCost (peers: LoopbackPeers, entry: string, seed: StandInSe
   // The same, with the SQLite file on tmpfs: no fsync per commit (Cloud Run's filesystem is in memory).
   let tmpfs: Awaited<ReturnType<typeof measureCost>> | null = null
   if (existsSync('/dev/shm')) {
-    log(`  again with the store on tmpfs (/dev/shm): ${N.costReps} × ${N.sequential} one at a time`)
+    log(`  again with the store on tmpfs (/dev/shm): ${N.costReps} × (${N.sequential} one at a time + ${N.throughputRuns} with ${N.concurrency} in flight)`)
     const storePath = join('/dev/shm', `pushpool-bench-${process.pid}.db`)
     const onTmpfs = later(await startPushpool({ entry, name: 'cost-tmpfs', storePath, env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
     tmpfs = await measureCost({
