@@ -11,8 +11,6 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const MIN_REQUESTS = 300
 const HARD_LIMIT_MS = 480_000
 
-/** Operation → why it fails today. Remove an entry once its fix lands (the TODO then passes). */
-
 t.test('schemathesis finds no 5xx and no response outside the contract', async t => {
   const child = spawn(process.execPath, [join(REPO, 'scripts', 'fuzz.ts'), '--max-examples', '40', '--min-requests', String(MIN_REQUESTS)], {
     cwd: REPO,
