@@ -6,6 +6,7 @@ import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
 import { plaintextEndpointOptions } from './endpoint.ts'
 import { grpcCodeOf } from '../cloudrun/errors.ts'
+import { settleLongrunningDecoders } from './lro-decoders.ts'
 
 export interface CloudRunClients {
   jobs: JobsClient
@@ -69,7 +70,11 @@ export class GoogleClients {
       ...(identity.authClient !== null ? { authClient: identity.authClient } : {}),
       ...(endpoint !== null ? plaintextEndpointOptions(endpoint) : {})
     }
-    return { jobs: this.counted(new v2.JobsClient(options)), executions: this.counted(new v2.ExecutionsClient(options)) }
+    const jobs = new v2.JobsClient(options)
+    const executions = new v2.ExecutionsClient(options)
+    settleLongrunningDecoders(jobs)
+    settleLongrunningDecoders(executions)
+    return { jobs: this.counted(jobs), executions: this.counted(executions) }
   }
 
   /** Wraps the RPC methods pushpool uses so each call reports its method and status. */
