@@ -1,9 +1,12 @@
 // The embedded store: SQLite through node:sqlite. One process owns the file; WAL keeps readers
-// (admin routes) from blocking the dispatcher's writes.
+// (admin routes) from blocking the dispatcher's writes. synchronous=NORMAL: in WAL mode a commit
+// then survives a crash of the process but not of the machine, and costs no fsync (an fsync per
+// commit was a quarter of a dispatch's cost). Cloud Run's disk is memory anyway; deployments that
+// need a ledger to outlive the machine use PostgreSQL (docs/deploy.md).
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type {
   Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, DispatchState,
   EventInput, NewDispatch, Store
@@ -15,14 +18,25 @@ import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from '
 export function openSqliteStore (path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const db = new DatabaseSync(path)
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
   migrate(db)
 
   const now = (): string => new Date().toISOString()
+  // Statements are compiled once per distinct SQL text: the patch columns and filters vary, but
+  // over a handful of shapes.
+  const statements = new Map<string, StatementSync>()
+  const prepare = (sql: string): StatementSync => {
+    let statement = statements.get(sql)
+    if (statement === undefined) {
+      statement = db.prepare(sql)
+      statements.set(sql, statement)
+    }
+    return statement
+  }
 
-  const selectById = db.prepare('SELECT * FROM dispatches WHERE id = ?')
-  const selectByKey = db.prepare('SELECT * FROM dispatches WHERE key = ?')
-  const insertEvent = db.prepare(
+  const selectById = prepare('SELECT * FROM dispatches WHERE id = ?')
+  const selectByKey = prepare('SELECT * FROM dispatches WHERE key = ?')
+  const insertEvent = prepare(
     'INSERT INTO dispatch_events (dispatch_id, at, type, from_state, to_state, detail, reply) VALUES (?, ?, ?, ?, ?, ?, ?)')
 
   const get = (id: string): Dispatch | null => {
@@ -52,7 +66,7 @@ export function openSqliteStore (path: string): Store {
     const { assignments, values } = patchColumns(patch)
     if (state !== null) { assignments.push('state = ?'); values.push(state) }
     assignments.push('updated_at = ?'); values.push(at)
-    db.prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ?`).run(...values as SQLInputValue[], id)
+    prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ?`).run(...values as SQLInputValue[], id)
   }
 
   return {
@@ -64,7 +78,7 @@ export function openSqliteStore (path: string): Store {
         if (existing !== undefined) return { dispatch: rowToDispatch(existing), created: false }
         const id = randomUUID()
         const at = now()
-        db.prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
+        prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
           due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`)
           .run(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state,
             input.dueAt, input.receivedAt, at, at)
@@ -76,7 +90,7 @@ export function openSqliteStore (path: string): Store {
     async getDispatch (id) { return get(id) },
 
     async latestDispatchForFlowRun (flowRunId) {
-      const row = db.prepare('SELECT * FROM dispatches WHERE flow_run_id = ? ORDER BY created_at DESC, id DESC LIMIT 1')
+      const row = prepare('SELECT * FROM dispatches WHERE flow_run_id = ? ORDER BY created_at DESC, id DESC LIMIT 1')
         .get(flowRunId) as Row | undefined
       return row === undefined ? null : rowToDispatch(row)
     },
@@ -104,22 +118,22 @@ export function openSqliteStore (path: string): Store {
     },
 
     async listEvents (id) {
-      const rows = db.prepare('SELECT * FROM dispatch_events WHERE dispatch_id = ? ORDER BY seq').all(id) as Row[]
+      const rows = prepare('SELECT * FROM dispatch_events WHERE dispatch_id = ? ORDER BY seq').all(id) as Row[]
       return rows.map(rowToEvent) satisfies DispatchEvent[]
     },
 
     async listActionable (states, now, limit) {
       const marks = states.map(() => '?').join(', ')
-      const rows = db.prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?)
+      const rows = prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?)
         ORDER BY updated_at ASC LIMIT ?`).all(...states, now, limit) as Row[]
       return rows.map(rowToDispatch)
     },
 
     async summarizePool (pool) {
-      const counts = Object.fromEntries((db.prepare('SELECT state, COUNT(*) AS n FROM dispatches WHERE pool = ? GROUP BY state')
+      const counts = Object.fromEntries((prepare('SELECT state, COUNT(*) AS n FROM dispatches WHERE pool = ? GROUP BY state')
         .all(pool) as Array<{ state: string, n: number }>).map(r => [r.state, Number(r.n)]))
-      const last = db.prepare('SELECT MAX(created_at) AS at FROM dispatches WHERE pool = ?').get(pool) as { at: string | null }
-      const launches = db.prepare(`SELECT received_at, launched_at FROM dispatches WHERE pool = ? AND launched_at IS NOT NULL
+      const last = prepare('SELECT MAX(created_at) AS at FROM dispatches WHERE pool = ?').get(pool) as { at: string | null }
+      const launches = prepare(`SELECT received_at, launched_at FROM dispatches WHERE pool = ? AND launched_at IS NOT NULL
         ORDER BY launched_at DESC LIMIT 100`).all(pool) as Array<{ received_at: string, launched_at: string }>
       return {
         counts,
@@ -130,7 +144,7 @@ export function openSqliteStore (path: string): Store {
 
     async prune (before) {
       const marks = FINAL_STATES.map(() => '?').join(', ')
-      const result = db.prepare(`DELETE FROM dispatches WHERE state IN (${marks}) AND updated_at < ?`).run(...FINAL_STATES, before)
+      const result = prepare(`DELETE FROM dispatches WHERE state IN (${marks}) AND updated_at < ?`).run(...FINAL_STATES, before)
       return Number(result.changes)
     },
 
@@ -144,13 +158,13 @@ export function openSqliteStore (path: string): Store {
       }
       const sql = `SELECT * FROM dispatches ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY created_at DESC, id DESC LIMIT ?`
-      const rows = db.prepare(sql).all(...values, query.limit + 1) as Row[]
+      const rows = prepare(sql).all(...values, query.limit + 1) as Row[]
       const items = rows.slice(0, query.limit).map(rowToDispatch)
       const last = items.at(-1)
       return { items, next: rows.length > query.limit && last !== undefined ? { createdAt: last.createdAt, id: last.id } : null }
     },
 
-    async ping () { db.prepare('SELECT 1').get() },
+    async ping () { prepare('SELECT 1').get() },
 
     async close () { if (db.isOpen) db.close() }
   }
