@@ -3,30 +3,29 @@
 // the queue's) active runs and claim only below the limit. The count and the claim happen under a
 // per-pool lock, so concurrent webhooks in one process cannot both take the last slot.
 import type { PrefectClient } from '../prefect/client.ts'
-import type { FlowRun, StateType, WorkPool, WorkQueue } from '../prefect/types.ts'
-import { TtlCache } from '../util/ttl-cache.ts'
+import type { FlowRun, StateType } from '../prefect/types.ts'
+import type { PrefectSnapshots } from './prefect-snapshots.ts'
 
 const ACTIVE: StateType[] = ['PENDING', 'RUNNING', 'CANCELLING']
-const CACHE_MS = 5000
 
 export type Admission<T> = { admitted: true, value: T } | { admitted: false, reason: string }
 
 export class ConcurrencyGate {
   private readonly prefect: PrefectClient
+  private readonly snapshots: PrefectSnapshots
   private readonly locks = new Map<string, Promise<unknown>>()
-  private readonly pools = new TtlCache<WorkPool | null>(CACHE_MS)
-  private readonly queues = new TtlCache<WorkQueue | null>(CACHE_MS)
 
-  constructor (prefect: PrefectClient) {
+  constructor (prefect: PrefectClient, snapshots: PrefectSnapshots) {
     this.prefect = prefect
+    this.snapshots = snapshots
   }
 
   /** Runs `claim` if the run's pool and queue have a free slot; otherwise says why not. */
   async admit<T>(flowRun: FlowRun, claim: () => Promise<T>): Promise<Admission<T>> {
     const poolName = flowRun.work_pool_name ?? ''
     const [pool, queue] = await Promise.all([
-      this.pools.get(poolName, () => this.prefect.readWorkPool(poolName)),
-      flowRun.work_queue_id === null ? null : this.queues.get(flowRun.work_queue_id, () => this.prefect.readWorkQueue(flowRun.work_queue_id ?? ''))
+      this.snapshots.workPool(poolName),
+      flowRun.work_queue_id === null ? null : this.snapshots.workQueue(flowRun.work_queue_id)
     ])
     if (pool?.is_paused === true) return { admitted: false, reason: `work pool ${poolName} is paused` }
     if (queue?.is_paused === true) return { admitted: false, reason: `work queue ${queue.name} is paused` }

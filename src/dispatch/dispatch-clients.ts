@@ -11,10 +11,10 @@ import { TtlCache } from '../util/ttl-cache.ts'
 const CACHE_MS = 5 * 60_000
 
 export class DispatchClients {
-  private readonly deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'identities' | 'google'>
+  private readonly deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
   private readonly cache = new TtlCache<CloudRunClients>(CACHE_MS)
 
-  constructor (deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'identities' | 'google'>) {
+  constructor (deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>) {
     this.deps = deps
   }
 

@@ -13,6 +13,7 @@ import { NeverRetry, RetryLater } from './failures.ts'
 import { prepareLaunch } from './prepare.ts'
 import { ConcurrencyGate } from './concurrency.ts'
 import type { Canceller } from './cancel.ts'
+import type { PrefectSnapshots } from './prefect-snapshots.ts'
 
 export interface DispatchEvent {
   flowRunId: string
@@ -30,6 +31,8 @@ export interface DispatcherDeps {
   config: Config
   store: Store
   prefect: PrefectClient
+  /** Recent copies of the work pool, its queues and flows, shared by every dispatch. */
+  snapshots: PrefectSnapshots
   launcher: Launcher
   identities: IdentityResolver
   google: GoogleClients
@@ -50,7 +53,7 @@ export class Dispatcher {
 
   constructor (deps: DispatcherDeps, canceller: Canceller) {
     this.deps = deps
-    this.gate = new ConcurrencyGate(deps.prefect)
+    this.gate = new ConcurrencyGate(deps.prefect, deps.snapshots)
     this.canceller = canceller
   }
 

@@ -13,6 +13,7 @@ import { splitForReuse } from '../cloudrun/reuse.ts'
 import { PrefectRequestError } from '../prefect/client.ts'
 import { TemplateError } from './failures.ts'
 import { redactJob } from './redact.ts'
+import { memoizedLookups } from '../prefect/memoized-lookups.ts'
 
 export interface PreparedLaunch {
   project: string
@@ -23,16 +24,16 @@ export interface PreparedLaunch {
   redactedJob: V2Job
 }
 
-type Deps = Pick<DispatcherDeps, 'config' | 'prefect' | 'identities' | 'google'>
+type Deps = Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
 
 export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<PreparedLaunch> {
-  const { config, prefect, identities, google } = deps
+  const { config, prefect, snapshots, identities, google } = deps
   const flowRun = knownFlowRun ?? await prefect.readFlowRun(dispatch.flowRunId)
   if (flowRun === null) throw new PrefectRequestError(`Flow run ${dispatch.flowRunId} no longer exists in Prefect`, 404)
   const [workPool, deployment, flow, prefectVersion] = await Promise.all([
-    prefect.readWorkPool(dispatch.pool),
+    snapshots.workPool(dispatch.pool),
     flowRun.deployment_id === null ? null : prefect.readDeployment(flowRun.deployment_id),
-    prefect.readFlow(flowRun.flow_id),
+    snapshots.flow(flowRun.flow_id),
     prefect.readServerVersion()
   ])
   if (workPool === null) throw new TemplateError('work_pool', `Work pool ${dispatch.pool} does not exist in Prefect: create it, or remove it from PUSHPOOL_POOLS`)
@@ -43,7 +44,7 @@ export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRu
     flowRun,
     flow,
     // The Prefect client answers null for a missing block or variable; the renderer names the field.
-    lookups: prefect,
+    lookups: memoizedLookups(prefect),
     baseEnvironment: baseEnvironment(config),
     workerName: config.workerName,
     prefectVersion

@@ -10,6 +10,7 @@ import { Dispatcher } from '../dispatch/dispatcher.ts'
 import { DispatchClients } from '../dispatch/dispatch-clients.ts'
 import { Canceller } from '../dispatch/cancel.ts'
 import { Reconciler } from '../dispatch/reconcile.ts'
+import { PrefectSnapshots } from '../dispatch/prefect-snapshots.ts'
 import { instrumentStore } from '../metrics/instrument-store.ts'
 
 declare module 'fastify' {
@@ -47,7 +48,7 @@ export default fp(async fastify => {
     emulated: config.cloudRunEndpoint !== null,
     readSecret: name => google.readSecret(name)
   })
-  const deps = { config, store, prefect, google, identities, launcher: new Launcher(), log: fastify.log }
+  const deps = { config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log }
   const clients = new DispatchClients(deps)
   const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
   const dispatcher = new Dispatcher(deps, canceller)
