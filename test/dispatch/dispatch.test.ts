@@ -172,3 +172,18 @@ t.test('logs: JSON with Cloud Logging severity, ids on every dispatch line, no s
     t.notOk(all.includes(secret), 'no secret in the logs')
   }
 })
+
+t.test('Prefect reads per dispatch: the pool and flow from a snapshot, the credentials block once per render', async t => {
+  const s = await stage(t)
+  const runs = 3
+  for (let i = 0; i < runs; i++) t.equal((await post(s, await s.flowRun())).json().state, 'launched')
+  const metrics = (await s.app.inject({ method: 'GET', url: '/metrics', headers: adminHeaders() })).body
+  const calls = (route: string): number => {
+    const line = metrics.split('\n').find(l => l.startsWith(`pushpool_prefect_calls_total{route="${route}",status="200"}`))
+    return line === undefined ? 0 : Number(line.split(' ').at(-1))
+  }
+  t.equal(calls('GET /block_documents/{id}'), runs, 'the block a variable default and the job configuration both name is read once')
+  t.equal(calls('GET /work_pools/{name}'), 1, 'the gate and the render share one pool snapshot')
+  t.equal(calls('GET /flows/{id}'), 1)
+  t.equal(calls('GET /deployments/{id}'), runs, 'the deployment is read afresh for each run, as the worker does')
+})
