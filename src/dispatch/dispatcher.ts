@@ -6,7 +6,7 @@ import type { Config } from '../config.ts'
 import type { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun } from '../prefect/types.ts'
 import { FINAL_STATES, type Store, type Dispatch, type DispatchState } from '../store/store.ts'
-import type { Launcher } from '../cloudrun/launcher.ts'
+import { LaunchGaveUp, type Launcher } from '../cloudrun/launcher.ts'
 import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
 import { NeverRetry, RetryLater } from './failures.ts'
@@ -211,7 +211,8 @@ export class Dispatcher {
   /** Moves a `received` or `deferred` dispatch to `claimed`, then proposes Pending. */
   private async claim (dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
     // The compare-and-set makes this instance the only driver of the dispatch.
-    const mine = await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null },
+    // Nothing has been launched for this dispatch yet: its first launch needs no look.
+    const mine = await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null, launchUncertain: false },
       { detail: 'proposing Pending to Prefect' })
     if (mine === null) return await this.deps.store.getDispatch(dispatch.id)
     return await this.proposePending(mine, log)
@@ -285,8 +286,10 @@ export class Dispatcher {
     try {
       result = await launcher.launch(prepared.clients, prepared.plan, {
         maxAttempts: config.launchAttempts,
-        // A retried launch may have created an execution whose reply was lost: look before running.
-        checkFirst: dispatch.state === 'retrying' || launching.attempts > 0,
+        // An earlier launch may have created an execution whose reply was lost: look before running.
+        // The flag is read from the row this launch's compare-and-set returned, so no other launch
+        // can have changed it since. A first launch has it cleared by its claim.
+        checkFirst: launching.launchUncertain,
         onAttemptFailed: async failure => {
           attempts++
           log.warn({ attempt: failure.attempt, grpc_code: failure.grpcCode }, 'launch attempt failed')
@@ -294,7 +297,10 @@ export class Dispatcher {
         }
       })
     } catch (err) {
-      return await this.failBeforeLaunch(launching, err, log, ['launching'])
+      // Whether the next launch must look for an execution first: an error from anywhere but the
+      // launcher's own verdict keeps the look, as does a launch that may have been applied.
+      const launchUncertain = !(err instanceof LaunchGaveUp) || err.executionPossible
+      return await this.failBeforeLaunch(launching, err, log, ['launching'], { launchUncertain })
     }
     log.info({ execution: result.executionName, adopted: result.adopted }, 'execution launched')
 
@@ -309,6 +315,7 @@ export class Dispatcher {
     }
     const launched = await store.transition(dispatch.id, ['launching'], 'launched', {
       executionName: result.executionName,
+      ...(result.logUri !== null ? { logUri: result.logUri } : {}),
       launchedAt: new Date().toISOString(),
       attempts: launching.attempts + result.attempts,
       error: null
@@ -320,12 +327,13 @@ export class Dispatcher {
    * A failure before an execution exists. Retryable ones wait for reconcile; permanent ones crash
    * the flow run with a message that names the cause, as Prefect's worker does.
    */
-  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger, from: DispatchState[]): Promise<Dispatch> {
+  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger, from: DispatchState[],
+    launch: { launchUncertain?: boolean } = {}): Promise<Dispatch> {
     const { store, prefect } = this.deps
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
       return (await store.transition(dispatch.id, from, 'retrying',
-        { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message },
+        { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message, ...launch },
         { detail: err.message })) ?? dispatch
     }
     const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
@@ -348,7 +356,7 @@ export class Dispatcher {
     if (dispatch.state === 'launching') {
       // A launch whose process died mid-way: hand it to the retry path, which first looks for an
       // execution the lost attempt may have created.
-      const moved = await this.deps.store.transition(dispatch.id, ['launching'], 'retrying', {},
+      const moved = await this.deps.store.transition(dispatch.id, ['launching'], 'retrying', { launchUncertain: true },
         { detail: 'redriven: launch was interrupted' })
       if (moved === null) return (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
       return await this.track(this.drive(moved))

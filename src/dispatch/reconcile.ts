@@ -69,9 +69,12 @@ export class Reconciler {
       checked: 0, finished: 0, crashed: 0, cancelled: 0, driven: 0, discovered: 0,
       heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, duration_ms: 0, truncated: false
     }
+    // Launches first: a due run waits for nothing else, while closing a finished record can wait
+    // for the next pass if the budget runs out.
+    const passStarted = new Date(started).toISOString()
     const steps: Array<() => Promise<void>> = [
-      () => this.checkLaunched(report, deadline),
       () => this.driveDue(report, deadline),
+      () => this.checkLaunched(report, deadline, passStarted),
       () => this.discover(report, deadline),
       () => this.heartbeat(report),
       () => this.prune(report)
@@ -98,30 +101,60 @@ export class Reconciler {
     }
   }
 
-  /** Launched dispatches: did the execution end, and does Prefect know? */
-  private async checkLaunched (report: ReconcileReport, deadline: number): Promise<void> {
+  /**
+   * Launched dispatches: did the run end, and did its infrastructure die under it? Prefect is asked
+   * first. A run Prefect already holds as terminal needs no crash detection, so its execution is
+   * not read (one Cloud Run read saved per run) unless something else needs it: a per-run job
+   * that is to be deleted (Cloud Run refuses while an execution runs, so its end must be seen),
+   * or a log link the launch did not learn. Only a run Prefect does not hold as terminal needs the
+   * execution's state: ended without the run ending means the infrastructure died.
+   */
+  private async checkLaunched (report: ReconcileReport, deadline: number, passStarted: string): Promise<void> {
     const { store, prefect, clients, canceller } = this.deps
     const launched = await store.listActionable(['launched'], FAR_FUTURE, BATCH)
     await this.each(launched, report, deadline, async dispatch => {
       if (dispatch.executionName === null) return
+      // Launched by this very pass (or a webhook during it): nothing can have happened to it yet.
+      if (dispatch.launchedAt !== null && dispatch.launchedAt >= passStarted) return
       report.checked++
+      let flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+      if (isTerminal(flowRun) && dispatch.logUri !== null && !this.deletesJob(dispatch)) {
+        const closed = await this.closeTerminal(dispatch, flowRun, null)
+        if (closed !== null) report.finished++
+        return
+      }
       const status = await readExecution(await clients.forDispatch(dispatch), dispatch.executionName)
       if (status.outcome === 'running') {
         // A started run asked to cancel gets a grace period to do it itself.
         if (dispatch.dueAt === null || dispatch.dueAt > new Date().toISOString()) return
-        const flowRun = await prefect.readFlowRun(dispatch.flowRunId)
         if (flowRun?.state?.type === 'CANCELLING') {
           await canceller.enforce(flowRun, dispatch)
           report.cancelled++
         }
         return
       }
-      const flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+      // The engine reports the run's end before its container exits: a run read as not terminal
+      // before the execution was seen ended is read again, so a finished run is not taken for a
+      // crashed one.
+      if (!isTerminal(flowRun)) flowRun = await prefect.readFlowRun(dispatch.flowRunId)
       const closed = await this.close(dispatch, flowRun, status)
       if (closed?.state === 'crashed') report.crashed++
       else report.finished++
       if (closed !== null) await this.retireJob(closed, report)
     })
+  }
+
+  /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */
+  private deletesJob (dispatch: Dispatch): boolean {
+    return this.deps.config.jobMode === 'per-run' && !dispatch.keepJob && dispatch.jobName !== null
+  }
+
+  /** Prefect holds the run as terminal: record its state. `status` is the execution's, if read. */
+  private async closeTerminal (dispatch: Dispatch, flowRun: FlowRun, status: ExecutionStatus | null): Promise<Dispatch | null> {
+    const type = flowRun.state?.type ?? 'COMPLETED'
+    const patch = { ...(status !== null ? { logUri: status.logUri ?? dispatch.logUri } : {}), dueAt: null }
+    return await this.deps.store.transition(dispatch.id, ['launched'], FINAL_FOR[type] ?? 'succeeded', patch,
+      { detail: `${status === null ? 'execution not read' : `execution ${status.outcome}`}; flow run is ${flowRun.state?.name ?? type}` })
   }
 
   /**
@@ -131,12 +164,8 @@ export class Reconciler {
    */
   private async close (dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
     const { store, prefect } = this.deps
-    const type = flowRun?.state?.type ?? null
-    const patch = { logUri: status.logUri, dueAt: null }
-    if (type !== null && TERMINAL_STATE_TYPES.includes(type)) {
-      return await store.transition(dispatch.id, ['launched'], FINAL_FOR[type] ?? 'succeeded', patch,
-        { detail: `execution ${status.outcome}; flow run is ${flowRun?.state?.name ?? type}` })
-    }
+    const patch = { logUri: status.logUri ?? dispatch.logUri, dueAt: null }
+    if (isTerminal(flowRun)) return await this.closeTerminal(dispatch, flowRun, status)
     if (status.outcome === 'succeeded' || flowRun === null) {
       return await store.transition(dispatch.id, ['launched'], 'succeeded', patch,
         { detail: flowRun === null ? 'execution ended; the flow run no longer exists' : 'execution succeeded' })
@@ -144,7 +173,7 @@ export class Reconciler {
     const why = status.outcome === 'missing'
       ? 'the Cloud Run execution disappeared'
       : `the Cloud Run execution ${status.outcome === 'cancelled' ? 'was cancelled outside Prefect' : 'failed'}: ${status.message ?? 'no reason given'}`
-    const message = `Flow run infrastructure exited before the run finished: ${why}.${status.logUri !== null ? ` Logs: ${status.logUri}` : ''}`
+    const message = `Flow run infrastructure exited before the run finished: ${why}.${patch.logUri !== null ? ` Logs: ${patch.logUri}` : ''}`
     const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message }, false)
     const crashed = result.status === 'ACCEPT'
     const kept = result.state?.type === undefined ? undefined : FINAL_FOR[result.state.type]
@@ -153,9 +182,8 @@ export class Reconciler {
         reply: { status: result.status, state: result.state?.type ?? null } })
   }
 
-  /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */
   private async retireJob (dispatch: Dispatch, report: ReconcileReport): Promise<void> {
-    if (this.deps.config.jobMode !== 'per-run' || dispatch.keepJob || dispatch.jobName === null) return
+    if (!this.deletesJob(dispatch) || dispatch.jobName === null) return
     await deleteJob(await this.deps.clients.forDispatch(dispatch), dispatch.jobName)
     report.jobs_deleted++
   }
@@ -212,4 +240,9 @@ export class Reconciler {
     const before = new Date(Date.now() - this.deps.config.retentionDays * 86_400_000).toISOString()
     report.pruned = await this.deps.store.prune(before)
   }
+}
+
+function isTerminal (flowRun: FlowRun | null): flowRun is FlowRun {
+  const type = flowRun?.state?.type
+  return type !== undefined && TERMINAL_STATE_TYPES.includes(type)
 }

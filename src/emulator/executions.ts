@@ -170,11 +170,19 @@ export class ExecutionStore {
 
   /** Newest first. `parent` is a job name, or `…/jobs/-` for every job in the location. */
   list (parent: string): Execution[] {
+    return this.listSlice(parent, 0).items
+  }
+
+  /**
+   * Items [start, end) of `list(parent)`, and how many it holds in all. Only the returned items
+   * are copied, so a page costs its own size rather than the whole listing's.
+   */
+  listSlice (parent: string, start: number, end?: number): { items: Execution[], total: number } {
     const prefix = parent.endsWith('/jobs/-') ? parent.slice(0, -1) : `${parent}/executions/`
-    return [...this.#records.values()]
+    const matching = [...this.#records.values()]
       .filter(record => record.execution.name.startsWith(prefix))
       .sort((a, b) => b.sequence - a.sequence)
-      .map(record => structuredClone(record.execution))
+    return { items: matching.slice(start, end).map(record => structuredClone(record.execution)), total: matching.length }
   }
 
   all (): Execution[] {

@@ -68,8 +68,9 @@ function executionsHandlers ({ jobs, executions, operations }: ControlPlane): Ha
     GetExecution: ({ name }: NameRequest) => executions.get(name),
     ListExecutions: ({ parent, pageSize, pageToken }: ListRequest) => {
       if (parseJobName(parent).job !== '-') jobs.get(parent)
-      const { items, nextPageToken } = page(executions.list(parent), pageSize, pageToken)
-      return { executions: items, nextPageToken }
+      const { start, end } = pageBounds(pageSize, pageToken)
+      const { items, total } = executions.listSlice(parent, start, end)
+      return { executions: items, ...nextPage(end, total) }
     },
     CancelExecution: ({ name }: NameRequest) =>
       operations.completed(parseExecutionName(name).parent, TYPE_URL.execution, executions.cancel(name)),
@@ -106,11 +107,17 @@ function secretManagerHandlers ({ secrets }: ControlPlane): Handlers {
 
 /** Page tokens are opaque to clients; here they are just the offset of the next item. */
 function page<T> (items: T[], pageSize = 0, pageToken = ''): { items: T[], nextPageToken?: string } {
+  const { start, end } = pageBounds(pageSize, pageToken)
+  return { items: items.slice(start, end), ...nextPage(end ?? items.length, items.length) }
+}
+
+/** The offsets a page covers; `end` is undefined for "to the end" (no page size). */
+function pageBounds (pageSize = 0, pageToken = ''): { start: number, end: number | undefined } {
   const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString()) : 0
   if (!Number.isInteger(start) || start < 0) throw invalidArgument(`Invalid page token '${pageToken}'.`)
-  const end = pageSize > 0 ? start + pageSize : items.length
-  return {
-    items: items.slice(start, end),
-    ...(end < items.length ? { nextPageToken: Buffer.from(String(end)).toString('base64url') } : {})
-  }
+  return { start, end: pageSize > 0 ? start + pageSize : undefined }
+}
+
+function nextPage (end: number | undefined, total: number): { nextPageToken?: string } {
+  return end !== undefined && end < total ? { nextPageToken: Buffer.from(String(end)).toString('base64url') } : {}
 }

@@ -39,7 +39,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`,
   // 2: per-run jobs the pool asked to keep are left alone by retention.
-  'ALTER TABLE dispatches ADD COLUMN keep_job INTEGER NOT NULL DEFAULT 0'
+  'ALTER TABLE dispatches ADD COLUMN keep_job INTEGER NOT NULL DEFAULT 0',
+  // 3: whether an earlier launch attempt may have left an execution; true unless proven otherwise.
+  'ALTER TABLE dispatches ADD COLUMN launch_uncertain INTEGER NOT NULL DEFAULT 1'
 ]
 
 // PostgreSQL has real types where SQLite has text: timestamptz(3) keeps the millisecond precision
@@ -82,5 +84,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX dispatch_events_dispatch ON dispatch_events (dispatch_id, seq);`,
   // 2: per-run jobs the pool asked to keep are left alone by retention.
-  'ALTER TABLE dispatches ADD COLUMN keep_job boolean NOT NULL DEFAULT false'
+  'ALTER TABLE dispatches ADD COLUMN keep_job boolean NOT NULL DEFAULT false',
+  // 3: whether an earlier launch attempt may have left an execution; true unless proven otherwise.
+  'ALTER TABLE dispatches ADD COLUMN launch_uncertain boolean NOT NULL DEFAULT true'
 ]

@@ -26,6 +26,8 @@ export function rowToDispatch (row: Row): Dispatch {
     executionName: str(row.execution_name),
     logUri: str(row.log_uri),
     keepJob: Number(row.keep_job ?? 0) === 1 || row.keep_job === true,
+    launchUncertain: row.launch_uncertain === undefined || row.launch_uncertain === null ||
+      Number(row.launch_uncertain) === 1 || row.launch_uncertain === true,
     jobSpec: json(row.job_spec),
     error: str(row.error),
     receivedAt: iso(row.received_at),
@@ -59,7 +61,8 @@ const COLUMNS: Record<keyof DispatchPatch, string> = {
   jobSpec: 'job_spec',
   error: 'error',
   launchedAt: 'launched_at',
-  keepJob: 'keep_job'
+  keepJob: 'keep_job',
+  launchUncertain: 'launch_uncertain'
 }
 
 /** `col = ?` assignments for the fields a patch sets; JSON fields are serialised. */

@@ -30,6 +30,14 @@ export interface Dispatch {
   logUri: string | null
   /** The pool asked to keep the per-run job after the run (Prefect's keep_job). */
   keepJob: boolean
+  /**
+   * An earlier launch attempt may have created an execution that is not recorded here (its RunJob
+   * failed in a way that may have been applied, or its process died mid-launch), so the next
+   * launch must look for one before running. Cleared by the claim (nothing launched yet) and by a
+   * launch whose every RunJob certainly created nothing (a quota rejection). True unless cleared,
+   * so a record from before this field existed is looked for.
+   */
+  launchUncertain: boolean
   /** The rendered Cloud Run job, already redacted: secret values never reach the store. */
   jobSpec: unknown
   error: string | null
@@ -66,7 +74,8 @@ export interface NewDispatch {
 
 /** Fields a transition may set alongside the state. */
 export type DispatchPatch = Partial<Pick<Dispatch,
-'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt' | 'keepJob'>>
+'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt' | 'keepJob' |
+'launchUncertain'>>
 
 export interface EventInput {
   detail: string

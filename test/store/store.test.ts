@@ -161,6 +161,15 @@ for (const backend of backends) {
     t.equal(kept?.keepJob, true)
     t.equal(due.keepJob, false)
 
+    // Whether an earlier launch may have left an execution: assumed until a launch proves otherwise.
+    t.equal(due.launchUncertain, true, 'true unless cleared')
+    const certain = await store.transition(due.id, ['deferred'], 'retrying', { launchUncertain: false }, { detail: 'quota' })
+    t.equal(certain?.launchUncertain, false)
+    t.equal((await store.getDispatch(due.id))?.launchUncertain, false, 'stored')
+    const other = await store.transition(due.id, ['retrying'], 'launching', {}, { detail: 'launch' })
+    t.equal(other?.launchUncertain, false, 'a transition that does not set it keeps it')
+    t.equal((await store.transition(due.id, ['launching'], 'retrying', { launchUncertain: true }, { detail: 'redrive' }))?.launchUncertain, true)
+
     const skipped = (await store.createDispatch(input('run-a5:s'))).dispatch
     await store.transition(skipped.id, ['received'], 'skipped', {}, { detail: 'owned elsewhere' })
     t.equal(await store.prune(past), 0, 'nothing finished that long ago')
