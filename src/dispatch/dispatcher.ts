@@ -266,7 +266,7 @@ export class Dispatcher {
     try {
       prepared = await prepareLaunch(this.deps, dispatch, knownFlowRun)
     } catch (err) {
-      return await this.failBeforeLaunch(dispatch, err, log, ['claimed'])
+      return await this.failBeforeLaunch(dispatch, err, log, ['claimed', 'retrying'])
     }
     for (const warning of prepared.config.warnings) log.warn({ warning }, 'job template warning')
     const launching = await store.transition(dispatch.id, ['claimed', 'retrying'], 'launching', {

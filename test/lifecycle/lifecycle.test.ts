@@ -277,3 +277,23 @@ t.test('a launch stopped by the RunJob quota is retried by reconcile without loo
   t.equal(executionsOf(emulator, flowRunId).length, 1)
   t.equal((await s.detail(res.json().dispatch_id)).dispatch.state, 'launched')
 })
+
+t.test('a retried launch whose template no longer renders crashes the run, naming the cause', async t => {
+  const s = await stage(t, { env: { PUSHPOOL_LAUNCH_ATTEMPTS: '1', PUSHPOOL_RETRY_DELAY_SECONDS: '0' } })
+  const flowRunId = await s.flowRun()
+  emulator.addFault({ method: 'RunJob', code: 14, times: 1 })
+  t.teardown(() => emulator.clearFaults())
+  const res = await s.webhook(flowRunId)
+  t.equal(res.json().state, 'retrying')
+  emulator.clearFaults()
+  // The pool's credentials block goes away before reconcile retries the launch.
+  const block = await prefect.request<{ id: string }>('GET', `/block_types/slug/gcp-credentials/block_documents/name/creds-${s.pool}`)
+  await prefect.request('DELETE', `/block_documents/${block.id}`)
+  await s.reconcile()
+  const d = await s.detail(res.json().dispatch_id)
+  t.equal(d.dispatch.state, 'submit_failed', JSON.stringify(d.events.map((e: { type: string }) => e.type)))
+  const run = await prefect.readFlowRun(flowRunId)
+  t.equal(run.state?.type, 'CRASHED')
+  t.match(run.state?.message ?? '', /block document/)
+  t.equal(executionsOf(emulator, flowRunId).length, 0)
+})
