@@ -6,7 +6,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { PrefectClient } from '../prefect/client.ts'
 import { TERMINAL_STATE_TYPES, type FlowRun, type StateType } from '../prefect/types.ts'
-import type { Store, Dispatch, DispatchState } from '../store/store.ts'
+import type { ActionableCursor, Store, Dispatch, DispatchState } from '../store/store.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import type { Canceller } from './cancel.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
@@ -50,6 +50,8 @@ const FINAL_FOR: Partial<Record<StateType, DispatchState>> = {
 export class Reconciler {
   private readonly deps: ReconcilerDeps
   private running: Promise<ReconcileReport> | null = null
+  /** Where the last pass stopped checking launched dispatches, when its budget ran out. */
+  private launchedCursor: ActionableCursor | null = null
 
   constructor (deps: ReconcilerDeps) {
     this.deps = deps
@@ -92,12 +94,16 @@ export class Reconciler {
   private async each<T>(items: T[], report: ReconcileReport, deadline: number, work: (item: T) => Promise<void>): Promise<void> {
     for (const item of items) {
       if (Date.now() >= deadline) { report.truncated = true; return }
-      try {
-        await work(item)
-      } catch (err) {
-        report.errors++
-        this.deps.log.warn({ err: (err as Error).message }, 'reconcile step failed; the next pass retries it')
-      }
+      await this.attempt(report, () => work(item))
+    }
+  }
+
+  private async attempt (report: ReconcileReport, work: () => Promise<void>): Promise<void> {
+    try {
+      await work()
+    } catch (err) {
+      report.errors++
+      this.deps.log.warn({ err: (err as Error).message }, 'reconcile step failed; the next pass retries it')
     }
   }
 
@@ -110,9 +116,8 @@ export class Reconciler {
    * execution's state: ended without the run ending means the infrastructure died.
    */
   private async checkLaunched (report: ReconcileReport, deadline: number, passStarted: string): Promise<void> {
-    const { store, prefect, clients, canceller } = this.deps
-    const launched = await store.listActionable(['launched'], FAR_FUTURE, BATCH)
-    await this.each(launched, report, deadline, async dispatch => {
+    const { prefect, clients, canceller } = this.deps
+    await this.eachLaunched(report, deadline, async dispatch => {
       if (dispatch.executionName === null) return
       // Launched by this very pass (or a webhook during it): nothing can have happened to it yet.
       if (dispatch.launchedAt !== null && dispatch.launchedAt >= passStarted) return
@@ -142,6 +147,34 @@ export class Reconciler {
       else report.finished++
       if (closed !== null) await this.retireJob(closed, report)
     })
+  }
+
+  /**
+   * Every launched dispatch, a page at a time, from where the last pass ran out of budget round to
+   * it again. A running execution leaves its record untouched, so without the cursor the same
+   * oldest page would be checked every pass and newer runs never.
+   */
+  private async eachLaunched (report: ReconcileReport, deadline: number, work: (dispatch: Dispatch) => Promise<void>): Promise<void> {
+    const seen = new Set<string>()
+    let cursor = this.launchedCursor
+    let wrapped = cursor === null
+    for (;;) {
+      const page = await this.deps.store.listActionable(['launched'], FAR_FUTURE, BATCH, cursor ?? undefined)
+      if (page.length === 0) {
+        if (wrapped) { this.launchedCursor = null; return }
+        wrapped = true
+        cursor = null
+        continue
+      }
+      for (const dispatch of page) {
+        if (Date.now() >= deadline) { report.truncated = true; this.launchedCursor = cursor; return }
+        cursor = { updatedAt: dispatch.updatedAt, id: dispatch.id }
+        // A record touched during the pass moves behind the cursor and comes round again.
+        if (seen.has(dispatch.id)) continue
+        seen.add(dispatch.id)
+        await this.attempt(report, () => work(dispatch))
+      }
+    }
   }
 
   /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */

@@ -121,9 +121,10 @@ export async function openPostgresStore (url: string): Promise<Store> {
       return (rows as Row[]).map(rowToEvent) satisfies DispatchEvent[]
     },
 
-    async listActionable (states, now, limit) {
-      const { rows } = await connections.query(`SELECT * FROM dispatches WHERE state = ANY($1::text[]) AND (due_at IS NULL OR due_at <= $2)
-        ORDER BY updated_at ASC LIMIT $3`, [[...states], now, limit])
+    async listActionable (states, now, limit, after) {
+      const page = after === undefined ? '' : 'AND (updated_at, id) > ($4, $5)'
+      const { rows } = await connections.query(`SELECT * FROM dispatches WHERE state = ANY($1::text[]) AND (due_at IS NULL OR due_at <= $2) ${page}
+        ORDER BY updated_at ASC, id ASC LIMIT $3`, [[...states], now, limit, ...(after === undefined ? [] : [after.updatedAt, after.id])])
       return (rows as Row[]).map(rowToDispatch)
     },
 

@@ -122,10 +122,12 @@ export function openSqliteStore (path: string): Store {
       return rows.map(rowToEvent) satisfies DispatchEvent[]
     },
 
-    async listActionable (states, now, limit) {
+    async listActionable (states, now, limit, after) {
       const marks = states.map(() => '?').join(', ')
-      const rows = prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?)
-        ORDER BY updated_at ASC LIMIT ?`).all(...states, now, limit) as Row[]
+      const page = after === undefined ? '' : 'AND (updated_at > ? OR (updated_at = ? AND id > ?))'
+      const rows = prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?) ${page}
+        ORDER BY updated_at ASC, id ASC LIMIT ?`)
+        .all(...states, now, ...(after === undefined ? [] : [after.updatedAt, after.updatedAt, after.id]), limit) as Row[]
       return rows.map(rowToDispatch)
     },
 

@@ -105,6 +105,12 @@ export interface PoolSummary {
   recentLatenciesMs: number[]
 }
 
+/** Where a page of `listActionable` ended: the last dispatch's `updatedAt` and `id`. */
+export interface ActionableCursor {
+  updatedAt: string
+  id: string
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   /** Insert under `key`, or return the record that already holds it: the exactly-once primitive. */
@@ -121,9 +127,9 @@ export interface Store {
   listEvents (id: string): Promise<DispatchEvent[]>
   /**
    * Dispatches in any of `states` whose due time has come (or that have none), least recently
-   * touched first: reconcile's work list.
+   * touched first (then by id): reconcile's work list. `after` pages on from the last one listed.
    */
-  listActionable (states: readonly DispatchState[], now: string, limit: number): Promise<Dispatch[]>
+  listActionable (states: readonly DispatchState[], now: string, limit: number, after?: ActionableCursor): Promise<Dispatch[]>
   /** Counts by state, the newest dispatch time and recent launch latencies (ms), for one pool. */
   summarizePool (pool: string): Promise<PoolSummary>
   /** Deletes dispatches in a final state last touched before `before`; returns how many. */

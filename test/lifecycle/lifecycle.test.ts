@@ -2,6 +2,7 @@
 // retries from Prefect's UI, crash detection, reconcile and retention. Real Prefect, real client,
 // the emulator in 'hold' mode so each test decides how an execution ends.
 import t, { type Test } from 'tap'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { scene, executionsOf, type Scene, type SceneOptions } from '../harness/scene.ts'
 import { ADMIN_TOKEN } from '../helper.ts'
@@ -296,4 +297,21 @@ t.test('a retried launch whose template no longer renders crashes the run, namin
   t.equal(run.state?.type, 'CRASHED')
   t.match(run.state?.message ?? '', /block document/)
   t.equal(executionsOf(emulator, flowRunId).length, 0)
+})
+
+t.test('reconcile checks every launched dispatch, page after page, not only the oldest hundred', async t => {
+  const s = await stage(t)
+  // Launched records of runs Prefect does not know: each check reads the run (404) and then
+  // fails to find the pool's clients, which the pass counts as checked and as an error.
+  const count = 130
+  for (let i = 0; i < count; i++) {
+    const { dispatch } = await s.app.store.createDispatch({
+      key: `ghost-${i}:s`, flowRunId: randomUUID(), flowRunName: null, pool: s.pool, deploymentId: null,
+      state: 'launched', dueAt: null, receivedAt: new Date().toISOString(), detail: 'test'
+    })
+    await s.app.store.note(dispatch.id, 'launched', { executionName: `${s.pool}/executions/ghost-${i}`, logUri: 'https://logs' }, { detail: 'test' })
+  }
+  const report = await s.reconcile()
+  t.equal(report.checked, count)
+  t.equal(report.truncated, false)
 })

@@ -156,6 +156,9 @@ for (const backend of backends) {
     const actionable = await store.listActionable(['deferred', 'launched'], now, 10)
     t.same(actionable.map(d => d.id).sort(), [due.id, launched.id].sort(), 'due or undated, in the asked states')
     t.equal((await store.listActionable(['deferred', 'launched'], now, 1)).length, 1, 'the limit holds')
+    const [first] = await store.listActionable(['deferred', 'launched'], now, 1)
+    const rest = await store.listActionable(['deferred', 'launched'], now, 10, { updatedAt: first.updatedAt, id: first.id })
+    t.same(rest.map(d => d.id), actionable.map(d => d.id).filter(id => id !== first.id), 'the next page starts after the cursor')
 
     const kept = await store.note(launched.id, 'keep', { keepJob: true }, { detail: 'keep_job' })
     t.equal(kept?.keepJob, true)
