@@ -60,5 +60,8 @@ export default fp(async fastify => {
     const left = await dispatcher.drain(DRAIN_MS)
     if (left > 0) fastify.log.warn({ in_flight: left }, 'shutting down with dispatches in flight; reconcile will finish them')
   })
-  fastify.addHook('onClose', async () => { await google.close() })
+  fastify.addHook('onClose', async () => {
+    prefect.close()
+    await google.close()
+  })
 }, { name: 'dispatcher', dependencies: ['config', 'store', 'metrics'] })

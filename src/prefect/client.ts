@@ -3,6 +3,7 @@
 // timeout) from "never retry" (rejected credentials, a request Prefect refuses).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RetryLater, NeverRetry } from '../dispatch/failures.ts'
+import { KeepAliveHttp, HttpCutOff, HttpNoReply, type HttpReply } from './http.ts'
 import type {
   BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool, WorkQueue
 } from './types.ts'
@@ -51,11 +52,13 @@ export class PrefectClient {
   private readonly headers: Record<string, string>
   private readonly timeoutMs: number
   private readonly onCall: PrefectClientOptions['onCall']
+  private readonly http: KeepAliveHttp
   private serverVersion: Promise<string> | null = null
 
   constructor (options: PrefectClientOptions) {
     this.apiUrl = options.apiUrl.replace(/\/+$/, '')
     this.timeoutMs = options.timeoutMs ?? 5000
+    this.http = new KeepAliveHttp(this.timeoutMs)
     this.onCall = options.onCall
     this.headers = { 'content-type': 'application/json', 'x-prefect-api-version': API_VERSION }
     // The auth string wins over an API key, as in Prefect's own client.
@@ -156,6 +159,11 @@ export class PrefectClient {
     await this.request('PATCH', `/flow_runs/${encodeURIComponent(id)}`, '/flow_runs/{id}', { infrastructure_pid: infrastructurePid })
   }
 
+  /** Drops the kept-alive connections. */
+  close (): void {
+    this.http.close()
+  }
+
   private read<T>(path: string, route: string): Promise<T | null> {
     return this.request<T>('GET', path, route)
   }
@@ -178,49 +186,41 @@ export class PrefectClient {
 
   private async requestOnce<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
     const started = performance.now()
-    let response: Response
+    let reply: HttpReply
     try {
-      response = await fetch(`${this.apiUrl}${path}`, {
-        method,
-        headers: this.headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs)
-      })
+      reply = await this.http.send(`${this.apiUrl}${path}`, method, this.headers, body === undefined ? undefined : JSON.stringify(body))
     } catch (err) {
       this.onCall?.(`${method} ${route}`, 'error', performance.now() - started)
-      const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : 'is unreachable'
+      // A cut-off body is as much an outage as no reply: the request may or may not have been applied.
+      const why = err instanceof HttpCutOff
+        ? 'reply was cut off'
+        : err instanceof HttpNoReply && err.timedOut ? `timed out after ${this.timeoutMs} ms` : 'is unreachable'
       throw new PrefectUnavailable(`Prefect API ${method} ${route} ${why}`, null, { cause: err })
     }
-    this.onCall?.(`${method} ${route}`, response.status, performance.now() - started)
-    if (response.status === 404) {
-      await response.body?.cancel()
-      return null
-    }
-    if (response.status === 204) return null
-    let text: string
-    try {
-      text = await response.text()
-    } catch (err) {
-      // The timeout can fire while the body is still arriving: as much an outage as no reply.
-      throw new PrefectUnavailable(`Prefect API ${method} ${route} reply was cut off`, null, { cause: err })
-    }
-    if (response.ok) {
+    const { status } = reply
+    let text = reply.text
+    this.onCall?.(`${method} ${route}`, status, performance.now() - started)
+    if (status === 404 || status === 204) return null
+    if (status >= 200 && status < 300) {
       try {
         return text === '' ? null : JSON.parse(text) as T
       } catch {
         throw new PrefectRequestError(`Prefect API ${method} ${route} answered something that is not JSON: ` +
-          `is PREFECT_API_URL (${this.apiUrl}) the API URL, usually ending in /api?`, response.status)
+          `is PREFECT_API_URL (${this.apiUrl}) the API URL, usually ending in /api?`, status)
       }
     }
     text = text.slice(0, 300)
-    if (response.status === 429 || response.status >= 500) {
-      throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${response.status}`, response.status)
+    if (status >= 300 && status < 400) {
+      throw new PrefectRequestError(`Prefect API ${method} ${route} answered ${status}, a redirect to ${reply.location ?? '(nowhere)'}: ` +
+        `set PREFECT_API_URL (${this.apiUrl}) to the URL it redirects to`, status)
     }
-    if (response.status === 401 || response.status === 403) {
+    if (status === 429 || status >= 500) {
+      throw new PrefectUnavailable(`Prefect API ${method} ${route} answered ${status}`, status)
+    }
+    if (status === 401 || status === 403) {
       throw new PrefectRequestError(
-        `Prefect API refused pushpool's credentials (${response.status}): check PREFECT_API_AUTH_STRING or PREFECT_API_KEY`,
-        response.status)
+        `Prefect API refused pushpool's credentials (${status}): check PREFECT_API_AUTH_STRING or PREFECT_API_KEY`, status)
     }
-    throw new PrefectRequestError(`Prefect API ${method} ${route} answered ${response.status}: ${text}`, response.status)
+    throw new PrefectRequestError(`Prefect API ${method} ${route} answered ${status}: ${text}`, status)
   }
 }
