@@ -20,6 +20,8 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
   const fastify = Fastify({
     logger: { ...loggerOptions(config.logLevel), ...(options.logStream !== undefined ? { stream: options.logStream } : {}) },
     genReqId: () => randomUUID(),
+    // plugins/request-log.ts logs each request once, when answered.
+    disableRequestLogging: true,
     trustProxy: true,
     // A slow or stalled client cannot hold a connection open: headers within 5 s, the whole
     // request within 10 s, checked every second (Node's default sweep is every 30 s). There is no

@@ -239,7 +239,7 @@ export class Dispatcher {
     const reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
     switch (result.status) {
       case 'ACCEPT':
-        log.info({ reply }, 'Prefect accepted Pending')
+        log.debug({ reply }, 'Prefect accepted Pending')
         return await store.note(mine.id, 'pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
       case 'WAIT': {
         const delay = Math.max(1, result.details.delay_seconds ?? 5)

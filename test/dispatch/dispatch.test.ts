@@ -187,3 +187,18 @@ t.test('Prefect reads per dispatch: the pool and flow from a snapshot, the crede
   t.equal(calls('GET /flows/{id}'), 1)
   t.equal(calls('GET /deployments/{id}'), runs, 'the deployment is read afresh for each run, as the worker does')
 })
+
+t.test('a dispatch logs one line for its request, answered, and none on receipt', async t => {
+  const logLines: string[] = []
+  const s = await stage(t, { logLines })
+  const res = await post(s, await s.flowRun())
+  t.equal(res.json().state, 'launched')
+  const lines = logLines.map(line => JSON.parse(line) as { message: string, req?: { method: string, url: string }, res?: { statusCode: number }, responseTime?: number })
+  const requests = lines.filter(l => l.message === 'request completed')
+  t.equal(requests.length, 1)
+  t.same(requests[0].req, { method: 'POST', url: '/v1/webhooks/prefect' })
+  t.equal(requests[0].res?.statusCode, 202)
+  t.type(requests[0].responseTime, 'number')
+  t.notOk(lines.some(l => l.message === 'incoming request'))
+  t.ok(lines.some(l => l.message === 'execution launched'))
+})
