@@ -152,3 +152,22 @@ function edited (template: BaseJobTemplate, edit: (configuration: Record<string,
   edit(template.job_configuration)
   return template
 }
+
+t.test('rendering leaves the work pool, deployment and flow run as it found them (they are shared snapshots)', async (t) => {
+  const deepFreeze = <T>(value: T): T => {
+    if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+      Object.freeze(value)
+      for (const child of Object.values(value)) deepFreeze(child)
+    }
+    return value
+  }
+  for (const [name, template] of [['v2', v2()], ['v1', v1()]] as const) {
+    const frozen = request(template, { type: name === 'v2' ? 'cloud-run-v2' : 'cloud-run', deployment: { credentials: { $ref: { block_document_id: CREDENTIALS.id } }, memory: '1Gi' } })
+    deepFreeze(frozen.workPool)
+    deepFreeze(frozen.deployment)
+    deepFreeze(frozen.flowRun)
+    const first = await renderJobConfiguration(frozen)
+    const second = await renderJobConfiguration(frozen)
+    t.same(second.job, first.job, `${name}: a second render from the same objects is the same`)
+  }
+})

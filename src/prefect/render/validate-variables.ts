@@ -31,20 +31,46 @@ export interface JobVariableSources {
 export async function validateJobVariables (template: BaseJobTemplate, sources: JobVariableSources, lookups: PrefectLookups): Promise<void> {
   const schema = template.variables as Schema | undefined
   if (!isPlainObject(schema) || Object.keys(schema).length === 0) return
-  compile(schema, { checkFormats: true }) // refuses a schema that is not valid JSON Schema
+  const validators = validatorsFor(schema)
 
-  const { defaults, someDefaultIgnored } = await usableDefaults(schema, lookups)
+  const { defaults, someDefaultIgnored } = await usableDefaults(schema, validators.defaults, lookups)
   const variables = { ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }
-  const prepared = preprocessSchema(schema)
-  const validate = compile(someDefaultIgnored ? removeRequired(prepared) : prepared, { checkFormats: false })
+  const validate = someDefaultIgnored ? validators.withoutRequired() : validators.variables
   if (validate(variables)) return
   throw violation(validate.errors ?? [], schema, variables, sources)
 }
 
+interface SchemaValidators {
+  /** Each pool default alone, formats checked. */
+  defaults: ValidateFunction
+  /** The merged variables against the preprocessed schema. */
+  variables: ValidateFunction
+  /** The same without `required`, for when a default had to be ignored. */
+  withoutRequired: () => ValidateFunction
+}
+
+// A work pool snapshot is shared by the dispatches of a few seconds (dispatch/prefect-snapshots.ts),
+// so its schema object is too: its validators are found by identity before any key is computed.
+const validatorsBySchema = new WeakMap<Schema, SchemaValidators>()
+
+function validatorsFor (schema: Schema): SchemaValidators {
+  const known = validatorsBySchema.get(schema)
+  if (known !== undefined) return known
+  compile(schema, { checkFormats: true }) // refuses a schema that is not valid JSON Schema
+  const prepared = preprocessSchema(schema)
+  let withoutRequired: ValidateFunction | null = null
+  const validators: SchemaValidators = {
+    defaults: compile(removeRequired(schema), { checkFormats: true }),
+    variables: compile(prepared, { checkFormats: false }),
+    withoutRequired: () => (withoutRequired ??= compile(removeRequired(prepared), { checkFormats: false }))
+  }
+  validatorsBySchema.set(schema, validators)
+  return validators
+}
+
 /** `_get_base_config_defaults`: the pool's defaults, `$ref` defaults hydrated, each checked alone. */
-async function usableDefaults (schema: Schema, lookups: PrefectLookups): Promise<{ defaults: Record<string, unknown>, someDefaultIgnored: boolean }> {
+async function usableDefaults (schema: Schema, checkDefault: ValidateFunction, lookups: PrefectLookups): Promise<{ defaults: Record<string, unknown>, someDefaultIgnored: boolean }> {
   const properties = isPlainObject(schema.properties) ? schema.properties : {}
-  const checkDefault = compile(removeRequired(schema), { checkFormats: true })
   const defaults: Record<string, unknown> = {}
   let someDefaultIgnored = false
   for (const [name, property] of Object.entries(properties)) {
