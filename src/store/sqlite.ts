@@ -35,6 +35,7 @@ export function openSqliteStore (path: string): Store {
   }
 
   const selectById = prepare('SELECT * FROM dispatches WHERE id = ?')
+  const selectState = prepare('SELECT state FROM dispatches WHERE id = ?')
   const selectByKey = prepare('SELECT * FROM dispatches WHERE key = ?')
   const insertEvent = prepare(
     'INSERT INTO dispatch_events (dispatch_id, at, type, from_state, to_state, detail, reply) VALUES (?, ?, ?, ?, ?, ?, ?)')
@@ -62,12 +63,16 @@ export function openSqliteStore (path: string): Store {
     }
   }
 
-  const update = (id: string, state: DispatchState | null, patch: DispatchPatch, at: string): void => {
+  /** Applies the patch (and state) and returns the updated record, in one statement. */
+  const update = (id: string, state: DispatchState | null, patch: DispatchPatch, at: string): Dispatch => {
     const { assignments, values } = patchColumns(patch)
     if (state !== null) { assignments.push('state = ?'); values.push(state) }
     assignments.push('updated_at = ?'); values.push(at)
-    prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ?`).run(...values as SQLInputValue[], id)
+    const row = prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ? RETURNING *`).get(...values as SQLInputValue[], id) as Row
+    return rowToDispatch(row)
   }
+  const currentState = (id: string): DispatchState | null =>
+    (selectState.get(id) as { state: DispatchState } | undefined)?.state ?? null
 
   return {
     kind: 'sqlite',
@@ -78,12 +83,12 @@ export function openSqliteStore (path: string): Store {
         if (existing !== undefined) return { dispatch: rowToDispatch(existing), created: false }
         const id = randomUUID()
         const at = now()
-        prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
-          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`)
-          .run(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state,
-            input.dueAt, input.receivedAt, at, at)
+        const row = prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
+          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`)
+          .get(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state,
+            input.dueAt, input.receivedAt, at, at) as Row
         appendEvent(id, at, input.state, null, input.state, { detail: input.detail })
-        return { dispatch: get(id) as Dispatch, created: true }
+        return { dispatch: rowToDispatch(row), created: true }
       })
     },
 
@@ -97,23 +102,22 @@ export function openSqliteStore (path: string): Store {
 
     async transition (id, from, to, patch, event) {
       return inTransaction(() => {
-        const current = get(id)
-        if (current === null || !from.includes(current.state)) return null
+        const state = currentState(id)
+        if (state === null || !from.includes(state)) return null
         const at = now()
-        update(id, to, patch, at)
-        appendEvent(id, at, to, current.state, to, event)
-        return get(id)
+        const moved = update(id, to, patch, at)
+        appendEvent(id, at, to, state, to, event)
+        return moved
       })
     },
 
     async note (id, type, patch, event) {
       return inTransaction(() => {
-        const current = get(id)
-        if (current === null) return null
+        if (currentState(id) === null) return null
         const at = now()
-        update(id, null, patch, at)
+        const noted = update(id, null, patch, at)
         appendEvent(id, at, type, null, null, event)
-        return get(id)
+        return noted
       })
     },
 
