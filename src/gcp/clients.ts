@@ -4,7 +4,7 @@
 import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
-import { plaintextEndpointOptions } from './endpoint.ts'
+import { loadPlaintextEndpointOptions } from './endpoint.ts'
 import { grpcCodeOf } from '../cloudrun/errors.ts'
 
 export interface CloudRunClients {
@@ -67,7 +67,7 @@ export class GoogleClients {
     const options = {
       projectId: identity.project,
       ...(identity.authClient !== null ? { authClient: identity.authClient } : {}),
-      ...(endpoint !== null ? plaintextEndpointOptions(endpoint) : {})
+      ...(endpoint !== null ? await loadPlaintextEndpointOptions(endpoint) : {})
     }
     return { jobs: this.counted(new v2.JobsClient(options)), executions: this.counted(new v2.ExecutionsClient(options)) }
   }
@@ -103,7 +103,7 @@ export class GoogleClients {
   private async makeSecretManager (): Promise<SecretManagerServiceClient> {
     const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager')
     const endpoint = this.options.secretManagerEndpoint
-    return new SecretManagerServiceClient(endpoint !== null ? { ...plaintextEndpointOptions(endpoint) } : {})
+    return new SecretManagerServiceClient(endpoint !== null ? { ...await loadPlaintextEndpointOptions(endpoint) } : {})
   }
 }
 
