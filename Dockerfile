@@ -21,7 +21,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# openapi.yaml is read at run time: it is the contract the routes' schemas come from.
+# openapi.yaml is served at GET /openapi.yaml (the routes' schemas are compiled in, from
+# src/openapi-schemas.ts, which is generated from it).
 COPY package.json openapi.yaml ./
 USER node
 # Cloud Run sets PORT (8080 by default); pushpool listens on 0.0.0.0 when K_SERVICE is set.
