@@ -18,10 +18,15 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 # server cannot rewrite its own code.
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# A young generation of 2 MB semi-spaces rather than V8's 16 MB: measured on the compiled server
+# (4 starts each, 200-run bursts), RSS idle after the first launch fell from ~137 to ~116 MB and the
+# burst's peak from ~236 to ~177 MB, for a burst CPU cost within the noise (+3-8 %).
+ENV NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# openapi.yaml is read at run time: it is the contract the routes' schemas come from.
+# openapi.yaml is served at GET /openapi.yaml (the routes' schemas are compiled in, from
+# src/openapi-schemas.ts, which is generated from it).
 COPY package.json openapi.yaml ./
 USER node
 # Cloud Run sets PORT (8080 by default); pushpool listens on 0.0.0.0 when K_SERVICE is set.

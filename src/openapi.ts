@@ -1,34 +1,25 @@
 // openapi.yaml is the HTTP contract and the single source of the route schemas: its components
 // are registered with Fastify, so a response that disagrees with the spec fails serialisation and
-// the spec cannot drift from what the routes send.
+// the spec cannot drift from what the routes send. The schemas arrive already parsed, from
+// src/openapi-schemas.ts (generated from openapi.yaml, and held equal to it by the contract
+// test), so that start-up neither loads a YAML parser nor parses the spec.
 import { readFileSync } from 'node:fs'
-import { parse } from 'yaml'
+import { componentSchemaSources } from './openapi-schemas.ts'
 
 // Both src/openapi.ts and dist/openapi.js sit one level below the file.
 const SPEC_PATH = new URL('../openapi.yaml', import.meta.url)
 
-export interface OpenApi {
-  text: string
-  document: {
-    paths: Record<string, Record<string, unknown>>
-    components: { schemas: Record<string, Record<string, unknown>> }
-  }
-}
+let text: string | null = null
 
-let loaded: OpenApi | null = null
-
-export function openApi (): OpenApi {
-  if (loaded === null) {
-    const text = readFileSync(SPEC_PATH, 'utf8')
-    loaded = { text, document: parse(text) }
-  }
-  return loaded
+/** openapi.yaml's text, as GET /openapi.yaml serves it. */
+export function openApiText (): string {
+  text ??= readFileSync(SPEC_PATH, 'utf8')
+  return text
 }
 
 /** The spec's component schemas with `$id`s and `$ref`s Fastify's ajv can resolve (`Name#`). */
 export function componentSchemas (): Array<Record<string, unknown>> {
-  const { schemas } = openApi().document.components
-  return Object.entries(schemas).map(([name, schema]) => ({ $id: name, ...rewriteRefs(schema) as object }))
+  return Object.entries(componentSchemaSources).map(([name, schema]) => ({ $id: name, ...rewriteRefs(schema) as object }))
 }
 
 /** A reference to one component schema, for a route's schema. */

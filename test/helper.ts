@@ -27,7 +27,11 @@ export async function build (t: Test, options: BuildOptions = {}): Promise<Fasti
     LOG_LEVEL: options.logLines === undefined ? 'silent' : 'debug',
     ...options.env
   })
-  const app = await buildServer(config, { logStream: options.logLines === undefined ? undefined : { write: (line: string) => { options.logLines?.push(line) } } })
+  const app = await buildServer(config, {
+    logStream: options.logLines === undefined ? undefined : { write: (line: string) => { options.logLines?.push(line) } },
+    // The service skips this check to start faster; the tests make it, so a bad schema still fails.
+    validateSchemas: true
+  })
   await app.ready()
   t.teardown(async () => {
     await app.close()

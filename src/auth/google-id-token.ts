@@ -1,8 +1,10 @@
 // Google ID tokens (Cloud Scheduler's OIDC token, `gcloud auth print-identity-token`, a service
 // account's), verified with google-auth-library: signature against Google's certificates, expiry,
 // issuer, and our audience. The library caches the certificates for as long as Google's
-// Cache-Control allows, so one client is kept for the life of the process.
-import { OAuth2Client } from 'google-auth-library'
+// Cache-Control allows, so one client is kept for the life of the process. The library is
+// imported on the first token to check, not at start-up: it costs ~60 ms and ~20 MB to load, and
+// most requests (webhooks, admin tokens, probes) never need it.
+import type { OAuth2Client } from 'google-auth-library'
 
 export interface GoogleIdentity {
   /** The token's `email` claim, lower-cased; null when the token carries none. */
@@ -40,11 +42,12 @@ const CERTS_FAILURE = 'Failed to retrieve verification certificates'
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 export class GoogleIdTokenVerifier {
-  readonly #client: OAuth2Client
+  #client: Promise<OAuth2Client> | null = null
+  readonly #certsUrl: string
   readonly #audience: string
 
   constructor (options: GoogleIdTokenVerifierOptions) {
-    this.#client = new OAuth2Client({ endpoints: { oauth2FederatedSignonPemCertsUrl: options.certsUrl } })
+    this.#certsUrl = options.certsUrl
     this.#audience = options.audience
   }
 
@@ -55,9 +58,12 @@ export class GoogleIdTokenVerifier {
 
   /** The identity a valid token asserts; rejects with InvalidIdToken or GoogleCertsUnavailable. */
   async verify (idToken: string): Promise<GoogleIdentity> {
+    this.#client ??= import('google-auth-library').then(({ OAuth2Client }) =>
+      new OAuth2Client({ endpoints: { oauth2FederatedSignonPemCertsUrl: this.#certsUrl } }))
+    const client = await this.#client
     let payload
     try {
-      payload = (await this.#client.verifyIdToken({ idToken, audience: this.#audience })).getPayload()
+      payload = (await client.verifyIdToken({ idToken, audience: this.#audience })).getPayload()
     } catch (err) {
       if (err instanceof Error && err.message.startsWith(CERTS_FAILURE)) throw new GoogleCertsUnavailable({ cause: err })
       throw new InvalidIdToken(reasonOf(err))

@@ -1,4 +1,12 @@
+import { credentials } from '@grpc/grpc-js'
+import { plaintextEndpointOptions, type PlaintextEndpointOptions } from '../gcp/endpoint.ts'
+
 export { startEmulator, type Emulator, type EmulatorLogger, type EmulatorOptions } from './server.ts'
-export { plaintextEndpointOptions as emulatorClientOptions, type PlaintextEndpointOptions as EmulatorClientOptions } from '../gcp/endpoint.ts'
+export type { PlaintextEndpointOptions as EmulatorClientOptions } from '../gcp/endpoint.ts'
 export type { FaultRule } from './faults.ts'
 export type { Condition, Container, EnvVar, Execution, ExecutionTemplate, Job, Operation, TaskTemplate } from './types.ts'
+
+/** Options that aim a Google client at the emulator; synchronous, since the emulator has grpc-js loaded already. */
+export function emulatorClientOptions (endpoint: string): PlaintextEndpointOptions {
+  return plaintextEndpointOptions(endpoint, credentials.createInsecure())
+}

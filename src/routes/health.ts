@@ -2,9 +2,11 @@
 // a probe that called Prefect or Cloud Run would take pushpool down whenever a peer blinked.
 import type { FastifyPluginAsync } from 'fastify'
 import { HttpError } from '../errors.ts'
-import { openApi, ref } from '../openapi.ts'
+import { openApiText, ref } from '../openapi.ts'
 
 const health: FastifyPluginAsync = async fastify => {
+  // Read now, so that an image without openapi.yaml fails at start rather than on the first request.
+  const spec = openApiText()
   fastify.get('/healthz', { schema: { response: { 200: ref('Health') } } }, async () => ({ status: 'ok' }))
 
   fastify.get('/readyz', { schema: { response: { 200: ref('Health') } } }, async request => {
@@ -18,7 +20,7 @@ const health: FastifyPluginAsync = async fastify => {
   })
 
   fastify.get('/openapi.yaml', async (_request, reply) => {
-    return await reply.type('application/yaml').send(openApi().text)
+    return await reply.type('application/yaml').send(spec)
   })
 }
 
