@@ -124,9 +124,13 @@ interface EnvRule { type: 'string', pattern?: string, enum?: readonly string[], 
 // per string, `pattern`, `enum`, `minLength` and `default`, and compiling it with Ajv cost every
 // cold start ~40 ms for one object. test/config.test.ts checks that envSchema is valid JSON Schema
 // and that this check reports exactly what Ajv reports, in the same order.
-const rules = Object.entries(envSchema.properties as Record<string, EnvRule>).map(([name, rule]) => ({
-  name, rule, pattern: rule.pattern === undefined ? null : new RegExp(rule.pattern, 'u')
-}))
+const CHECKED_KEYWORDS = new Set(['type', 'pattern', 'enum', 'minLength', 'default'])
+const rules = Object.entries(envSchema.properties as Record<string, EnvRule>).map(([name, rule]) => {
+  // A keyword this check does not know would be silently ignored: refuse to start instead.
+  const unknown = Object.keys(rule).filter(keyword => !CHECKED_KEYWORDS.has(keyword))
+  if (rule.type !== 'string' || unknown.length > 0) throw new Error(`envSchema.${name}: checkEnv supports string rules with ${[...CHECKED_KEYWORDS].join(', ')} only`)
+  return { name, rule, pattern: rule.pattern === undefined ? null : new RegExp(rule.pattern, 'u') }
+})
 
 /** Fills in defaults, then lists what is wrong with `raw`: missing variables first, then each bad one in schema order. */
 export function checkEnv (raw: Record<string, string>): EnvError[] {
