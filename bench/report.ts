@@ -91,14 +91,21 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
   if (r.scheduled_delay_ms !== undefined) {
     const s = r.scheduled_delay_ms
     out.push('## 2. Scheduled-run start delay\n')
-    out.push('Runs due at fixed near-future times (the same times in every pool) that nobody announced, as a deployment schedule creates them. ' +
+    const schedule = s.settings.schedule as { rrule?: string } | undefined
+    const rrule = schedule?.rrule?.split('\n').find(line => line.startsWith('RRULE:'))
+    out.push("Runs that Prefect's scheduler service creates from a deployment schedule: each pool's deployment gets the same schedule" +
+      (rrule !== undefined ? ` (\`${rrule}\` from one shared DTSTART, UTC)` : '') + ', so every pool has runs due at the same times. ' +
+      'The scheduler inserts its runs without a Scheduled event, so no automation calls pushpool. ' +
       "Delay = Pending state timestamp − the run's scheduled time; **negative = handed over early**: both pushpool (`PUSHPOOL_PREFETCH_SECONDS`=10) " +
       'and the worker (`PREFECT_WORKER_PREFETCH_SECONDS`=10) take runs up to 10 s before they are due. ' +
       `pushpool learns of such runs from reconcile's prefetch or from the Late event: \`PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS=${String(s.settings.PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS)}\` ` +
-      '(Prefect default 15) with the late-runs loop every 1 s (default 5).\n')
-    out.push('> Why not a real schedule: Prefect 3.8.8\'s scheduler fails in the repo venv (SQLAlchemy 2.1.9: `Can\'t evaluate bulk DML statement` in ' +
-      "`_insert_scheduled_flow_runs`), so schedules never produce runs there. The bench creates the runs through the API with pushpool's automations " +
-      'switched off meanwhile, so pushpool hears of them exactly as of scheduler-made runs (no Scheduled event), and switches them on again before the runs are due.\n')
+      '(Prefect default 15) with the late-runs loop every 1 s (default 5). The scheduler loop runs every 1 s (default 60); ' +
+      `the schedules are added ${String(s.settings.schedules_added_s_before_first_due)} s before the first run is due and deleted after the last run is Pending.\n`)
+    out.push("> The Late event seldom reaches pushpool in this set-up: Prefect links a run's state-change event to its previous state when that state is " +
+      "under 5 minutes old, and the triggers service holds the event until it has seen the one it follows (for up to 15 minutes). The scheduler's " +
+      'Scheduled state emits no event, so for runs made less than ~5 min before they go Late, as here and for the first runs of a new or changed ' +
+      "schedule, pushpool's reconcile starts them. In steady state the scheduler makes runs at least an hour ahead " +
+      '(`PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME`), and a run that reconcile has not started is started on its Late event.\n')
     out.push('| | delay | left Scheduled via |\n|---|---|---|')
     out.push(`| pushpool, reconcile every ${String(s.settings.pushpool_reconcile_every_s)} s | ${f(s.pushpool, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool ?? {})} |`)
     out.push(`| pushpool, reconcile every 60 s (Cloud Scheduler's minimum) | ${f(s.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool_reconcile_60s ?? {})} |`)

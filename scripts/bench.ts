@@ -58,6 +58,8 @@ const N = quick
 const POOL = { push: 'bench-push', push60: 'bench-push60', worker: 'bench-worker', cost: 'bench-cost' }
 /** Reconcile period while measuring scheduled runs: a short timer, and Cloud Scheduler's minimum. */
 const SHORT_RECONCILE_S = 10
+/** How long before the first scheduled run is due its schedule is added to the deployments. */
+const SCHEDULE_LEAD_S = 45
 const WORKER_POLL_S = 10 // PREFECT_WORKER_QUERY_SECONDS, default
 
 const t0 = performance.now()
@@ -225,8 +227,7 @@ async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: St
       ],
       repetitions: N.scheduled,
       intervalSeconds: N.scheduledEvery,
-      leadSeconds: 45,
-      automationPrefixes: [`${POOL.push}:`, `${POOL.push60}:`],
+      leadSeconds: SCHEDULE_LEAD_S,
       log
     })
     for (const timer of timers) timer.stop()
@@ -236,6 +237,12 @@ async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: St
       pushpool_reconcile_60s: { ...summarize(scheduled.delays.pushpool_reconcile_60s), samples: scheduled.delays.pushpool_reconcile_60s },
       left_scheduled_via: scheduled.via,
       settings: {
+        runs_created_by: 'the scheduler service, from a deployment schedule',
+        schedule: { rrule: scheduled.rrule, timezone: 'UTC' },
+        schedules_added_s_before_first_due: SCHEDULE_LEAD_S,
+        scheduler_created_all_runs_after_ms: scheduled.created_after_ms,
+        scheduler_created_all_runs_before_first_due_ms: scheduled.created_before_first_due_ms,
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: 1,
         PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: LATE_AFTER_S,
         PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS: 1,
         pushpool_reconcile_every_s: SHORT_RECONCILE_S,

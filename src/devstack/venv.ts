@@ -31,9 +31,12 @@ export interface EnsurePrefectVenvOptions {
 /**
  * What the virtualenv needs. FastAPI is capped because from 0.155 `Body()` no longer accepts
  * `min_items`, which Prefect 3.8's server still passes, so `prefect server start` dies on import;
- * Prefect 3.9 itself declares `fastapi<0.151`, so we take the same bound.
+ * Prefect 3.9 itself declares `fastapi<0.151`, so we take the same bound. SQLAlchemy is capped
+ * below 2.1 because with 2.1 Prefect 3.8's scheduler service fails in `_insert_scheduled_flow_runs`
+ * ("Can't evaluate bulk DML statement"), so deployment schedules never produce runs; Prefect itself
+ * only asks for `sqlalchemy>=2.0,<3`.
  */
-export const DEFAULT_PREFECT_PACKAGES: readonly string[] = ['prefect==3.8.8', 'prefect-gcp==0.6.22', 'fastapi<0.151']
+export const DEFAULT_PREFECT_PACKAGES: readonly string[] = ['prefect==3.8.8', 'prefect-gcp==0.6.22', 'fastapi<0.151', 'sqlalchemy<2.1']
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 

@@ -124,3 +124,47 @@ t.test('a flow run scheduled in a pool fires an automation that calls a webhook'
     body: { flow_run_id: `prefect.flow-run.${run.id}`, event: 'prefect.flow-run.Scheduled' },
   }])
 })
+
+// The scheduler service inserts a deployment schedule's runs itself (no API call, no event). It
+// broke under SQLAlchemy 2.1 ("Can't evaluate bulk DML statement"), hence the venv's cap.
+t.test("a deployment's interval schedule makes the server's scheduler insert runs", async (t) => {
+  const poolName = unique('pool')
+  await prefect.createWorkPool(poolName, 'cloud-run-v2', await prefect.defaultBaseJobTemplate('cloud-run-v2'))
+  const flowId = await prefect.createFlow(unique('flow'))
+  const intervalS = 600
+  const anchor = '2026-01-01T00:00:00Z'
+  const before = Date.now()
+  const deploymentId = await prefect.createDeployment({
+    name: unique('deployment'), flowId, workPoolName: poolName,
+    schedules: [{ schedule: { interval: intervalS, anchor_date: anchor, timezone: 'UTC' }, slug: 'every-10-min' }],
+  })
+  const [schedule] = await prefect.readDeploymentSchedules(deploymentId)
+  t.equal(schedule?.slug, 'every-10-min')
+
+  // The harness server runs the scheduler loop every second (PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS).
+  let runs = await prefect.readDeploymentFlowRuns(deploymentId)
+  const deadline = Date.now() + 30_000
+  while (runs.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    runs = await prefect.readDeploymentFlowRuns(deploymentId)
+  }
+  t.comment(`${runs.length} runs inserted within ${Date.now() - before} ms`)
+  // Prefect's defaults: at least 3 runs (…_SCHEDULER_MIN_RUNS) and at least 1 h ahead (…_MIN_SCHEDULED_TIME).
+  if (!t.ok(runs.length >= 3, `the scheduler inserted at least 3 runs (got ${runs.length})`)) return
+  for (const run of runs) {
+    t.match(run, {
+      auto_scheduled: true,
+      created_by: { type: 'SCHEDULE', id: schedule!.id },
+      work_pool_name: poolName,
+      state: { type: 'SCHEDULED', name: 'Scheduled' },
+    })
+  }
+  const starts = runs.map((run) => Date.parse(run.expected_start_time!))
+  t.ok(starts[0]! >= before - 1000, 'the first run is due after the schedule was made')
+  t.ok(starts.every((ms) => (ms - Date.parse(anchor)) % (intervalS * 1000) === 0), 'every run is on the schedule\'s grid')
+  t.same(starts.slice(1).map((ms, i) => ms - starts[i]!), starts.slice(1).map(() => intervalS * 1000), 'one run per interval, none skipped')
+  t.ok(starts.at(-1)! >= before + 3600_000, 'runs cover at least the next hour')
+
+  await prefect.deleteDeploymentSchedule(deploymentId, schedule!.id)
+  t.same(await prefect.readDeploymentFlowRuns(deploymentId), [], "deleting the schedule deletes the runs it made that haven't started")
+})

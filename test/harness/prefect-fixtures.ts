@@ -30,6 +30,36 @@ export interface CreateDeploymentOptions {
   entrypoint?: string
   pullSteps?: Array<Record<string, unknown>>
   parameters?: Record<string, unknown>
+  /** Schedules the server's scheduler service turns into runs. */
+  schedules?: DeploymentScheduleCreate[]
+}
+
+/** One of Prefect's schedule kinds: `{ interval: seconds, anchor_date }`, `{ cron }` or `{ rrule }`. */
+export type Schedule =
+  | { interval: number, anchor_date?: string, timezone?: string }
+  | { cron: string, timezone?: string, day_or?: boolean }
+  | { rrule: string, timezone?: string }
+
+export interface DeploymentScheduleCreate {
+  schedule: Schedule
+  active?: boolean
+  slug?: string
+  parameters?: Record<string, unknown>
+}
+
+export interface DeploymentSchedule {
+  id: string
+  deployment_id: string
+  schedule: Schedule
+  active: boolean
+  slug: string | null
+}
+
+/** A flow run with the fields that tell a scheduler-made run from others. */
+export interface FlowRunDetail extends FlowRun {
+  auto_scheduled: boolean
+  /** `{ type: 'SCHEDULE', id: <deployment schedule id> }` for a run the scheduler inserted. */
+  created_by: { id: string | null, type: string | null, display_value: string | null } | null
 }
 
 /** A deployment as returned by the API, with the fields pushpool itself does not read. */
@@ -185,8 +215,32 @@ export class PrefectFixtures {
       ...(opts.path !== undefined ? { path: opts.path } : {}),
       ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint } : {}),
       ...(opts.pullSteps !== undefined ? { pull_steps: opts.pullSteps } : {}),
+      ...(opts.schedules !== undefined ? { schedules: opts.schedules } : {}),
     })
     return deployment.id
+  }
+
+  /** Adds schedules to a deployment; the scheduler service creates their runs on its next loop. */
+  createDeploymentSchedules (deploymentId: string, schedules: DeploymentScheduleCreate[]): Promise<DeploymentSchedule[]> {
+    return this.request('POST', `/deployments/${deploymentId}/schedules`, schedules)
+  }
+
+  readDeploymentSchedules (deploymentId: string): Promise<DeploymentSchedule[]> {
+    return this.request('GET', `/deployments/${deploymentId}/schedules`)
+  }
+
+  /** Removes a schedule; the server also deletes the runs it made that are still Scheduled (or Late). */
+  deleteDeploymentSchedule (deploymentId: string, scheduleId: string): Promise<void> {
+    return this.request('DELETE', `/deployments/${deploymentId}/schedules/${scheduleId}`)
+  }
+
+  /** The deployment's flow runs (up to `limit`, default 200), earliest expected start first. */
+  readDeploymentFlowRuns (deploymentId: string, limit = 200): Promise<FlowRunDetail[]> {
+    return this.request('POST', '/flow_runs/filter', {
+      flow_runs: { deployment_id: { any_: [deploymentId] } },
+      sort: 'EXPECTED_START_TIME_ASC',
+      limit,
+    })
   }
 
   /**
