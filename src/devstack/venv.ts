@@ -41,8 +41,27 @@ export const DEFAULT_PREFECT_PACKAGES: readonly string[] = ['prefect==3.8.8', 'p
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 // Importing the server app (not just `prefect`) catches dependency drift that breaks only
-// `prefect server start`, such as the FastAPI incompatibility above.
+// `prefect server start`, such as the FastAPI incompatibility above. The installed versions are
+// held to the pins too: a virtualenv built before a pin was added (SQLAlchemy, say) imports fine
+// and still misbehaves, so it is installed again.
 const HEALTH_CHECK = 'import prefect, prefect_gcp, prefect.server.api.server'
+const PINS_CHECK = [
+  'import sys',
+  'from importlib.metadata import version, PackageNotFoundError',
+  'from pip._vendor.packaging.requirements import Requirement',
+  'bad = []',
+  'for spec in sys.argv[1:]:',
+  '    req = Requirement(spec)',
+  '    try:',
+  '        installed = version(req.name)',
+  '    except PackageNotFoundError:',
+  '        bad.append(f"{req.name} is not installed")',
+  '        continue',
+  '    if not req.specifier.contains(installed, prereleases=True):',
+  '        bad.append(f"{req.name} {installed} is installed, {spec} is wanted")',
+  'print("\\n".join(bad))',
+  'sys.exit(1 if bad else 0)'
+].join('\n')
 
 // Prefect 3 supports Python 3.10 and newer.
 const MIN_PYTHON: readonly [number, number] = [3, 10]
@@ -64,14 +83,15 @@ export function venvPaths (dir: string): PrefectVenv {
 
 export async function ensurePrefectVenv (opts: EnsurePrefectVenvOptions = {}): Promise<PrefectVenv> {
   const venv = venvPaths(resolve(opts.dir ?? defaultVenvDir()))
-  if (await venvProblem(venv) === undefined) return venv
+  const packages = opts.packages ?? [...DEFAULT_PREFECT_PACKAGES]
+  if (await venvProblem(venv, packages) === undefined) return venv
 
   // Test files run in parallel and each may call this; only one of them may run pip.
   const release = await acquireInstallLock(venv.dir)
   try {
-    if (await venvProblem(venv) === undefined) return venv
-    await installPrefect(venv, opts.packages ?? [...DEFAULT_PREFECT_PACKAGES], opts.onProgress ?? (() => {}))
-    const problem = await venvProblem(venv)
+    if (await venvProblem(venv, packages) === undefined) return venv
+    await installPrefect(venv, packages, opts.onProgress ?? (() => {}))
+    const problem = await venvProblem(venv, packages)
     if (problem !== undefined) throw new Error(`Prefect virtualenv at ${venv.dir} is still unusable after pip install: ${problem}`)
     return venv
   } finally {
@@ -79,23 +99,25 @@ export async function ensurePrefectVenv (opts: EnsurePrefectVenvOptions = {}): P
   }
 }
 
-/** Resolves to what is wrong with the venv, or undefined when Prefect's server can be imported. */
-async function venvProblem (venv: PrefectVenv): Promise<string | undefined> {
+/** Resolves to what is wrong with the venv, or undefined when its versions meet the pins and Prefect's server can be imported. */
+async function venvProblem (venv: PrefectVenv, packages: string[]): Promise<string | undefined> {
   for (const path of [venv.python, venv.prefect]) {
     if (!(await exists(path))) return `${path} is missing`
   }
-  // The import takes ~5 s, and every test process asks; skip it while the installed packages
-  // (site-packages' directory listing, hence its mtime) are unchanged since it last passed.
+  // The checks take ~5 s, and every test process asks; skip them while the pins and the installed
+  // packages (site-packages' directory listing, hence its mtime) are unchanged since they passed.
   const marker = join(venv.dir, VERIFIED_MARKER)
-  if (await readFile(marker, 'utf8').catch(() => '') === await sitePackagesFingerprint(venv.dir)) return undefined
+  if (await readFile(marker, 'utf8').catch(() => '') === await sitePackagesFingerprint(venv.dir, packages)) return undefined
+  const pins = await run(venv.python, ['-c', PINS_CHECK, ...packages], () => {})
+  if (pins.code !== 0) return `the installed packages do not meet the pins:\n${pins.tail.join('\n')}`
   const result = await run(venv.python, ['-c', HEALTH_CHECK], () => {})
   if (result.code !== 0) return `\`python -c "${HEALTH_CHECK}"\` failed:\n${result.tail.join('\n')}`
   // Fingerprinted after the import, which may itself have created site-packages/__pycache__.
-  await writeFile(marker, await sitePackagesFingerprint(venv.dir))
+  await writeFile(marker, await sitePackagesFingerprint(venv.dir, packages))
   return undefined
 }
 
-async function sitePackagesFingerprint (dir: string): Promise<string> {
+async function sitePackagesFingerprint (dir: string, packages: string[]): Promise<string> {
   const lib = join(dir, 'lib')
   const parts: string[] = []
   for (const entry of (await readdir(lib)).filter((name) => name.startsWith('python')).sort()) {
@@ -103,7 +125,7 @@ async function sitePackagesFingerprint (dir: string): Promise<string> {
     const info = await stat(sitePackages).catch(() => undefined)
     if (info) parts.push(`${sitePackages} ${info.mtimeMs}`)
   }
-  return `${HEALTH_CHECK}\n${parts.join('\n')}\n`
+  return `${HEALTH_CHECK}\n${packages.join(' ')}\n${parts.join('\n')}\n`
 }
 
 async function installPrefect (venv: PrefectVenv, packages: string[], onProgress: (line: string) => void): Promise<void> {

@@ -46,7 +46,8 @@ function nextSteps (report: SetupReport): string[] {
     ...run,
     `  3. Prefect calls ${report.webhookUrl}; the run turns Pending and gets an infrastructure pid.`,
     `     pushpool's record of it: GET ${report.url.replace(/\/+$/, '')}/v1/dispatches?pool=${encodeURIComponent(pool)} (admin credentials).`,
-    'Runs created by a schedule reach pushpool when Prefect marks them Late; to start them sooner, lower',
-    'PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS on the Prefect server (default 15).'
+    'Runs created by a schedule send no event: reconcile (Cloud Scheduler, each minute) takes them up to',
+    'PUSHPOOL_PREFETCH_SECONDS early, and the Late event (PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS, default 15)',
+    'often sooner.'
   ]
 }

@@ -2,7 +2,8 @@
 // errors a developer sees when that cannot work. Installing Prefect itself takes minutes, so the
 // build is tried with a package that is already at hand and the health check is expected to fail.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -38,4 +39,20 @@ t.test('without python3 on PATH the error says so', async (t) => {
   t.teardown(() => { process.env.PATH = path })
   const dir = join(tmpdir(), `pushpool-venv-absent-${process.pid}`)
   await t.rejects(ensurePrefectVenv({ dir }), { message: /python3 was not found on PATH/ })
+})
+
+t.test('a venv whose installed versions miss a pin is installed again, not reused', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'pushpool-venv-'))
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }))
+  const dir = join(parent, 'venv')
+  t.equal(spawnSync('python3', ['-m', 'venv', dir]).status, 0)
+  writeFileSync(join(dir, 'bin', 'prefect'), '') // present, so only the pins can be wrong
+  // No index: the reinstall fails at once instead of reaching PyPI.
+  const noIndex = process.env.PIP_NO_INDEX
+  process.env.PIP_NO_INDEX = '1'
+  t.teardown(() => { if (noIndex === undefined) delete process.env.PIP_NO_INDEX; else process.env.PIP_NO_INDEX = noIndex })
+  const progress: string[] = []
+  await t.rejects(ensurePrefectVenv({ dir, packages: ['pip>=999'], onProgress: (line) => progress.push(line) }),
+    { message: /pip install pip>=999 into .*venv failed/ })
+  t.ok(progress.includes('pip install pip>=999'), 'pip was asked to meet the pin')
 })
