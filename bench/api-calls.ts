@@ -88,7 +88,10 @@ async function pushpoolRun (o: ApiCallsOptions, mode: 'reuse' | 'per-run', index
     emulator.finishExecution(executionOf(emulator, warm), { exitCode: 0 })
     prefect.setFlowRunState(warm, 'COMPLETED', 'Completed')
     await reconcile()
-    if (!['succeeded'].includes(await dispatchState(warmDispatch))) throw new Error('warm-up dispatch did not close')
+    if (await dispatchState(warmDispatch) !== 'succeeded') {
+      const detail = (await app.inject({ method: 'GET', url: `/v1/dispatches/${warmDispatch}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()
+      throw new Error(`warm-up dispatch did not close: ${JSON.stringify(detail.events)}`)
+    }
     const first = emulator.calls()
     emulator.resetCalls()
 

@@ -6,7 +6,6 @@ import { componentSchemas } from './openapi.ts'
 import configPlugin from './plugins/config.ts'
 import errorsPlugin from './plugins/errors.ts'
 import shutdownPlugin from './plugins/shutdown.ts'
-import requestLogPlugin from './plugins/request-log.ts'
 import storePlugin from './plugins/store.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import metricsRoutes from './routes/metrics.ts'
@@ -38,7 +37,6 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
   await fastify.register(shutdownPlugin)
-  await fastify.register(requestLogPlugin)
   await fastify.register(storePlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(dispatcherPlugin)

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url'
 import app from './app.ts'
 import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
+import { OneLinePerRequest } from './request-log.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 9000
@@ -26,8 +27,7 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
   const fastify = Fastify({
     logger: { ...loggerOptions(config.logLevel), ...(options.logStream !== undefined ? { stream: options.logStream } : {}) },
     genReqId: () => randomUUID(),
-    // plugins/request-log.ts logs each request once, when answered.
-    disableRequestLogging: true,
+    logController: new OneLinePerRequest(),
     trustProxy: true,
     // A slow or stalled client cannot hold a connection open: headers within 5 s, the whole
     // request within 10 s, checked every second (Node's default sweep is every 30 s). There is no

@@ -119,8 +119,9 @@ export class Reconciler {
     const { prefect, clients, canceller } = this.deps
     await this.eachLaunched(report, deadline, async dispatch => {
       if (dispatch.executionName === null) return
-      // Launched by this very pass (or a webhook during it): nothing can have happened to it yet.
-      if (dispatch.launchedAt !== null && dispatch.launchedAt >= passStarted) return
+      // Launched after this pass began (by it, or by a webhook meanwhile): nothing can have happened
+      // to it yet. Strictly after: a launch in the millisecond the pass began may be older than it.
+      if (dispatch.launchedAt !== null && dispatch.launchedAt > passStarted) return
       report.checked++
       let flowRun = await prefect.readFlowRun(dispatch.flowRunId)
       if (isTerminal(flowRun) && dispatch.logUri !== null && !this.deletesJob(dispatch)) {
