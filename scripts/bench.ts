@@ -98,10 +98,13 @@ async function phase (name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn()
   } catch (err) {
-    const message = `phase "${name}" failed: ${(err as Error).message.split('\n')[0]}`
-    log(`  ${message}`)
-    results.meta.notes.push(message)
+    failed(name, err as Error)
   }
+}
+function failed (name: string, err: Error): void {
+  const message = `phase "${name}" failed: ${err.message.split('\n')[0]}`
+  log(`  ${message}`)
+  results.meta.notes.push(message)
 }
 const noteLoad = (phase: string): void => { results.load_average[phase] = loadavg().map(v => Math.round(v * 100) / 100) }
 
@@ -217,7 +220,8 @@ async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: St
       startReconcileTimer(push, SHORT_RECONCILE_S, err => { log(`  reconcile (${POOL.push}) failed: ${err.message}`) }),
       startReconcileTimer(push60, 60, err => { log(`  reconcile (${POOL.push60}) failed: ${err.message}`) })
     ]
-    const api = only.has('api') ? apiCalls(seed) : Promise.resolve(undefined)
+    // Runs alongside, so its failure is caught here: left unawaited, a rejection would end the run.
+    const api = only.has('api') ? apiCalls(seed).catch((err: Error) => { failed('api', err) }) : Promise.resolve(undefined)
     const scheduled = await measureScheduled({
       prefect,
       targets: [
