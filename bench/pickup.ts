@@ -60,22 +60,22 @@ export async function measurePickup (o: PickupOptions): Promise<PickupSamples> {
 }
 
 /**
- * When pushpool received each run's webhook, from its JSON log: the request's "incoming request"
- * line, tied to the flow run by the request id of the "dispatch accepted" line.
+ * When pushpool received each run's webhook, from its JSON log: pushpool logs a request once, when
+ * answered ("request completed": its time less its responseTime), and the dispatch's own lines
+ * carry the same reqId and name the flow run.
  */
 export function webhookArrivals (logText: string): Map<string, number> {
-  const incoming = new Map<string, number>()
+  const flowRunOf = new Map<string, string>()
   const arrivals = new Map<string, number>()
   for (const line of logText.split('\n')) {
     if (!line.startsWith('{')) continue
-    let entry: { reqId?: string, time?: string, message?: string, msg?: string, flow_run_id?: string, req?: { url?: string } }
+    let entry: { reqId?: string, time?: string, message?: string, flow_run_id?: string, responseTime?: number, req?: { url?: string } }
     try { entry = JSON.parse(line) } catch { continue }
-    const message = entry.message ?? entry.msg
-    if (message === 'incoming request' && entry.req?.url === '/v1/webhooks/prefect' && entry.reqId !== undefined && entry.time !== undefined) {
-      incoming.set(entry.reqId, Date.parse(entry.time))
-    } else if (entry.flow_run_id !== undefined && entry.reqId !== undefined && incoming.has(entry.reqId) && !arrivals.has(entry.flow_run_id)) {
-      arrivals.set(entry.flow_run_id, incoming.get(entry.reqId) as number)
-    }
+    if (entry.reqId === undefined) continue
+    if (entry.flow_run_id !== undefined && !flowRunOf.has(entry.reqId)) flowRunOf.set(entry.reqId, entry.flow_run_id)
+    if (entry.message !== 'request completed' || entry.req?.url !== '/v1/webhooks/prefect' || entry.time === undefined || entry.responseTime === undefined) continue
+    const flowRunId = flowRunOf.get(entry.reqId)
+    if (flowRunId !== undefined && !arrivals.has(flowRunId)) arrivals.set(flowRunId, Date.parse(entry.time) - entry.responseTime)
   }
   return arrivals
 }
