@@ -33,9 +33,11 @@ export async function measurePickup (o: PickupOptions): Promise<PickupSamples> {
       o.prefect.fixtures.createFlowRun(o.pushpoolDeploymentId),
       o.prefect.fixtures.createFlowRun(o.workerDeploymentId)
     ])
+    // The worker backs its polling off after errors (up to about a minute between polls), and
+    // such a pickup is a sample like any other: it gets three minutes.
     const [pushHistory, workerHistory] = await Promise.all([
       waitForPending(o.prefect, pushRun.id, 60_000),
-      waitForPending(o.prefect, workerRun.id, 60_000)
+      waitForPending(o.prefect, workerRun.id, 180_000)
     ])
     const push = pendingMinusScheduledMs(pushHistory)
     const worker = pendingMinusScheduledMs(workerHistory)
