@@ -30,7 +30,7 @@ import pg from 'pg'
 import { startEmulator, type Emulator } from '../src/emulator/index.ts'
 import { findFreePort, startPrefectServer } from '../src/devstack/prefect-server.ts'
 import { ensurePrefectVenv } from '../src/devstack/venv.ts'
-import { PrefectFixtures, PrefectRequestError, serviceAccountKey } from '../test/harness/prefect-fixtures.ts'
+import { PrefectFixtures, PrefectRequestError } from '../test/harness/prefect-fixtures.ts'
 import { newTestAuthString, TEST_ENV } from '../test/harness/test-env.ts'
 import type { FlowRun } from '../src/prefect/types.ts'
 
@@ -294,12 +294,7 @@ async function main (): Promise<number> {
   injectRunJobFaults(emulator)
   const proxy = await faultyProxy(peers.apiUrl, PREFECT_503)
 
-  const pool = `chaos-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-chaos'), project: 'proj-chaos' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const { pool, deploymentId } = await prefect.servedPool('chaos', 'proj-chaos')
 
   const env: Record<string, string> = {
     ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !/^(PREFECT_|PUSHPOOL_)/.test(e[0]))),

@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startEmulator } from '../src/emulator/index.ts'
 import { findFreePort, startPrefectServer } from '../src/devstack/prefect-server.ts'
 import { ensurePrefectVenv } from '../src/devstack/venv.ts'
-import { PrefectFixtures, serviceAccountKey } from '../test/harness/prefect-fixtures.ts'
+import { PrefectFixtures } from '../test/harness/prefect-fixtures.ts'
 import { newTestAuthString, TEST_ENV } from '../test/harness/test-env.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -110,12 +110,7 @@ async function main (): Promise<number> {
   cleanups.push(() => emulator.close())
 
   // A served pool with a deployment: webhooks for its runs go all the way to a launch.
-  const pool = `fuzz-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-fuzz'), project: 'proj-fuzz' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const { pool, deploymentId } = await prefect.servedPool('fuzz', 'proj-fuzz')
 
   const webhookSecret = `fuzz-webhook-${randomBytes(12).toString('hex')}`
   const adminToken = `fuzz-admin-${randomBytes(12).toString('hex')}`

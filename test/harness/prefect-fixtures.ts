@@ -2,6 +2,7 @@
 // so tests can arrange work pools, blocks, deployments and flow runs on a real server.
 
 import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type {
   BaseJobTemplate, BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool,
@@ -9,7 +10,8 @@ import type {
 import { testVenv } from './test-env.ts'
 
 // Tests building a GCP Credentials block want both at hand.
-export { serviceAccountKey } from './service-account-key.ts'
+import { serviceAccountKey } from './service-account-key.ts'
+export { serviceAccountKey }
 export type { ServiceAccountKey } from './service-account-key.ts'
 
 export type CloudRunPoolType = 'cloud-run-v2' | 'cloud-run'
@@ -19,6 +21,13 @@ export interface StateCreate {
   name?: string
   message?: string
   state_details?: { scheduled_time?: string, [key: string]: unknown }
+}
+
+export interface ServedPoolOptions {
+  concurrencyLimit?: number
+  jobVariables?: Record<string, unknown>
+  /** The block's key; a fresh one for the project by default. */
+  serviceAccountInfo?: Record<string, unknown>
 }
 
 export interface CreateDeploymentOptions {
@@ -218,6 +227,22 @@ export class PrefectFixtures {
       ...(opts.schedules !== undefined ? { schedules: opts.schedules } : {}),
     })
     return deployment.id
+  }
+
+  /**
+   * What pushpool serves in tests and scripts: a cloud-run-v2 pool named `<prefix>-<random>` whose
+   * `credentials` default is a new GCP Credentials block for `project`, and a deployment of a new
+   * flow in it.
+   */
+  async servedPool (prefix: string, project: string, options: ServedPoolOptions = {}): Promise<{ pool: string, flowId: string, deploymentId: string }> {
+    const pool = `${prefix}-${randomUUID().slice(0, 8)}`
+    const template = await this.defaultBaseJobTemplate('cloud-run-v2')
+    const blockId = await this.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: options.serviceAccountInfo ?? serviceAccountKey(project), project })
+    template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+    await this.createWorkPool(pool, 'cloud-run-v2', template, { concurrencyLimit: options.concurrencyLimit })
+    const flowId = await this.createFlow(`flow-${pool}`)
+    const deploymentId = await this.createDeployment({ name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {} })
+    return { pool, flowId, deploymentId }
   }
 
   /** Adds schedules to a deployment; the scheduler service creates their runs on its next loop. */

@@ -2,10 +2,8 @@
 // pointed at Prefect and at an emulator: the stage most dispatch tests play on.
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { randomUUID } from 'node:crypto'
 import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
 import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
-import { serviceAccountKey } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
 import type { Execution } from '../../src/emulator/index.ts'
 
@@ -29,13 +27,7 @@ export interface Scene {
 
 export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl: string, authString: string },
   emulator: Emulator, options: SceneOptions = {}): Promise<Scene> {
-  const pool = `pool-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template, { concurrencyLimit: options.concurrencyLimit })
-  const flowId = await prefect.createFlow(`flow-${pool}`)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {} })
+  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { concurrencyLimit: options.concurrencyLimit, jobVariables: options.jobVariables })
   const app = await build(t, {
     logLines: options.logLines,
     env: {

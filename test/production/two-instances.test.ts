@@ -2,10 +2,9 @@
 // database and one Cloud Run emulator, both receive every webhook several times at once and both
 // reconcile at the same time. Each flow run must get one dispatch and one execution.
 import t from 'tap'
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { prefectServer } from '../harness/prefect.ts'
-import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
 import { FINAL_STATES, type DispatchState } from '../../src/store/store.ts'
 import { ADMIN_TOKEN, WEBHOOK_SECRET, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
@@ -51,12 +50,7 @@ if (serverUrl === undefined) {
     const emulator = await startEmulator({ executions: 'hold' })
     t.teardown(() => emulator.close())
 
-    const pool = `pool-${randomUUID().slice(0, 8)}`
-    const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-    const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-test'), project: 'proj-test' })
-    template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-    await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-    const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+    const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test')
 
     const env = {
       ...parentEnv(),

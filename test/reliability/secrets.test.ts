@@ -41,12 +41,7 @@ t.test('no secret reaches a log line, an admin response, an error message, a met
   key.private_key.split('\n').filter(line => line.length >= 40 && !line.startsWith('-----'))
     .forEach((line, i) => { forbidden[`private key line ${i + 1}`] = line })
 
-  const pool = `secrets-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: key, project: 'proj-secrets' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const { pool, deploymentId } = await prefect.servedPool('secrets', 'proj-secrets', { serviceAccountInfo: key })
 
   const logLines: string[] = []
   const app = await build(t, {

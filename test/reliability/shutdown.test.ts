@@ -4,20 +4,21 @@
 // A fresh instance on the same SQLite file then reconciles (and redrives what a dead process left
 // mid-drive, as reconcile does once such a drive is stale), and every run ends with exactly one
 // execution: none lost, none launched twice.
-import t from 'tap'
-import { spawn } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { prefectServer } from '../harness/prefect.ts'
-import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { executionsOf } from '../harness/scene.ts'
 import { build, webhookHeaders, webhookPayload, adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
 import { findFreePort } from '../../src/devstack/prefect-server.ts'
+import type { FastifyInstance } from 'fastify'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const RUNS = 16
@@ -40,15 +41,30 @@ async function dispatchesRecorded (url: string, pool: string, count: number): Pr
   throw new Error(`the server did not record ${count} dispatches within 30 s`)
 }
 
-t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launched twice', async t => {
-  const pool = `shutdown-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-shutdown'), project: 'proj-shutdown' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+type Reply = { run: string, status: number | 'refused', body: string }
+
+interface Serving {
+  pool: string
+  runs: string[]
+  /** The server's environment: a fresh instance given it works on the same SQLite ledger. */
+  env: Record<string, string>
+  url: string
+  child: ChildProcessByStdio<null, Readable, Readable>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>
+  /** All the server has printed so far, stdout and stderr. */
+  output: () => string
+  /** Delivers the webhook for `run`; a closed port is a reply too ('refused'). */
+  deliver: (run: string) => Promise<Reply>
+}
+
+/**
+ * A Cloud Run work pool named `${prefix}-…` with `count` flow runs, and a real `node src/server.ts`
+ * serving it on its own SQLite ledger, ready (/readyz answers).
+ */
+async function serving (t: Test, prefix: string, count: number): Promise<Serving> {
+  const { pool, deploymentId } = await prefect.servedPool(prefix, 'proj-shutdown')
   const runs: string[] = []
-  for (let i = 0; i < RUNS + LATE; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
+  for (let i = 0; i < count; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
 
   const dir = mkdtempSync(join(tmpdir(), 'pushpool-shutdown-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -81,10 +97,7 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
     await sleep(100)
   }
 
-  // Slow launches, so that SIGTERM finds dispatches in every stage of their drive.
-  emulator.addFault({ method: 'RunJob', latencyMs: [1000, 2500] })
-  t.teardown(() => emulator.clearFaults())
-  const deliver = async (run: string): Promise<{ run: string, status: number | 'refused', body: string }> => {
+  const deliver = async (run: string): Promise<Reply> => {
     try {
       const res = await fetch(`${url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run) })
       return { run, status: res.status, body: await res.text() }
@@ -92,22 +105,67 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
       return { run, status: 'refused', body: '' }
     }
   }
+  return { pool, runs, env, url, child, exited, output: () => output, deliver }
+}
+
+/**
+ * A fresh instance on the same ledger: reconcile picks up the webhooks that found the door shut.
+ * Returns the dispatches still left mid-drive, for `redriveAndCheck`.
+ */
+async function reconcileOnAFreshInstance (t: Test, { env, pool }: Serving): Promise<{ fresh: FastifyInstance, leftBehind: Array<{ id: string, state: string }> }> {
+  const fresh = await build(t, { env: { ...env, LOG_LEVEL: 'silent' } })
+  const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+  t.equal(reconcile.statusCode, 200)
+  const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
+  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
+  t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
+  return { fresh, leftBehind }
+}
+
+/**
+ * Drives the old process left mid-way are redriven, as reconcile does once they are stale; then
+ * every run must have exactly one execution, recorded in the ledger.
+ */
+async function redriveAndCheck (t: Test, fresh: FastifyInstance, leftBehind: Array<{ id: string, state: string }>, { pool, runs }: Serving): Promise<void> {
+  for (const dispatch of leftBehind) {
+    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
+  }
+  await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
+
+  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
+  for (const run of runs) {
+    const executions = executionsOf(emulator, run)
+    const dispatches = after.filter(d => d.flow_run_id === run)
+    t.equal(executions.length, 1, `${run.slice(0, 8)}: exactly one execution (ledger: ${dispatches.map(d => d.state).join(', ')})`)
+    t.ok(dispatches.some(d => d.state === 'launched' && d.execution_name === executions[0]?.name), `${run.slice(0, 8)}: the ledger records it launched`)
+  }
+}
+
+t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launched twice', async t => {
+  const server = await serving(t, 'shutdown', RUNS + LATE)
+  const { runs, url, pool, child, deliver } = server
+
+  // Slow launches, so that SIGTERM finds dispatches in every stage of their drive.
+  emulator.addFault({ method: 'RunJob', latencyMs: [1000, 2500] })
+  t.teardown(() => emulator.clearFaults())
   const burst = runs.slice(0, RUNS).map(deliver)
   // Every burst webhook is in flight (its dispatch exists; its launch takes 1–2.5 s) when SIGTERM comes.
   await dispatchesRecorded(url, pool, RUNS)
   const sigterm = Date.now()
   child.kill('SIGTERM')
   // Deliveries keep coming while it drains, as Prefect's automations would.
-  const late: Array<Promise<{ run: string, status: number | 'refused', body: string }>> = []
+  const late: Array<Promise<Reply>> = []
   for (const run of runs.slice(RUNS)) {
     late.push(deliver(run))
     await sleep(250)
   }
-  const { code, signal, at } = await exited
+  const { code, signal, at } = await server.exited
   const exitMs = at - sigterm
   const replies = [...await Promise.all(burst), ...await Promise.all(late)]
   t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
 
+  const output = server.output()
   t.ok(exitMs < 10_000, `exited ${exitMs} ms after SIGTERM (Cloud Run kills at 10 s)`)
   // Status 1 means the 9 s hard deadline fired. That happens when a keep-alive connection whose
   // response completed just after server.close() stays open until keepAliveTimeout (10 s).
@@ -123,119 +181,36 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
   t.ok(replies.every(r => r.status === 202 || r.status === 200 || r.status === 503 || r.status === 'refused'),
     'webhooks during the drain are answered 503 or find the port closed; Prefect treats either as delivered')
 
-  // A fresh instance on the same ledger: reconcile picks up the webhooks that found the door shut;
-  // drives the old process left mid-way are redriven, as reconcile does once they are stale.
-  const fresh = await build(t, { env: { ...env, LOG_LEVEL: 'silent' } })
-  const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
-  t.equal(reconcile.statusCode, 200)
-  const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
-  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
-  t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
-  for (const dispatch of leftBehind) {
-    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
-    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
-  }
-  await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
-
-  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
-  for (const run of runs) {
-    const executions = executionsOf(emulator, run)
-    const dispatches = after.filter(d => d.flow_run_id === run)
-    t.equal(executions.length, 1, `${run.slice(0, 8)}: exactly one execution (ledger: ${dispatches.map(d => d.state).join(', ')})`)
-    t.ok(dispatches.some(d => d.state === 'launched' && d.execution_name === executions[0]?.name), `${run.slice(0, 8)}: the ledger records it launched`)
-  }
+  const { fresh, leftBehind } = await reconcileOnAFreshInstance(t, server)
+  await redriveAndCheck(t, fresh, leftBehind, server)
 })
 
 t.test('launches slower than the drain: exits within 10 s anyway, and reconcile finishes them exactly once', async t => {
-  const pool = `shutdown-slow-${randomUUID().slice(0, 8)}`
-  const template = await prefect.defaultBaseJobTemplate('cloud-run-v2')
-  const blockId = await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-shutdown'), project: 'proj-shutdown' })
-  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
-  await prefect.createWorkPool(pool, 'cloud-run-v2', template)
-  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
-  const runs: string[] = []
-  for (let i = 0; i < SLOW_RUNS; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
-
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-shutdown-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const storeUrl = `sqlite:${join(dir, 'pushpool.db')}`
-  const env = {
-    PUSHPOOL_STORE_URL: storeUrl,
-    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-    PREFECT_API_URL: peers.apiUrl,
-    PREFECT_API_AUTH_STRING: peers.authString,
-    PUSHPOOL_POOLS: pool,
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
-  }
-  const port = await findFreePort()
-  const url = `http://127.0.0.1:${port}`
-  const child = spawn(process.execPath, [join(REPO, 'src', 'server.ts')], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, PORT: String(port), LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8') })
-  child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8') })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>(resolve =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  for (const deadline = Date.now() + 30_000; ;) {
-    if (await fetch(`${url}/readyz`).then(r => r.ok, () => false)) break
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pushpool did not start:\n${output}`)
-    await sleep(100)
-  }
+  const server = await serving(t, 'shutdown-slow', SLOW_RUNS)
+  const { runs, url, pool, child, deliver } = server
 
   // RunJob answers only after 11 s: longer than the drain (7 s) and than Cloud Run's grace, so the
   // process must go with launches in flight. Cloud Run still creates those executions.
   emulator.addFault({ method: 'RunJob', latencyMs: SLOW_RUNJOB_MS })
   t.teardown(() => emulator.clearFaults())
-  const deliver = async (run: string): Promise<{ run: string, status: number | 'refused', body: string }> => {
-    try {
-      const res = await fetch(`${url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run) })
-      return { run, status: res.status, body: await res.text() }
-    } catch {
-      return { run, status: 'refused', body: '' }
-    }
-  }
   const burst = runs.map(deliver)
   await dispatchesRecorded(url, pool, SLOW_RUNS)
   const sigterm = Date.now()
   child.kill('SIGTERM')
-  const { code, signal, at } = await exited
+  const { code, signal, at } = await server.exited
   const exitMs = at - sigterm
   const replies = await Promise.all(burst)
   t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
 
   t.ok(exitMs < 10_000, `exited ${exitMs} ms after SIGTERM (Cloud Run kills at 10 s)`)
-  t.match(output, /in flight/, 'it said it left dispatches in flight for reconcile')
+  t.match(server.output(), /in flight/, 'it said it left dispatches in flight for reconcile')
   t.ok(replies.every(r => r.status === 202), 'every webhook was answered 202 within its deadline, before the exit')
   // Reconcile takes over a drive once it is stale (120 s); by then the RunJob calls the dead
   // process made have completed in Cloud Run. Here: wait until they have (11 s each).
   for (const until = Date.now() + 30_000; Date.now() < until && runs.some(run => executionsOf(emulator, run).length === 0);) await sleep(200)
 
-  // A fresh instance on the same ledger: reconcile picks up the webhooks that found the door shut;
-  // drives the old process left mid-way are redriven, as reconcile does once they are stale.
   emulator.clearFaults()
-  const fresh = await build(t, { env: { ...env, LOG_LEVEL: 'silent' } })
-  const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
-  t.equal(reconcile.statusCode, 200)
-  const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
-  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
-  t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
+  const { fresh, leftBehind } = await reconcileOnAFreshInstance(t, server)
   t.ok(leftBehind.length > 0, 'the exit left drives in flight')
-  for (const dispatch of leftBehind) {
-    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
-    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
-  }
-  await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
-
-  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
-  for (const run of runs) {
-    const executions = executionsOf(emulator, run)
-    const dispatches = after.filter(d => d.flow_run_id === run)
-    t.equal(executions.length, 1, `${run.slice(0, 8)}: exactly one execution (ledger: ${dispatches.map(d => d.state).join(', ')})`)
-    t.ok(dispatches.some(d => d.state === 'launched' && d.execution_name === executions[0]?.name), `${run.slice(0, 8)}: the ledger records it launched`)
-  }
+  await redriveAndCheck(t, fresh, leftBehind, server)
 })
