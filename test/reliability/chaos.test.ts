@@ -8,12 +8,9 @@
 // reconcile to take over the drives the killed instance left behind, which it does once they are
 // 120 s old (STALE_MS in src/dispatch/reconcile.ts).
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { NO_POSTGRES, postgresTestUrl } from '../store/postgres-database.ts'
+import { runScript } from './script-run.ts'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const RUNS = 40
 const HARD_LIMIT_MS = 540_000
 
@@ -21,18 +18,7 @@ if (postgresTestUrl() === undefined) {
   t.comment(NO_POSTGRES)
 } else {
   t.test(`chaos: ${RUNS} runs, faults everywhere, an instance killed: no duplicate, nothing lost`, async t => {
-    const child = spawn(process.execPath, [join(REPO, 'scripts', 'chaos.ts'), '--runs', String(RUNS), '--settle-timeout', '300'], {
-      cwd: REPO,
-      env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
-    const timer = setTimeout(() => child.kill('SIGTERM'), HARD_LIMIT_MS)
-    const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
-    clearTimeout(timer)
+    const { code, stdout, stderr } = await runScript('chaos.ts', ['--runs', String(RUNS), '--settle-timeout', '300'], HARD_LIMIT_MS)
 
     const verdict = /^chaos: runs=(\d+) duplicates=(\d+) lost=(\d+) crashed_by_faults=(\d+)$/m.exec(stdout)
     t.ok(verdict, 'the script printed its verdict line')

@@ -3,27 +3,13 @@
 // response_schema_conformance, at 40 examples per operation (the full run uses 400 and makes over
 // 3,000 requests). No check is excluded, and any failure fails the test.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { runScript } from './script-run.ts'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const MIN_REQUESTS = 300
 const HARD_LIMIT_MS = 480_000
 
 t.test('schemathesis finds no 5xx and no response outside the contract', async t => {
-  const child = spawn(process.execPath, [join(REPO, 'scripts', 'fuzz.ts'), '--max-examples', '40', '--min-requests', String(MIN_REQUESTS)], {
-    cwd: REPO,
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
-  const timer = setTimeout(() => child.kill('SIGTERM'), HARD_LIMIT_MS)
-  const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
-  clearTimeout(timer)
+  const { code, stdout, stderr } = await runScript('fuzz.ts', ['--max-examples', '40', '--min-requests', String(MIN_REQUESTS)], HARD_LIMIT_MS)
 
   const summary = /^fuzz: requests=(\d+) operations=(\d+) statuses=(\{[^}]*\}) failures=(\d+)/m.exec(stdout)
   t.ok(summary, 'the script printed its summary')
