@@ -26,8 +26,7 @@ export function rowToDispatch (row: Row): Dispatch {
     executionName: str(row.execution_name),
     logUri: str(row.log_uri),
     keepJob: Number(row.keep_job ?? 0) === 1 || row.keep_job === true,
-    launchUncertain: row.launch_uncertain === undefined || row.launch_uncertain === null ||
-      Number(row.launch_uncertain) === 1 || row.launch_uncertain === true,
+    launchUncertain: Number(row.launch_uncertain) === 1 || row.launch_uncertain === true,
     jobSpec: json(row.job_spec),
     error: str(row.error),
     receivedAt: iso(row.received_at),
