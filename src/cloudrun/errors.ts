@@ -1,6 +1,6 @@
 // Google API errors → the dispatcher's two failure types. The Cloud Run clients never retry by
 // themselves (every method is configured non-idempotent), so this table decides every retry.
-import { NeverRetry, RetryLater } from '../dispatch/failures.ts'
+import { NeverRetry, RetryLater } from '../failures.ts'
 
 // gRPC status codes (google.rpc.Code).
 const TRANSIENT = new Map<number, string>([

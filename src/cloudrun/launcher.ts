@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CloudRunClients } from '../gcp/clients.ts'
 import { classifyGoogleError, grpcCodeOf, CloudRunRejected, CloudRunUnavailable } from './errors.ts'
-import type { V2EnvVar, V2Job } from './v2-job.ts'
+import type { V2EnvVar, V2Job } from '../jobconfig/v2-job.ts'
 import { toProtoJob } from './proto-job.ts'
 import type { JobMode } from '../config.ts'
 

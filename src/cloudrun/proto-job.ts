@@ -1,8 +1,8 @@
 // REST-JSON Job → the object form the gRPC client serialises. The two agree except where proto3
 // JSON uses a string for a well-known type: a Duration is "600s" in JSON but {seconds, nanos} on
 // the wire, and the gRPC client refuses the string.
-import type { V2Job } from './v2-job.ts'
-import { TemplateError } from '../dispatch/failures.ts'
+import type { V2Job } from '../jobconfig/v2-job.ts'
+import { TemplateError } from '../failures.ts'
 
 export interface ProtoDuration { seconds: number, nanos: number }
 

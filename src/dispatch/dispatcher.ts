@@ -9,7 +9,7 @@ import { FINAL_STATES, type Store, type Dispatch, type DispatchState } from '../
 import { LaunchGaveUp, type Launcher } from '../cloudrun/launcher.ts'
 import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
-import { NeverRetry, RetryLater } from './failures.ts'
+import { NeverRetry, RetryLater } from '../failures.ts'
 import { prepareLaunch } from './prepare.ts'
 import { ConcurrencyGate } from './concurrency.ts'
 import type { Canceller } from './cancel.ts'

@@ -2,7 +2,7 @@
 // their name is known to be harmless: an unknown variable may carry a token, so it is redacted by
 // default rather than by a list of suspicious names. Secret Manager references are kept, since
 // they name a secret without revealing it.
-import type { V2Job } from '../cloudrun/v2-job.ts'
+import type { V2Job } from '../jobconfig/v2-job.ts'
 
 export const REDACTED = '[redacted]'
 

@@ -3,7 +3,7 @@
 // Each distinct identity gets one cached auth client; keys are never logged or returned.
 import { createHash } from 'node:crypto'
 import type { AuthClient } from 'google-auth-library'
-import { CredentialsError } from '../dispatch/failures.ts'
+import { CredentialsError } from '../failures.ts'
 
 export interface ServiceAccountKey {
   client_email: string

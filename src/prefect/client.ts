@@ -2,7 +2,7 @@
 // every other failure is typed, so the dispatcher can tell "try again later" (outage, 5xx, 429,
 // timeout) from "never retry" (rejected credentials, a request Prefect refuses).
 import { setTimeout as sleep } from 'node:timers/promises'
-import { RetryLater, NeverRetry } from '../dispatch/failures.ts'
+import { RetryLater, NeverRetry } from '../failures.ts'
 import { KeepAliveHttp, HttpCutOff, HttpNoReply, type HttpReply } from './http.ts'
 import type {
   BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool, WorkQueue

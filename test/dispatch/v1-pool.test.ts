@@ -10,7 +10,7 @@ import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures, serviceAccountKey, type CloudRunPoolType } from '../harness/prefect-fixtures.ts'
 import { executionsOf } from '../harness/scene.ts'
 import { startEmulator, type Execution, type Job } from '../../src/emulator/index.ts'
-import { CLOUD_RUN_JOB_ID, perRunJobName } from '../../src/cloudrun/names.ts'
+import { CLOUD_RUN_JOB_ID, perRunJobName } from '../../src/jobconfig/names.ts'
 import type { BaseJobTemplate, FlowRun } from '../../src/prefect/types.ts'
 
 const peers = await prefectServer()

@@ -5,7 +5,7 @@
 // meaning lives in v2 fields), or makes the conversion fail with a TemplateError naming the path,
 // so nothing a pool asks for is lost silently.
 
-import { TemplateError } from '../dispatch/failures.ts'
+import { TemplateError } from '../failures.ts'
 import type { V2Container, V2EnvVar, V2Job, V2TaskTemplate } from './v2-job.ts'
 
 export interface V1Conversion {

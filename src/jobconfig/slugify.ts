@@ -2,8 +2,8 @@
 // names (prefect_gcp.utilities.slugify_name) and for the default image tag
 // (prefect.utilities.dockerutils.get_prefect_image_name), with text-unidecode's transliteration.
 
-import { HTML4_ENTITY_CODEPOINTS } from './render/html-entities.ts'
-import { textUnidecode } from './render/text-unidecode.ts'
+import { HTML4_ENTITY_CODEPOINTS } from './html-entities.ts'
+import { textUnidecode } from './text-unidecode.ts'
 
 const QUOTES = /'+/g
 const NAMED_ENTITY = new RegExp(`&(${Object.keys(HTML4_ENTITY_CODEPOINTS).join('|')});`, 'g')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CLOUD_RUN_JOB_ID, perRunJobName, reuseJobId } from '../../src/cloudrun/names.ts'
+import { CLOUD_RUN_JOB_ID, perRunJobName, reuseJobId } from '../../src/jobconfig/names.ts'
 
 t.test('per-run job names follow Prefect\'s v2 rule', async (t) => {
   t.equal(perRunJobName('crimson-wombat', 'abc1234'), 'crimson-wombat-abc1234')

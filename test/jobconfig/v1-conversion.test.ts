@@ -1,6 +1,6 @@
 import t from 'tap'
-import { convertV1JobToV2 } from '../../src/cloudrun/v1.ts'
-import { TemplateError } from '../../src/dispatch/failures.ts'
+import { convertV1JobToV2 } from '../../src/jobconfig/v1-to-v2.ts'
+import { TemplateError } from '../../src/failures.ts'
 
 function v1Job (): Record<string, any> {
   return {

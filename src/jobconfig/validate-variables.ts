@@ -14,10 +14,10 @@
 // pushpool uses `anyOf`, accepting what the worker can render.
 
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
-import { TemplateError } from '../../dispatch/failures.ts'
-import type { BaseJobTemplate } from '../types.ts'
-import type { PrefectLookups } from '../job-config.ts'
-import { isPlainObject, readReferenced } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import type { BaseJobTemplate } from '../prefect/types.ts'
+import type { PrefectLookups } from './types.ts'
+import { isPlainObject, readReferenced } from './templating.ts'
 
 type Schema = Record<string, unknown>
 

@@ -2,10 +2,10 @@
 // (prefect/workers/base.py `resolve_for_flow_run` and `from_template_and_values`), up to the
 // point where the worker's pydantic model takes over.
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import type { BaseJobTemplate } from '../types.ts'
-import type { PrefectLookups } from '../job-config.ts'
-import { applyValues, isPlainObject, resolveBlockDocumentReferences, resolveVariables, type ApplyValuesHooks } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import type { BaseJobTemplate } from '../prefect/types.ts'
+import type { PrefectLookups } from './types.ts'
+import { applyValues, isPlainObject, resolveBlockDocumentReferences, resolveVariables, type ApplyValuesHooks } from './templating.ts'
 import { pythonTruthy } from './python.ts'
 
 /**

@@ -2,10 +2,10 @@
 // default or split the command, split string args, default the image
 // (`_populate_or_format_command`, `_format_args_if_present`, `_populate_image_if_not_present`).
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import { shlexSplit, ShlexError } from '../shlex.ts'
-import { slugify } from '../slugify.ts'
-import { isPlainObject } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import { shlexSplit, ShlexError } from './shlex.ts'
+import { slugify } from './slugify.ts'
+import { isPlainObject } from './templating.ts'
 
 /** What `prefect flow-run execute` needs to find its flow run: PREFECT__FLOW_RUN_ID in the env. */
 const FLOW_RUN_COMMAND = ['prefect', 'flow-run', 'execute']

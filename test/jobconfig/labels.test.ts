@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mergeLabelsForGcp, prefectLabels, pythonUtcIsoformat, sanitizeLabelsForGcp } from '../../src/prefect/labels.ts'
+import { mergeLabelsForGcp, prefectLabels, pythonUtcIsoformat, sanitizeLabelsForGcp } from '../../src/jobconfig/labels.ts'
 import type { FlowRun, WorkPool } from '../../src/prefect/types.ts'
 
 t.test('sanitises keys and values to GCP label rules', async (t) => {

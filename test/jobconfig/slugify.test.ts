@@ -1,7 +1,7 @@
 // slugify against outputs recorded from python-slugify 9 (the version prefect 3.8.8 installs), with
 // the regex_pattern Prefect's Cloud Run job names use.
 import t from 'tap'
-import { slugify } from '../../src/prefect/slugify.ts'
+import { slugify } from '../../src/jobconfig/slugify.ts'
 
 const JOB_NAME = { maxLength: 55, disallowed: /[^a-zA-Z0-9-]+/gu }
 

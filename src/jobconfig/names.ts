@@ -1,7 +1,7 @@
 // Cloud Run job ids. The rule: lowercase letters, digits and dashes, starting with a letter, not
 // ending with a dash, at most 63 characters. Cloud Run names an execution `<job>-<5 chars>`.
 
-import { slugify } from '../prefect/slugify.ts'
+import { slugify } from './slugify.ts'
 
 export const CLOUD_RUN_JOB_ID = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/
 

@@ -1,7 +1,8 @@
 // renderJobConfiguration: the contract other code relies on, and the TemplateErrors it raises.
 import t from 'tap'
-import { TemplateError } from '../../src/dispatch/failures.ts'
-import { renderJobConfiguration, type PrefectLookups, type RenderRequest } from '../../src/prefect/job-config.ts'
+import { TemplateError } from '../../src/failures.ts'
+import { renderJobConfiguration } from '../../src/jobconfig/render.ts'
+import type { PrefectLookups, RenderRequest } from '../../src/jobconfig/types.ts'
 import type { BaseJobTemplate, BlockDocument, Deployment, FlowRun } from '../../src/prefect/types.ts'
 import { loadTemplate } from '../conformance/fixtures.ts'
 

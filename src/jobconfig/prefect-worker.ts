@@ -3,8 +3,8 @@
 // `prepare_for_flow_run` applied. The result is the job body Prefect would send (v2, or v1 for
 // `cloud-run` pools) and the configuration around it.
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import type { RenderRequest } from '../job-config.ts'
+import { TemplateError } from '../failures.ts'
+import type { RenderRequest } from './types.ts'
 import { prepareForFlowRun } from './base-configuration.ts'
 import { prepareCloudRunV1Job, readCloudRunV1Configuration } from './cloud-run-v1.ts'
 import { prepareCloudRunV2Job, readCloudRunV2Configuration } from './cloud-run-v2.ts'

@@ -1,10 +1,10 @@
 // The fields every Prefect job configuration has (prefect/workers/base.py BaseJobConfiguration)
 // and what `prepare_for_flow_run` does with them before a worker adds its own steps.
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import type { Deployment, Flow, FlowRun, WorkPool } from '../types.ts'
-import { prefectLabels } from '../labels.ts'
-import { applyValues, NOT_SET, type ApplyValuesHooks } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import type { Deployment, Flow, FlowRun, WorkPool } from '../prefect/types.ts'
+import { prefectLabels } from './labels.ts'
+import { applyValues, NOT_SET, type ApplyValuesHooks } from './templating.ts'
 import { readEnv, readOptionalString, readStringMap, type Configuration } from './fields.ts'
 import { pythonTruthy } from './python.ts'
 

@@ -7,10 +7,10 @@
 // exposes it to templates: `{{ $NAME }}` always renders as "" (what Prefect renders when the
 // worker has no such variable), and the caller is told so through `onEnvironmentPlaceholder`.
 
-import { RetryLater, TemplateError } from '../dispatch/failures.ts'
-import type { BlockDocument } from './types.ts'
-import type { PrefectLookups } from './job-config.ts'
-import { pythonStr, pythonTruthy } from './render/python.ts'
+import { RetryLater, TemplateError } from '../failures.ts'
+import type { BlockDocument } from '../prefect/types.ts'
+import type { PrefectLookups } from './types.ts'
+import { pythonStr, pythonTruthy } from './python.ts'
 
 /** Prefect's `NotSet`: a placeholder whose variable is absent. Dict keys and list items holding it are dropped. */
 export const NOT_SET: unique symbol = Symbol('NotSet')

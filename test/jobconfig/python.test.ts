@@ -1,5 +1,5 @@
 import t from 'tap'
-import { pythonStr, pythonTruthy } from '../../src/prefect/render/python.ts'
+import { pythonStr, pythonTruthy } from '../../src/jobconfig/python.ts'
 
 t.test('str() of JSON values, as recorded from Python', async (t) => {
   t.equal(pythonStr('text'), 'text')

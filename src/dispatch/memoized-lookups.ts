@@ -2,7 +2,7 @@
 // both by a variable's default and, through it, by the job configuration; Prefect's worker reads it
 // once for each, moments apart. One read answers both here, and each caller gets its own copy, as
 // it would from a read of its own.
-import type { PrefectLookups } from './job-config.ts'
+import type { PrefectLookups } from '../jobconfig/types.ts'
 
 export function memoizedLookups (lookups: PrefectLookups): PrefectLookups {
   const reads = new Map<string, Promise<unknown>>()

@@ -5,8 +5,8 @@
 // the same comparison, read off the minimal body directly.
 
 import { isDeepStrictEqual } from 'node:util'
-import { TemplateError } from '../../dispatch/failures.ts'
-import { isPlainObject } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import { isPlainObject } from './templating.ts'
 
 interface ShapeProblems {
   missing: string[]

@@ -1,6 +1,6 @@
 // shlexSplit against outputs recorded from Python's shlex.split (POSIX mode).
 import t from 'tap'
-import { shlexSplit, ShlexError } from '../../src/prefect/shlex.ts'
+import { shlexSplit, ShlexError } from '../../src/jobconfig/shlex.ts'
 
 const RECORDED: Array<[string, string[]]> = [
   ['a b  c', ['a', 'b', 'c']],

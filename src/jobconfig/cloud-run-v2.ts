@@ -2,9 +2,9 @@
 // (CloudRunWorkerJobV2Configuration) and its `prepare_for_flow_run` steps, in Prefect's order
 // (prefect_gcp/workers/cloud_run_v2.py).
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import { mergeLabelsForGcp } from '../labels.ts'
-import { isPlainObject } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import { mergeLabelsForGcp } from './labels.ts'
+import { isPlainObject } from './templating.ts'
 import { readBaseConfiguration, type BaseConfiguration, type PreparedForFlowRun } from './base-configuration.ts'
 import { firstContainer, formatArgs, populateImage, populateOrFormatCommand, type ImageDefaults } from './container-steps.ts'
 import {

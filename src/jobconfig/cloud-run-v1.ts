@@ -1,15 +1,15 @@
 // prefect-gcp's `cloud-run` (v1, Knative-style) worker: its job-configuration model
 // (CloudRunWorkerJobConfiguration) and its `prepare_for_flow_run` steps, in Prefect's order
 // (prefect_gcp/workers/cloud_run.py). pushpool then converts the result to a v2 Job
-// (src/cloudrun/v1.ts), because it only speaks the v2 API.
+// (v1-to-v2.ts), because it only speaks the v2 API.
 //
 // One step is left out: when the template has no `metadata.name`, Prefect's v1 worker names the
 // job slug(30) + "-" + a 32-hex uuid. pushpool never sends that v1 name; the v2 job id is
-// `perRunJobName` (src/cloudrun/names.ts).
+// `perRunJobName` (names.ts).
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import { mergeLabelsForGcp } from '../labels.ts'
-import { isPlainObject } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import { mergeLabelsForGcp } from './labels.ts'
+import { isPlainObject } from './templating.ts'
 import { readBaseConfiguration, type BaseConfiguration, type PreparedForFlowRun } from './base-configuration.ts'
 import { firstContainer, formatArgs, populateImage, populateOrFormatCommand, type ImageDefaults } from './container-steps.ts'
 import {

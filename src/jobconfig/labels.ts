@@ -2,7 +2,7 @@
 // into Google Cloud labels (prefect/workers/base.py `prepare_for_flow_run`,
 // prefect_gcp/utilities.py `sanitize_labels_for_gcp` / `merge_labels_for_gcp`).
 
-import type { Deployment, Flow, FlowRun, WorkPool } from './types.ts'
+import type { Deployment, Flow, FlowRun, WorkPool } from '../prefect/types.ts'
 
 const GCP_LABEL_MAX_LENGTH = 63
 const GCP_LABEL_MAX_COUNT = 64

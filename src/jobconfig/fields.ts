@@ -2,8 +2,8 @@
 // mode), so that a rendered configuration Prefect's worker would refuse is refused here too, with
 // the field named. Values are never quoted back: a field may hold a secret.
 
-import { TemplateError } from '../../dispatch/failures.ts'
-import { isPlainObject } from '../templating.ts'
+import { TemplateError } from '../failures.ts'
+import { isPlainObject } from './templating.ts'
 import { pythonStr } from './python.ts'
 
 export type Configuration = Record<string, unknown>

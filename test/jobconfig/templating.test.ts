@@ -1,7 +1,7 @@
 import t from 'tap'
-import { RetryLater, TemplateError } from '../../src/dispatch/failures.ts'
-import type { PrefectLookups } from '../../src/prefect/job-config.ts'
-import { applyValues, findPlaceholders, getFromDict, NOT_SET, resolveBlockDocumentReferences, resolveVariables } from '../../src/prefect/templating.ts'
+import { RetryLater, TemplateError } from '../../src/failures.ts'
+import type { PrefectLookups } from '../../src/jobconfig/types.ts'
+import { applyValues, findPlaceholders, getFromDict, NOT_SET, resolveBlockDocumentReferences, resolveVariables } from '../../src/jobconfig/templating.ts'
 import type { BlockDocument } from '../../src/prefect/types.ts'
 
 const BLOCKS: BlockDocument[] = [
