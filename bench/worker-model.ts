@@ -10,7 +10,6 @@
 //   5. executions.get of the new execution
 //   6. while running: executions.get + sleep 5 s     (_watch_job_execution)
 //   7. unless keep_job: executions.list, executions.delete for each (sleep 3 s each), jobs.delete
-// gcp.md §7 describes the same flow.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { v2 } from '@google-cloud/run'
 import { emulatorClientOptions } from '../src/emulator/index.ts'

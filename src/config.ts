@@ -1,44 +1,27 @@
-// Environment → typed, schema-validated configuration. Every problem is reported at once, in one
-// ConfigError that names each bad variable and what it should be, so a deploy fails on its first
-// start with the whole list rather than one variable per attempt.
+// Environment → typed, schema-validated configuration. Each variable is declared once, in
+// VARIABLES: its name, the rule its raw string must meet (with its default), what a good value
+// looks like, and how it becomes a typed field of Config. Every problem is reported at once, in
+// one ConfigError that names each bad variable and what it should be, so a deploy fails on its
+// first start with the whole list rather than one variable per attempt.
 
 export type JobMode = 'reuse' | 'per-run'
 
-export interface Config {
-  port: number
-  host: string
-  storeUrl: string
-  prefectApiUrl: string
-  prefectAuthString: string | null
-  prefectApiKey: string | null
-  prefectUiUrl: string | null
-  pools: string[]
-  webhookSecrets: string[]
-  adminTokens: string[]
-  adminPrincipals: string[]
-  audience: string | null
-  schedulerPrincipal: string | null
-  jobMode: JobMode
-  gcpCredentialsSecret: string | null
-  gcpProject: string | null
-  jobPrefectApiUrl: string | null
-  cloudRunEndpoint: string | null
-  secretManagerEndpoint: string | null
-  prefetchSeconds: number
-  retentionDays: number
-  launchAttempts: number
-  webhookDeadlineMs: number
-  workerName: string
-  logLevel: string
-  /** Where Google's ID-token signing certificates are fetched (overridable for offline tests). */
-  googleCertsUrl: string
-  /** How long a started run may stay Cancelling before pushpool cancels its execution. */
-  cancelGraceSeconds: number
-  /** Wall-clock budget of one reconcile pass. */
-  reconcileBudgetMs: number
-  /** How long a launch whose retries were used up waits before reconcile tries again. */
-  retryDelaySeconds: number
+/** The rule a variable's raw string must meet: the JSON Schema keywords checkEnv knows. */
+interface EnvRule { type: 'string', pattern?: string, enum?: readonly string[], minLength?: number, default?: string }
+
+interface Variable<T> {
+  env: string
+  rule: EnvRule
+  /** What a good value looks like; every message about the variable ends with it. */
+  hint: string
+  required?: true
+  /** The raw string (its default applied) as the typed field; `env` is the whole environment. */
+  parse: (raw: string | undefined, env: NodeJS.ProcessEnv) => T
+  /** What the rule cannot express, as a problem to report, or null. */
+  check?: (raw: string) => string | null
 }
+
+const variable = <T>(spec: Variable<T>): Variable<T> => spec
 
 const list = (value: string | undefined): string[] =>
   (value ?? '').split(',').map(s => s.trim()).filter(s => s.length > 0)
@@ -46,58 +29,150 @@ const list = (value: string | undefined): string[] =>
 const nullable = (value: string | undefined): string | null =>
   value === undefined || value.trim() === '' ? null : value.trim()
 
-// Schema over the raw strings: what each variable must look like. Defaults live here too, so the
-// README's table and this schema say the same thing.
+const withoutTrailingSlash = (value: string | undefined): string | null => nullable(value)?.replace(/\/+$/, '') ?? null
+
+const number = (value: string | undefined): number => Number(value)
+
+/** Each comma-separated entry of a secret list must be long enough to resist guessing. */
+const secretsOfLength = (what: string) => (raw: string): string | null =>
+  list(raw).some(s => s.length < 16) ? `each ${what} must be at least 16 characters` : null
+
+const inRange = (min: number, max: number) => (raw: string): string | null => {
+  const value = Number(raw)
+  return value < min || value > max ? `must be from ${min} to ${max}` : null
+}
+
+const URL_RULE = '^https?://[^\\s]+$'
+const OPTIONAL_URL_RULE = '^$|^https?://[^\\s]+$'
+const HOST_PORT_RULE = '^$|^[^\\s:/]+:[0-9]{1,5}$'
+
+export const VARIABLES = {
+  port: variable({
+    env: 'PORT', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '8080' }, hint: 'a TCP port number up to 65535 (0: any free port)',
+    parse: number, check: inRange(0, 65535)
+  }),
+  /** Cloud Run routes to 0.0.0.0; anywhere else stay on loopback unless told otherwise. */
+  host: variable({
+    env: 'HOST', rule: { type: 'string', minLength: 1 }, hint: 'a listen address, e.g. 127.0.0.1 or 0.0.0.0',
+    parse: (raw, env) => raw ?? (env.K_SERVICE !== undefined ? '0.0.0.0' : '127.0.0.1')
+  }),
+  storeUrl: variable({
+    env: 'PUSHPOOL_STORE_URL', rule: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)$', default: 'sqlite:./data/pushpool.db' },
+    hint: '"sqlite:<path>" or "postgres://user:pass@host/db"', parse: raw => raw as string
+  }),
+  prefectApiUrl: variable({
+    env: 'PREFECT_API_URL', rule: { type: 'string', pattern: URL_RULE, default: 'http://127.0.0.1:4200/api' },
+    hint: 'the Prefect API URL, e.g. http://127.0.0.1:4200/api', parse: raw => withoutTrailingSlash(raw) as string
+  }),
+  prefectAuthString: variable({
+    env: 'PREFECT_API_AUTH_STRING', rule: { type: 'string', pattern: '^$|^[^:]+:.*$' },
+    hint: '"user:password", as in the server\'s PREFECT_SERVER_API_AUTH_STRING', parse: nullable
+  }),
+  prefectApiKey: variable({ env: 'PREFECT_API_KEY', rule: { type: 'string' }, hint: 'a Prefect Cloud API key', parse: nullable }),
+  /** Prefect UI base URL, for links in the admin API. */
+  prefectUiUrl: variable({
+    env: 'PUSHPOOL_PREFECT_UI_URL', rule: { type: 'string', pattern: OPTIONAL_URL_RULE }, hint: 'the Prefect UI URL, e.g. http://127.0.0.1:4200',
+    parse: withoutTrailingSlash
+  }),
+  pools: variable({
+    env: 'PUSHPOOL_POOLS', rule: { type: 'string', pattern: '^\\s*[^,\\s][^,]*(,[^,]*)*$', default: 'pushpool' },
+    hint: 'comma-separated work pool names', parse: list
+  }),
+  webhookSecrets: variable({
+    env: 'PUSHPOOL_WEBHOOK_SECRETS', rule: { type: 'string', pattern: '\\S' }, required: true,
+    hint: 'comma-separated bearer secrets that the Prefect Webhook block sends, each at least 16 characters',
+    parse: list, check: secretsOfLength('secret')
+  }),
+  adminTokens: variable({
+    env: 'PUSHPOOL_ADMIN_TOKENS', rule: { type: 'string' }, hint: 'comma-separated admin bearer tokens, each at least 16 characters',
+    parse: list, check: secretsOfLength('token')
+  }),
+  adminPrincipals: variable({
+    env: 'PUSHPOOL_ADMIN_PRINCIPALS', rule: { type: 'string' }, hint: 'comma-separated Google account emails allowed on admin routes', parse: list
+  }),
+  /** The audience Google ID tokens must carry (the service URL). */
+  audience: variable({ env: 'PUSHPOOL_AUDIENCE', rule: { type: 'string' }, hint: 'the service URL Google ID tokens are minted for', parse: nullable }),
+  schedulerPrincipal: variable({
+    env: 'PUSHPOOL_SCHEDULER_PRINCIPAL', rule: { type: 'string' }, hint: 'the Cloud Scheduler service account email', parse: nullable
+  }),
+  jobMode: variable({
+    env: 'PUSHPOOL_JOB_MODE', rule: { type: 'string', enum: ['reuse', 'per-run'], default: 'reuse' }, hint: '"reuse" or "per-run"',
+    parse: raw => raw as JobMode
+  }),
+  gcpCredentialsSecret: variable({
+    env: 'PUSHPOOL_GCP_CREDENTIALS_SECRET', rule: { type: 'string', pattern: '^$|^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$' },
+    hint: 'a Secret Manager name: projects/<p>/secrets/<s>[/versions/<v>]', parse: nullable
+  }),
+  gcpProject: variable({ env: 'PUSHPOOL_GCP_PROJECT', rule: { type: 'string' }, hint: 'a GCP project id', parse: nullable }),
+  jobPrefectApiUrl: variable({
+    env: 'PUSHPOOL_JOB_PREFECT_API_URL', rule: { type: 'string', pattern: OPTIONAL_URL_RULE },
+    hint: 'the Prefect API URL jobs use, e.g. https://prefect.example.com/api', parse: withoutTrailingSlash
+  }),
+  cloudRunEndpoint: variable({
+    env: 'PUSHPOOL_CLOUD_RUN_ENDPOINT', rule: { type: 'string', pattern: HOST_PORT_RULE }, hint: 'host:port of a plaintext gRPC emulator',
+    parse: nullable
+  }),
+  secretManagerEndpoint: variable({
+    env: 'PUSHPOOL_SECRET_MANAGER_ENDPOINT', rule: { type: 'string', pattern: HOST_PORT_RULE }, hint: 'host:port of a plaintext gRPC emulator',
+    parse: nullable
+  }),
+  prefetchSeconds: variable({
+    env: 'PUSHPOOL_PREFETCH_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '10' },
+    hint: 'whole seconds from 0 to 99999', parse: number
+  }),
+  retentionDays: variable({
+    env: 'PUSHPOOL_RETENTION_DAYS', rule: { type: 'string', pattern: '^[1-9][0-9]{0,4}$', default: '30' },
+    hint: 'whole days from 1 to 99999', parse: number
+  }),
+  launchAttempts: variable({
+    env: 'PUSHPOOL_LAUNCH_ATTEMPTS', rule: { type: 'string', pattern: '^([1-9]|10)$', default: '3' }, hint: 'a whole number from 1 to 10',
+    parse: number
+  }),
+  webhookDeadlineMs: variable({
+    env: 'PUSHPOOL_WEBHOOK_DEADLINE_MS', rule: { type: 'string', pattern: '^[0-9]{3,5}$', default: '8000' },
+    hint: 'milliseconds from 100 to 9500, below Prefect\'s 10 s webhook timeout', parse: number, check: inRange(100, 9500)
+  }),
+  workerName: variable({
+    env: 'PUSHPOOL_WORKER_NAME', rule: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'pushpool' },
+    hint: 'letters, digits, "_", "." or "-", starting with a letter or digit, at most 63 characters', parse: raw => raw as string
+  }),
+  logLevel: variable({
+    env: 'LOG_LEVEL', rule: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    hint: 'one of fatal, error, warn, info, debug, trace, silent', parse: raw => raw as string
+  }),
+  /** Where Google's ID-token signing certificates are fetched (overridable for offline tests). */
+  googleCertsUrl: variable({
+    env: 'PUSHPOOL_GOOGLE_CERTS_URL', rule: { type: 'string', pattern: URL_RULE, default: 'https://www.googleapis.com/oauth2/v1/certs' },
+    hint: 'an http(s) URL serving Google\'s ID-token certificates', parse: raw => raw as string
+  }),
+  /** How long a started run may stay Cancelling before pushpool cancels its execution. */
+  cancelGraceSeconds: variable({
+    env: 'PUSHPOOL_CANCEL_GRACE_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '60' },
+    hint: 'whole seconds from 0 to 99999', parse: number
+  }),
+  /** How long a launch whose retries were used up waits before reconcile tries again. */
+  retryDelaySeconds: variable({
+    env: 'PUSHPOOL_RETRY_DELAY_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '30' },
+    hint: 'whole seconds from 0 to 99999', parse: number
+  }),
+  /** Wall-clock budget of one reconcile pass. */
+  reconcileBudgetMs: variable({
+    env: 'PUSHPOOL_RECONCILE_BUDGET_MS', rule: { type: 'string', pattern: '^[0-9]{3,6}$', default: '25000' },
+    hint: 'milliseconds from 100 to 999999', parse: number
+  })
+}
+
+type Variables = typeof VARIABLES
+export type Config = { [K in keyof Variables]: Variables[K] extends Variable<infer T> ? T : never }
+
+const DECLARED = Object.values(VARIABLES) as Array<Variable<unknown>>
+
+// The rules as one JSON Schema object over the raw strings, for documentation and for the test
+// that holds checkEnv to what Ajv reports.
 export const envSchema = {
   type: 'object',
-  properties: {
-    PORT: { type: 'string', pattern: '^[0-9]{1,5}$', default: '8080' },
-    HOST: { type: 'string', minLength: 1 },
-    PUSHPOOL_STORE_URL: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)$', default: 'sqlite:./data/pushpool.db' },
-    PREFECT_API_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'http://127.0.0.1:4200/api' },
-    PREFECT_API_AUTH_STRING: { type: 'string', pattern: '^$|^[^:]+:.*$' },
-    PREFECT_API_KEY: { type: 'string' },
-    PUSHPOOL_PREFECT_UI_URL: { type: 'string', pattern: '^$|^https?://[^\\s]+$' },
-    PUSHPOOL_POOLS: { type: 'string', pattern: '^\\s*[^,\\s][^,]*(,[^,]*)*$', default: 'pushpool' },
-    PUSHPOOL_WEBHOOK_SECRETS: { type: 'string', pattern: '\\S' },
-    PUSHPOOL_ADMIN_TOKENS: { type: 'string' },
-    PUSHPOOL_ADMIN_PRINCIPALS: { type: 'string' },
-    PUSHPOOL_AUDIENCE: { type: 'string' },
-    PUSHPOOL_SCHEDULER_PRINCIPAL: { type: 'string' },
-    PUSHPOOL_JOB_MODE: { type: 'string', enum: ['reuse', 'per-run'], default: 'reuse' },
-    PUSHPOOL_GCP_CREDENTIALS_SECRET: { type: 'string', pattern: '^$|^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$' },
-    PUSHPOOL_GCP_PROJECT: { type: 'string' },
-    PUSHPOOL_JOB_PREFECT_API_URL: { type: 'string', pattern: '^$|^https?://[^\\s]+$' },
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: { type: 'string', pattern: '^$|^[^\\s:/]+:[0-9]{1,5}$' },
-    PUSHPOOL_SECRET_MANAGER_ENDPOINT: { type: 'string', pattern: '^$|^[^\\s:/]+:[0-9]{1,5}$' },
-    PUSHPOOL_PREFETCH_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '10' },
-    PUSHPOOL_RETENTION_DAYS: { type: 'string', pattern: '^[1-9][0-9]{0,4}$', default: '30' },
-    PUSHPOOL_LAUNCH_ATTEMPTS: { type: 'string', pattern: '^([1-9]|10)$', default: '3' },
-    PUSHPOOL_WEBHOOK_DEADLINE_MS: { type: 'string', pattern: '^[0-9]{3,5}$', default: '8000' },
-    PUSHPOOL_WORKER_NAME: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'pushpool' },
-    PUSHPOOL_GOOGLE_CERTS_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'https://www.googleapis.com/oauth2/v1/certs' },
-    PUSHPOOL_CANCEL_GRACE_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '60' },
-    PUSHPOOL_RETRY_DELAY_SECONDS: { type: 'string', pattern: '^[0-9]{1,5}$', default: '30' },
-    PUSHPOOL_RECONCILE_BUDGET_MS: { type: 'string', pattern: '^[0-9]{3,6}$', default: '25000' },
-    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
-  },
-  required: ['PUSHPOOL_WEBHOOK_SECRETS']
-} as const
-
-const hints: Record<string, string> = {
-  PORT: 'a TCP port number',
-  PUSHPOOL_STORE_URL: '"sqlite:<path>" or "postgres://user:pass@host/db"',
-  PREFECT_API_URL: 'the Prefect API URL, e.g. http://127.0.0.1:4200/api',
-  PREFECT_API_AUTH_STRING: '"user:password", as in the server\'s PREFECT_SERVER_API_AUTH_STRING',
-  PUSHPOOL_POOLS: 'comma-separated work pool names',
-  PUSHPOOL_WEBHOOK_SECRETS: 'comma-separated bearer secrets that the Prefect Webhook block sends',
-  PUSHPOOL_JOB_MODE: '"reuse" or "per-run"',
-  PUSHPOOL_GCP_CREDENTIALS_SECRET: 'a Secret Manager name: projects/<p>/secrets/<s>[/versions/<v>]',
-  PUSHPOOL_CLOUD_RUN_ENDPOINT: 'host:port of a plaintext gRPC emulator',
-  PUSHPOOL_SECRET_MANAGER_ENDPOINT: 'host:port of a plaintext gRPC emulator',
-  PUSHPOOL_LAUNCH_ATTEMPTS: 'a whole number from 1 to 10',
-  PUSHPOOL_WEBHOOK_DEADLINE_MS: 'milliseconds, below Prefect\'s 10 s webhook timeout',
-  LOG_LEVEL: 'one of fatal, error, warn, info, debug, trace, silent'
+  properties: Object.fromEntries(DECLARED.map(v => [v.env, v.rule])) as Record<string, EnvRule>,
+  required: DECLARED.filter(v => v.required === true).map(v => v.env)
 }
 
 export class ConfigError extends Error {
@@ -114,21 +189,19 @@ type EnvKeyword = 'required' | 'pattern' | 'enum' | 'minLength'
 export interface EnvError {
   name: string
   keyword: EnvKeyword
-  /** Ajv's wording, for a variable without a hint. */
+  /** Ajv's wording of the same error. */
   message: string
 }
-
-interface EnvRule { type: 'string', pattern?: string, enum?: readonly string[], minLength?: number, default?: string }
 
 // envSchema is checked here rather than by a JSON Schema validator: it needs only `required` and,
 // per string, `pattern`, `enum`, `minLength` and `default`, and compiling it with Ajv cost every
 // cold start ~40 ms for one object. test/config.test.ts checks that envSchema is valid JSON Schema
 // and that this check reports exactly what Ajv reports, in the same order.
 const CHECKED_KEYWORDS = new Set(['type', 'pattern', 'enum', 'minLength', 'default'])
-const rules = Object.entries(envSchema.properties as Record<string, EnvRule>).map(([name, rule]) => {
+const rules = DECLARED.map(({ env: name, rule }) => {
   // A keyword this check does not know would be silently ignored: refuse to start instead.
   const unknown = Object.keys(rule).filter(keyword => !CHECKED_KEYWORDS.has(keyword))
-  if (rule.type !== 'string' || unknown.length > 0) throw new Error(`envSchema.${name}: checkEnv supports string rules with ${[...CHECKED_KEYWORDS].join(', ')} only`)
+  if (rule.type !== 'string' || unknown.length > 0) throw new Error(`${name}: checkEnv supports string rules with ${[...CHECKED_KEYWORDS].join(', ')} only`)
   return { name, rule, pattern: rule.pattern === undefined ? null : new RegExp(rule.pattern, 'u') }
 })
 
@@ -136,7 +209,7 @@ const rules = Object.entries(envSchema.properties as Record<string, EnvRule>).ma
 export function checkEnv (raw: Record<string, string>): EnvError[] {
   const errors: EnvError[] = []
   for (const name of envSchema.required) {
-    if (raw[name] === undefined && (envSchema.properties[name] as EnvRule).default === undefined) {
+    if (raw[name] === undefined && envSchema.properties[name].default === undefined) {
       errors.push({ name, keyword: 'required', message: `must have required property '${name}'` })
     }
   }
@@ -158,61 +231,26 @@ export function checkEnv (raw: Record<string, string>): EnvError[] {
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
-  // Only the variables the schema knows are copied, so the process env is never mutated and
-  // unrelated variables never reach an error message.
+  // Only the variables declared are copied, so the process env is never mutated and unrelated
+  // variables never reach an error message.
   const raw: Record<string, string> = {}
-  for (const key of Object.keys(envSchema.properties)) {
-    const value = env[key]
-    if (value !== undefined && value !== '') raw[key] = value
+  for (const { env: name } of DECLARED) {
+    const value = env[name]
+    if (value !== undefined && value !== '') raw[name] = value
   }
-  const problems: string[] = []
-  for (const err of checkEnv(raw)) {
-    const hint = hints[err.name]
-    // The value itself is never echoed: it may be a secret.
-    problems.push(err.keyword === 'required'
-      ? `${err.name} is required${hint !== undefined ? `: ${hint}` : ''}`
-      : `${err.name} is invalid${hint !== undefined ? `: expected ${hint}` : ` (${err.message})`}`)
-  }
-  const webhookSecrets = list(raw.PUSHPOOL_WEBHOOK_SECRETS)
-  if (webhookSecrets.some(s => s.length < 16)) {
-    problems.push('PUSHPOOL_WEBHOOK_SECRETS is invalid: each secret must be at least 16 characters')
-  }
-  const adminTokens = list(raw.PUSHPOOL_ADMIN_TOKENS)
-  if (adminTokens.some(s => s.length < 16)) {
-    problems.push('PUSHPOOL_ADMIN_TOKENS is invalid: each token must be at least 16 characters')
+  const hintOf = new Map(DECLARED.map(v => [v.env, v.hint]))
+  // The value itself is never echoed: it may be a secret.
+  const problems = checkEnv(raw).map(err => err.keyword === 'required'
+    ? `${err.name} is required: ${hintOf.get(err.name)}`
+    : `${err.name} is invalid: expected ${hintOf.get(err.name)}`)
+  const invalid = new Set(problems.map(p => p.split(' ')[0]))
+  for (const { env: name, check, hint } of DECLARED) {
+    const value = raw[name]
+    if (check === undefined || value === undefined || invalid.has(name)) continue
+    const problem = check(value)
+    if (problem !== null) problems.push(`${name} is invalid: ${problem} (expected ${hint})`)
   }
   if (problems.length > 0) throw new ConfigError(problems)
-
-  return {
-    port: Number(raw.PORT),
-    // Cloud Run routes to 0.0.0.0; anywhere else stay on loopback unless told otherwise.
-    host: raw.HOST ?? (env.K_SERVICE !== undefined ? '0.0.0.0' : '127.0.0.1'),
-    storeUrl: raw.PUSHPOOL_STORE_URL,
-    prefectApiUrl: raw.PREFECT_API_URL.replace(/\/+$/, ''),
-    prefectAuthString: nullable(raw.PREFECT_API_AUTH_STRING),
-    prefectApiKey: nullable(raw.PREFECT_API_KEY),
-    prefectUiUrl: nullable(raw.PUSHPOOL_PREFECT_UI_URL)?.replace(/\/+$/, '') ?? null,
-    pools: list(raw.PUSHPOOL_POOLS),
-    webhookSecrets,
-    adminTokens,
-    adminPrincipals: list(raw.PUSHPOOL_ADMIN_PRINCIPALS),
-    audience: nullable(raw.PUSHPOOL_AUDIENCE),
-    schedulerPrincipal: nullable(raw.PUSHPOOL_SCHEDULER_PRINCIPAL),
-    jobMode: raw.PUSHPOOL_JOB_MODE as JobMode,
-    gcpCredentialsSecret: nullable(raw.PUSHPOOL_GCP_CREDENTIALS_SECRET),
-    gcpProject: nullable(raw.PUSHPOOL_GCP_PROJECT),
-    jobPrefectApiUrl: nullable(raw.PUSHPOOL_JOB_PREFECT_API_URL)?.replace(/\/+$/, '') ?? null,
-    cloudRunEndpoint: nullable(raw.PUSHPOOL_CLOUD_RUN_ENDPOINT),
-    secretManagerEndpoint: nullable(raw.PUSHPOOL_SECRET_MANAGER_ENDPOINT),
-    prefetchSeconds: Number(raw.PUSHPOOL_PREFETCH_SECONDS),
-    retentionDays: Number(raw.PUSHPOOL_RETENTION_DAYS),
-    launchAttempts: Number(raw.PUSHPOOL_LAUNCH_ATTEMPTS),
-    webhookDeadlineMs: Number(raw.PUSHPOOL_WEBHOOK_DEADLINE_MS),
-    workerName: raw.PUSHPOOL_WORKER_NAME,
-    logLevel: raw.LOG_LEVEL,
-    googleCertsUrl: raw.PUSHPOOL_GOOGLE_CERTS_URL,
-    cancelGraceSeconds: Number(raw.PUSHPOOL_CANCEL_GRACE_SECONDS),
-    reconcileBudgetMs: Number(raw.PUSHPOOL_RECONCILE_BUDGET_MS),
-    retryDelaySeconds: Number(raw.PUSHPOOL_RETRY_DELAY_SECONDS)
-  }
+  return Object.fromEntries(Object.entries(VARIABLES).map(([key, spec]: [string, Variable<unknown>]) =>
+    [key, spec.parse(raw[spec.env], env)])) as Config
 }

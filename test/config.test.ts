@@ -3,7 +3,8 @@
 // what Ajv reports; and loadConfig applies defaults and reports every bad variable at once.
 import t from 'tap'
 import { Ajv } from 'ajv'
-import { ConfigError, checkEnv, envSchema, loadConfig } from '../src/config.ts'
+import { readFileSync } from 'node:fs'
+import { ConfigError, VARIABLES, checkEnv, envSchema, loadConfig } from '../src/config.ts'
 
 t.test('the env schema is valid JSON Schema (draft-07)', async t => {
   const ajv = new Ajv({ strict: true })
@@ -49,9 +50,35 @@ t.test('defaults apply and every problem is listed', async t => {
   const err = t.throws(() => loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', PUSHPOOL_WORKER_NAME: '-' })) as ConfigError
   t.ok(err instanceof ConfigError)
   t.same(err.problems, [
-    'PUSHPOOL_WEBHOOK_SECRETS is required: comma-separated bearer secrets that the Prefect Webhook block sends',
-    'PORT is invalid: expected a TCP port number',
-    'PUSHPOOL_WORKER_NAME is invalid (must match pattern "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")',
+    'PUSHPOOL_WEBHOOK_SECRETS is required: comma-separated bearer secrets that the Prefect Webhook block sends, each at least 16 characters',
+    'PORT is invalid: expected a TCP port number up to 65535 (0: any free port)',
+    'PUSHPOOL_WORKER_NAME is invalid: expected letters, digits, "_", "." or "-", starting with a letter or digit, at most 63 characters',
     'LOG_LEVEL is invalid: expected one of fatal, error, warn, info, debug, trace, silent'
   ])
+})
+
+t.test('what a pattern cannot say is checked too, and every message says what a good value is, never the value', async t => {
+  const err = t.throws(() => loadConfig({
+    PUSHPOOL_WEBHOOK_SECRETS: 'long-enough-secret-0123,short',
+    PORT: '70000',
+    PUSHPOOL_PREFETCH_SECONDS: '-1',
+    PUSHPOOL_WEBHOOK_DEADLINE_MS: '12000',
+    PUSHPOOL_ADMIN_TOKENS: 'tiny'
+  })) as ConfigError
+  t.same(err.problems, [
+    'PUSHPOOL_PREFETCH_SECONDS is invalid: expected whole seconds from 0 to 99999',
+    'PORT is invalid: must be from 0 to 65535 (expected a TCP port number up to 65535 (0: any free port))',
+    'PUSHPOOL_WEBHOOK_SECRETS is invalid: each secret must be at least 16 characters (expected comma-separated bearer secrets that the Prefect Webhook block sends, each at least 16 characters)',
+    'PUSHPOOL_ADMIN_TOKENS is invalid: each token must be at least 16 characters (expected comma-separated admin bearer tokens, each at least 16 characters)',
+    'PUSHPOOL_WEBHOOK_DEADLINE_MS is invalid: must be from 100 to 9500 (expected milliseconds from 100 to 9500, below Prefect\'s 10 s webhook timeout)'
+  ])
+  t.notMatch(err.message, /short|tiny|70000|-1|12000/, 'no value is echoed')
+})
+
+t.test('every declared variable has a hint, and the README\'s configuration table lists each one', async t => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  for (const [key, spec] of Object.entries(VARIABLES)) {
+    t.ok(spec.hint.length > 10, `${spec.env} (${key}) says what a good value is`)
+    t.match(readme, new RegExp(`\\| \`${spec.env}\` \\|`), `README documents ${spec.env}`)
+  }
 })

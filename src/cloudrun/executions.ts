@@ -2,7 +2,7 @@
 // Run. Status is derived the way Prefect's worker reads it (completionTime, then the Completed
 // condition), so pushpool and Prefect agree on what "failed" means.
 import type { CloudRunClients } from '../gcp/clients.ts'
-import { classifyGoogleError, grpcCodeOf } from './errors.ts'
+import { classifyFailure } from './outcomes.ts'
 
 export type ExecutionOutcome = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'missing'
 
@@ -23,8 +23,9 @@ export async function readExecution (clients: CloudRunClients, name: string): Pr
   try {
     [execution] = await clients.executions.getExecution({ name })
   } catch (err) {
-    if (grpcCodeOf(err) === 5) return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null }
-    throw classifyGoogleError('GetExecution', err)
+    const failure = classifyFailure('GetExecution', err)
+    if (failure.kind === 'missing') return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null }
+    throw failure.error
   }
   const completed = (execution.conditions as Condition[] | null | undefined ?? []).find(c => c.type === 'Completed')
   const logUri = execution.logUri ?? null
@@ -45,9 +46,9 @@ export async function cancelExecution (clients: CloudRunClients, name: string): 
     await clients.executions.cancelExecution({ name })
     return 'cancelled'
   } catch (err) {
-    const code = grpcCodeOf(err)
-    if (code === 5 || code === 9) return 'already-ended'
-    throw classifyGoogleError('CancelExecution', err)
+    const failure = classifyFailure('CancelExecution', err)
+    if (failure.kind === 'missing' || failure.kind === 'ended') return 'already-ended'
+    throw failure.error
   }
 }
 
@@ -56,7 +57,7 @@ export async function deleteJob (clients: CloudRunClients, jobName: string): Pro
   try {
     await clients.jobs.deleteJob({ name: jobName })
   } catch (err) {
-    if (grpcCodeOf(err) === 5) return
-    throw classifyGoogleError('DeleteJob', err)
+    const failure = classifyFailure('DeleteJob', err)
+    if (failure.kind !== 'missing') throw failure.error
   }
 }

@@ -5,7 +5,8 @@
 // declared before doing anything (a quota rejection) needs no such look.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CloudRunClients } from '../gcp/clients.ts'
-import { classifyGoogleError, grpcCodeOf, CloudRunRejected, CloudRunUnavailable } from './errors.ts'
+import { RpcStatus } from '../gcp/rpc-status.ts'
+import { classifyFailure, CloudRunRejected, CloudRunUnavailable } from './outcomes.ts'
 import type { V2EnvVar, V2Job } from '../jobconfig/v2-job.ts'
 import { toProtoJob } from './proto-job.ts'
 import type { JobMode } from '../config.ts'
@@ -29,28 +30,35 @@ export interface LaunchPlan {
 export interface LaunchAttemptFailure {
   attempt: number
   error: string
-  grpcCode: number | null
+  /** The failed call's google.rpc status; null when it had none. */
+  status: number | null
 }
 
-export interface LaunchResult {
-  executionName: string
-  /** The execution's logs in the Cloud Console, when Cloud Run's reply carried it. */
-  logUri: string | null
-  /** The execution was found from an earlier attempt rather than created now. */
-  adopted: boolean
-  /** RunJob calls made by this launch. */
-  attempts: number
-  /** Cloud Run's reply, for the event log. */
-  reply: { execution: string, createdJob: boolean, operation?: string }
-}
+/**
+ * How a launch ended. `executionMayExist`: an attempt that may have been applied was made, by this
+ * launch or an earlier one, and no look since has found its execution; the next launch of the
+ * dispatch must look for it before running again.
+ */
+export type LaunchOutcome =
+  | {
+    kind: 'launched'
+    executionName: string
+    /** The execution's logs in the Cloud Console, when Cloud Run's reply carried it. */
+    logUri: string | null
+    /** The execution was found from an earlier attempt rather than created now. */
+    adopted: boolean
+    /** RunJob calls made by this launch. */
+    attempts: number
+    /** Cloud Run's reply, for the event log. */
+    reply: { execution: string, createdJob: boolean, operation?: string }
+  }
+  | { kind: 'unavailable', error: CloudRunUnavailable, executionMayExist: boolean }
+  | { kind: 'refused', error: CloudRunRejected }
 
 export interface LaunchOptions {
   maxAttempts: number
-  /**
-   * An earlier launch of this dispatch may have created an execution (its failure was ambiguous,
-   * or its process died mid-way): look for it before the first attempt too.
-   */
-  checkFirst: boolean
+  /** An earlier launch of this dispatch may have created an execution: look for it before the first attempt too. */
+  executionMayExist: boolean
   onAttemptFailed?: (failure: LaunchAttemptFailure) => Promise<void> | void
   /** Backoff before retry n (1-based); injectable so tests and benchmarks need not wait. */
   backoffMs?: (retry: number) => number
@@ -65,21 +73,16 @@ export interface LauncherOptions {
   quotaPauseMs?: () => number
 }
 
-/**
- * The launch gave up. `executionPossible` says whether an execution may exist all the same (an
- * attempt's outcome was ambiguous, or was already before this launch): the next launch of the
- * dispatch must look for it before running again.
- */
-export class LaunchGaveUp extends CloudRunUnavailable {
-  readonly executionPossible: boolean
-  constructor (message: string, grpcCode: number | null, executionPossible: boolean, options?: { cause?: unknown }) {
-    super(message, grpcCode, options)
-    this.executionPossible = executionPossible
-  }
-}
+/** What one attempt (ensure the job, then RunJob) came to. */
+type Attempt =
+  | { kind: 'ran', execution: string, logUri: string | null, operation: string | undefined, createdJob: boolean }
+  | { kind: 'failed', error: CloudRunUnavailable, runJobSent: boolean, mayHaveApplied: boolean, quota: boolean }
+  | { kind: 'refused', error: CloudRunRejected }
 
-/** RunJob answered NOT_FOUND for a job this process had seen: nothing ran; the job is recreated. */
-class JobVanished extends CloudRunUnavailable {}
+type Look =
+  | { kind: 'found', name: string, logUri: string | null }
+  | { kind: 'none' }
+  | { kind: 'unverifiable', error: CloudRunUnavailable }
 
 export class Launcher {
   // Jobs this process has seen exist, so a warm reuse-mode launch is one RunJob call.
@@ -94,66 +97,94 @@ export class Launcher {
     this.quotaPause = options.quotaPauseMs ?? defaultQuotaPause
   }
 
-  async launch (clients: CloudRunClients, plan: LaunchPlan, options: LaunchOptions): Promise<LaunchResult> {
+  async launch (clients: CloudRunClients, plan: LaunchPlan, options: LaunchOptions): Promise<LaunchOutcome> {
     const backoff = options.backoffMs ?? defaultBackoff
     const location = splitJobName(plan.jobName).parent
     let runCalls = 0
     let createdJob = false
-    // Whether an execution of this dispatch may exist that we do not know of. Once true it stays
-    // true: a request whose reply was lost may still be applied after a look found nothing.
-    let mustLook = options.checkFirst
+    // Once true it stays true: a request whose reply was lost may still be applied after a look
+    // found nothing.
+    let executionMayExist = options.executionMayExist
     for (let attempt = 1; ; attempt++) {
       const paused = this.pausedUntil(location)
       if (paused !== null) {
         // Cloud Run has just refused a RunJob in this location for quota: another call now would
         // be refused too. Nothing is sent, so nothing can have been launched by this attempt.
-        throw new LaunchGaveUp(`Cloud Run job-run quota in ${location} is used up; RunJob calls there rest until ` +
-          `${paused.toISOString()} (attempt ${attempt} not sent)`, 8, mustLook)
+        const error = new CloudRunUnavailable(`Cloud Run job-run quota in ${location} is used up; RunJob calls there rest until ` +
+          `${paused.toISOString()} (attempt ${attempt} not sent)`, RpcStatus.RESOURCE_EXHAUSTED)
+        return { kind: 'unavailable', error, executionMayExist }
       }
-      if (mustLook) {
-        let existing
-        try {
-          existing = await this.findExecution(clients, plan)
-        } catch (err) {
-          if (!(err instanceof CloudRunUnavailable)) throw err
-          throw new LaunchGaveUp(err.message, err.grpcCode, true, { cause: err })
-        }
-        if (existing !== null) {
-          return { executionName: existing.name, logUri: existing.logUri, adopted: true, attempts: runCalls, reply: { execution: existing.name, createdJob } }
+      if (executionMayExist) {
+        const look = await this.findExecution(clients, plan)
+        if (look.kind === 'unverifiable') return { kind: 'unavailable', error: look.error, executionMayExist }
+        if (look.kind === 'found') {
+          return { kind: 'launched', executionName: look.name, logUri: look.logUri, adopted: true, attempts: runCalls, reply: { execution: look.name, createdJob } }
         }
       }
-      let failure: CloudRunUnavailable
-      let sent = false
-      try {
-        createdJob = (await this.ensureJob(clients, plan)) || createdJob
-        runCalls++
-        sent = true
-        const operation = await this.runJob(clients, plan)
+      const result = await this.attempt(clients, plan)
+      if (result.kind === 'refused') return result
+      if (result.kind === 'ran') {
+        createdJob ||= result.createdJob
         return {
-          executionName: operation.execution,
-          logUri: operation.logUri,
+          kind: 'launched',
+          executionName: result.execution,
+          logUri: result.logUri,
           adopted: false,
-          attempts: runCalls,
-          reply: { execution: operation.execution, ...(operation.operation !== undefined ? { operation: operation.operation } : {}), createdJob }
+          attempts: runCalls + 1,
+          reply: { execution: result.execution, ...(result.operation !== undefined ? { operation: result.operation } : {}), createdJob }
         }
-      } catch (err) {
-        if (err instanceof CloudRunRejected) throw err
-        const classified = err instanceof CloudRunUnavailable ? err : classifyGoogleError('RunJob', err)
-        if (!(classified instanceof CloudRunUnavailable)) throw classified
-        failure = classified
-        if (sent && isQuotaRejection(err)) {
-          const until = Date.now() + this.quotaPause()
-          this.quotaPausedUntil.set(location, Math.max(this.quotaPausedUntil.get(location) ?? 0, until))
-        }
-        // A RunJob that Cloud Run may have applied leaves an execution to look for before any
-        // further RunJob, now and in every later launch of this dispatch.
-        if (sent && !certainlyNotApplied(err)) mustLook = true
       }
-      await options.onAttemptFailed?.({ attempt, error: failure.message, grpcCode: failure.grpcCode })
+      if (result.runJobSent) runCalls++
+      if (result.quota) {
+        const until = Date.now() + this.quotaPause()
+        this.quotaPausedUntil.set(location, Math.max(this.quotaPausedUntil.get(location) ?? 0, until))
+      }
+      // A RunJob that Cloud Run may have applied leaves an execution to look for before any
+      // further RunJob, now and in every later launch of this dispatch.
+      executionMayExist ||= result.mayHaveApplied
+      await options.onAttemptFailed?.({ attempt, error: result.error.message, status: result.error.status })
       if (attempt >= options.maxAttempts || this.pausedUntil(location) !== null) {
-        throw new LaunchGaveUp(`Cloud Run launch gave up after ${attempt} attempts: ${failure.message}`, failure.grpcCode, mustLook)
+        const error = new CloudRunUnavailable(`Cloud Run launch gave up after ${attempt} attempts: ${result.error.message}`, result.error.status, { cause: result.error })
+        return { kind: 'unavailable', error, executionMayExist }
       }
       await sleep(backoff(attempt))
+    }
+  }
+
+  /** Ensures the job exists, then runs it once. */
+  private async attempt (clients: CloudRunClients, plan: LaunchPlan): Promise<Attempt> {
+    let createdJob
+    try {
+      createdJob = await this.ensureJob(clients, plan)
+    } catch (err) {
+      if (err instanceof CloudRunRejected) return { kind: 'refused', error: err }
+      // CreateJob failed: no RunJob was sent, so no execution can have come of this attempt.
+      return { kind: 'failed', error: err as CloudRunUnavailable, runJobSent: false, mayHaveApplied: false, quota: false }
+    }
+    try {
+      return { kind: 'ran', createdJob, ...await this.runJob(clients, plan) }
+    } catch (err) {
+      if (err instanceof CloudRunUnavailable) return { kind: 'failed', error: err, runJobSent: true, mayHaveApplied: true, quota: false }
+      const failure = classifyFailure('RunJob', err)
+      switch (failure.kind) {
+        case 'missing':
+          // The job vanished under us (deleted by an operator or retention): nothing ran. Forget
+          // it, so the next attempt recreates it. A job this process never saw is a real refusal.
+          if (!this.knownJobs.delete(plan.jobName)) return { kind: 'refused', error: failure.error }
+          return {
+            kind: 'failed',
+            error: new CloudRunUnavailable(`Cloud Run job ${plan.jobName} disappeared; it will be recreated`, RpcStatus.NOT_FOUND, { cause: err }),
+            runJobSent: true,
+            mayHaveApplied: false,
+            quota: false
+          }
+        case 'quota':
+          return { kind: 'failed', error: failure.error, runJobSent: true, mayHaveApplied: false, quota: true }
+        case 'transient':
+          return { kind: 'failed', error: failure.error, runJobSent: true, mayHaveApplied: true, quota: false }
+        default:
+          return { kind: 'refused', error: failure.error }
+      }
     }
   }
 
@@ -167,7 +198,8 @@ export class Launcher {
 
   /**
    * Creates the job unless this process knows it exists; ALREADY_EXISTS is success. Returns true
-   * if this call created it. Concurrent calls for one job share a single CreateJob.
+   * if this call created it. Concurrent calls for one job share a single CreateJob. Throws
+   * CloudRunUnavailable or CloudRunRejected.
    */
   private async ensureJob (clients: CloudRunClients, plan: LaunchPlan): Promise<boolean> {
     for (;;) {
@@ -196,15 +228,14 @@ export class Launcher {
       this.knownJobs.add(plan.jobName)
       return true
     } catch (err) {
-      if (grpcCodeOf(err) === 6) {
-        this.knownJobs.add(plan.jobName)
-        return false
-      }
-      throw classifyGoogleError('CreateJob', err)
+      const failure = classifyFailure('CreateJob', err)
+      if (failure.kind !== 'exists') throw failure.error
+      this.knownJobs.add(plan.jobName)
+      return false
     }
   }
 
-  private async runJob (clients: CloudRunClients, plan: LaunchPlan): Promise<{ execution: string, logUri: string | null, operation?: string }> {
+  private async runJob (clients: CloudRunClients, plan: LaunchPlan): Promise<{ execution: string, logUri: string | null, operation: string | undefined }> {
     const request = {
       name: plan.jobName,
       ...(plan.overrides === null
@@ -216,34 +247,26 @@ export class Launcher {
             }
           })
     }
-    try {
-      const [operation] = await clients.jobs.runJob(request as never)
-      // The operation resolves only when the execution ends; its metadata names the execution now.
-      const metadata = operation.metadata as { name?: string, logUri?: string | null } | null
-      const execution = metadata?.name
-      if (typeof execution !== 'string' || execution === '') {
-        throw new CloudRunUnavailable('Cloud Run RunJob returned no execution name in its operation metadata', null)
-      }
-      const logUri = typeof metadata?.logUri === 'string' && metadata.logUri !== '' ? metadata.logUri : null
-      return { execution, logUri, operation: operation.name }
-    } catch (err) {
-      // The job vanished under us (deleted by an operator or retention): forget it, so the next
-      // attempt recreates it.
-      if (grpcCodeOf(err) === 5 && this.knownJobs.delete(plan.jobName)) {
-        throw new JobVanished(`Cloud Run job ${plan.jobName} disappeared; it will be recreated`, 5, { cause: err })
-      }
-      throw err
+    const [operation] = await clients.jobs.runJob(request as never)
+    // The operation resolves only when the execution ends; its metadata names the execution now.
+    const metadata = operation.metadata as { name?: string, logUri?: string | null } | null
+    const execution = metadata?.name
+    if (typeof execution !== 'string' || execution === '') {
+      // A reply without the execution's name: the run may have started all the same.
+      throw new CloudRunUnavailable('Cloud Run RunJob returned no execution name in its operation metadata', null)
     }
+    const logUri = typeof metadata?.logUri === 'string' && metadata.logUri !== '' ? metadata.logUri : null
+    return { execution, logUri, operation: operation.name }
   }
 
-  /** An execution an earlier attempt of this dispatch created, or null. Unverifiable → retry later. */
-  private async findExecution (clients: CloudRunClients, plan: LaunchPlan): Promise<{ name: string, logUri: string | null } | null> {
+  /** An execution an earlier attempt of this dispatch created, if any; `unverifiable` when Cloud Run cannot say. */
+  private async findExecution (clients: CloudRunClients, plan: LaunchPlan): Promise<Look> {
     try {
       if (plan.overrides === null) {
         // Per-run mode: the job belongs to this dispatch alone, so any execution of it is ours.
         const [job] = await clients.jobs.getJob({ name: plan.jobName })
         const name = job.latestCreatedExecution?.name ?? null
-        return name === null || name === '' ? null : { name, logUri: null }
+        return name === null || name === '' ? { kind: 'none' } : { kind: 'found', name, logUri: null }
       }
       for await (const execution of clients.executions.listExecutionsAsync({ parent: plan.jobName, pageSize: 50 })) {
         const created = timestampToDate(execution.createTime)
@@ -251,43 +274,22 @@ export class Launcher {
         const env = execution.template?.containers?.[0]?.env ?? []
         if (env.some(e => e.name === DISPATCH_MARKER_ENV && e.value === plan.dispatchId)) {
           return typeof execution.name === 'string' && execution.name !== ''
-            ? { name: execution.name, logUri: execution.logUri ?? null }
-            : null
+            ? { kind: 'found', name: execution.name, logUri: execution.logUri ?? null }
+            : { kind: 'none' }
         }
       }
-      return null
+      return { kind: 'none' }
     } catch (err) {
-      if (grpcCodeOf(err) === 5) return null
-      const failure = classifyGoogleError('ListExecutions', err)
+      const failure = classifyFailure(plan.overrides === null ? 'GetJob' : 'ListExecutions', err)
+      if (failure.kind === 'missing') return { kind: 'none' }
       // If we cannot tell whether an execution exists, running again could launch the flow twice.
-      throw new CloudRunUnavailable(`Cannot verify whether an earlier attempt launched an execution: ${failure.message}`,
-        grpcCodeOf(err), { cause: err })
+      return {
+        kind: 'unverifiable',
+        error: new CloudRunUnavailable(`Cannot verify whether an earlier attempt launched an execution: ${failure.error.message}`,
+          failure.error.status, { cause: err })
+      }
     }
   }
-}
-
-/**
- * Cloud Run refused the call for quota ("Quota exceeded for quota metric …", or an ErrorInfo
- * reason saying so). It did so before acting on it. A bare RESOURCE_EXHAUSTED is not taken as
- * one: the gRPC client raises that code itself for a reply larger than it accepts, and that
- * reply may describe an execution that now exists.
- */
-export function isQuotaRejection (err: unknown): boolean {
-  if (grpcCodeOf(err) !== 8) return false
-  if ((err as { reason?: unknown } | null)?.reason === 'RATE_LIMIT_EXCEEDED') return true
-  const message = err instanceof Error ? err.message : String(err)
-  return /quota exceeded|rate limit exceeded/i.test(message)
-}
-
-/**
- * A failed RunJob that certainly created no execution: a quota rejection, or one of the
- * permanent refusals (which never reach the retry path). Timeouts, UNAVAILABLE, INTERNAL,
- * UNKNOWN, ABORTED, a lost reply or a reply without an execution name may all have been applied.
- * The job vanishing (NOT_FOUND) also means nothing ran.
- */
-function certainlyNotApplied (err: unknown): boolean {
-  if (err instanceof JobVanished) return true
-  return isQuotaRejection(err)
 }
 
 export function splitJobName (name: string): { parent: string, id: string } {

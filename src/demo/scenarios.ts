@@ -1,7 +1,7 @@
 // The runs the demo triggers, each showing one thing pushpool does, with the end it must reach.
 import { fileURLToPath } from 'node:url'
 import type { StateType } from '../prefect/types.ts'
-import type { DispatchState } from '../store/store.ts'
+import type { DispatchState } from '../store/transitions.ts'
 
 // src/demo and dist/demo both sit two levels below the repository root.
 export const EXAMPLE_FLOWS_DIR = fileURLToPath(new URL('../../examples/flows/', import.meta.url))

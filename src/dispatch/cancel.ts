@@ -1,13 +1,15 @@
-// Cancellation (DESIGN §6). With no worker watching, pushpool owns what Prefect's worker did on a
-// Cancelling run: a run that never started has its execution cancelled and is marked Cancelled; a
-// started run cancels itself from inside the container, and pushpool only cancels the execution
-// if it is still running after a grace period (enforced by reconcile).
+// Cancellation (docs/architecture.md). With no worker watching, pushpool owns what Prefect's worker
+// did on a Cancelling run: a run that never started has its execution cancelled and is marked
+// Cancelled; a started run cancels itself from inside the container, and pushpool only cancels the
+// execution if it is still running after a grace period (enforced by reconcile).
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { FlowRun } from '../prefect/types.ts'
 import type { PrefectClient } from '../prefect/client.ts'
 import type { Store, Dispatch } from '../store/store.ts'
+import { UNLAUNCHED_STATES } from '../store/transitions.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
-import type { DispatchOutcome } from './dispatcher.ts'
+import type { DispatchOutcome } from './types.ts'
+import { isTerminal } from './decisions.ts'
 import { cancelExecution } from '../cloudrun/executions.ts'
 
 export interface CancellerDeps {
@@ -18,6 +20,12 @@ export interface CancellerDeps {
   log: Logger
 }
 
+export type OperatorCancel =
+  | { kind: 'not-found' }
+  /** The run has already ended (or is gone from Prefect): there is nothing to cancel. */
+  | { kind: 'not-cancellable' }
+  | { kind: 'cancelling', dispatch: Dispatch }
+
 export class Canceller {
   private readonly deps: CancellerDeps
 
@@ -25,14 +33,27 @@ export class Canceller {
     this.deps = deps
   }
 
+  /** An operator asked to cancel a dispatch's run (the admin API). */
+  async cancelByOperator (dispatchId: string): Promise<OperatorCancel> {
+    const { store, prefect } = this.deps
+    const dispatch = await store.getDispatch(dispatchId)
+    if (dispatch === null) return { kind: 'not-found' }
+    const flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+    if (flowRun === null || flowRun.state === null || isTerminal(flowRun)) return { kind: 'not-cancellable' }
+    // Prefect is told first, so the engine in a started container sees Cancelling and stops itself.
+    const result = await prefect.setFlowRunState(flowRun.id, { type: 'CANCELLING', name: 'Cancelling', message: 'Cancelled through pushpool\'s admin API' }, false)
+    const outcome = await this.onCancelling({ ...flowRun, state: result.state ?? flowRun.state })
+    const latest = outcome.dispatch ?? await store.getDispatch(dispatch.id)
+    return { kind: 'cancelling', dispatch: latest ?? dispatch }
+  }
+
   /** A flow run entered Cancelling (webhook, admin cancel, or reconcile noticed it). */
   async onCancelling (flowRun: FlowRun): Promise<DispatchOutcome> {
     const { store } = this.deps
     const dispatch = await store.latestDispatchForFlowRun(flowRun.id)
-    if (dispatch !== null && ['received', 'deferred', 'retrying'].includes(dispatch.state)) {
+    if (dispatch !== null && UNLAUNCHED_STATES.includes(dispatch.state)) {
       // Not launched yet: make sure it never is.
-      await store.transition(dispatch.id, ['received', 'deferred', 'retrying'], 'cancelled', { dueAt: null },
-        { detail: 'flow run was cancelled before launch' })
+      await store.transition(dispatch.id, 'cancelUnlaunched', { dueAt: null }, { detail: 'flow run was cancelled before launch' })
     }
     if (flowRun.start_time !== null && dispatch?.state === 'launched') {
       const due = new Date(Date.now() + this.deps.graceSeconds * 1000).toISOString()
@@ -64,7 +85,7 @@ export class Canceller {
     if (dispatch === null) return null
     // A dispatch still launching is left to finish: its engine will find the run Cancelled and exit,
     // and reconcile then closes the record.
-    return await store.transition(dispatch.id, ['launched'], 'cancelled', { dueAt: null },
+    return await store.transition(dispatch.id, 'cancel', { dueAt: null },
       { detail: message, reply: { cancel: cancelReply, prefect: { status: result.status, state: result.state?.type ?? null } } }) ??
       await store.getDispatch(dispatch.id)
   }

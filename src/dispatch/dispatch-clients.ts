@@ -1,25 +1,42 @@
-// The Cloud Run clients that can reach a dispatch's execution after launch. The GCP identity comes
-// from the rendered template (its credentials block), so it is rendered again rather than stored —
-// key material never reaches the ledger. Dispatches of the same pool and deployment share one
-// lookup for a few minutes.
+// The Cloud Run clients that reach a dispatch's execution after launch, under the GCP identity its
+// launch used. The ledger records where that identity came from, never the key: a Credentials block
+// is read again by id (one Prefect read); a secret or Application Default Credentials need only the
+// dispatch's project. Only a key written into the job variables themselves, or a record from before
+// identities were recorded, needs the template rendered again. Lookups are shared for a few minutes.
 import type { Dispatch } from '../store/store.ts'
 import type { CloudRunClients } from '../gcp/clients.ts'
-import type { DispatcherDeps } from './dispatcher.ts'
-import { prepareLaunch } from './prepare.ts'
+import { CredentialsError } from '../failures.ts'
+import { prepareLaunch, type PrepareDeps } from './prepare.ts'
 import { TtlCache } from '../util/ttl-cache.ts'
 
 const CACHE_MS = 5 * 60_000
 
 export class DispatchClients {
-  private readonly deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
+  private readonly deps: PrepareDeps
   private readonly cache = new TtlCache<CloudRunClients>(CACHE_MS)
 
-  constructor (deps: Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>) {
+  constructor (deps: PrepareDeps) {
     this.deps = deps
   }
 
   forDispatch (dispatch: Dispatch): Promise<CloudRunClients> {
-    return this.cache.get(`${dispatch.pool}\0${dispatch.deploymentId ?? ''}`,
-      async () => (await prepareLaunch(this.deps, dispatch)).clients)
+    const { identities, google, prefect } = this.deps
+    const ref = dispatch.gcpIdentity
+    if (ref === null || ref.source === 'credentials-inline' || dispatch.project === null) {
+      return this.cache.get(`render\0${dispatch.pool}\0${dispatch.deploymentId ?? ''}`,
+        async () => (await prepareLaunch(this.deps, dispatch)).clients)
+    }
+    const project = dispatch.project
+    if (ref.source === 'credentials-block') {
+      return this.cache.get(`block\0${ref.blockDocumentId}\0${project}`, async () => {
+        const block = await prefect.readBlockDocument(ref.blockDocumentId)
+        if (block === null) {
+          throw new CredentialsError(`The GCP Credentials block ${ref.blockDocumentId} this run was launched with no longer exists in Prefect`)
+        }
+        return await google.cloudRunFor(await identities.resolve({ ...block.data, project }))
+      })
+    }
+    // A block-less identity resolves from the project alone, exactly as it did at launch.
+    return this.cache.get(`${ref.source}\0${project}`, async () => await google.cloudRunFor(await identities.resolve({ project })))
   }
 }

@@ -1,113 +1,78 @@
-// The dispatch state machine (DESIGN §5). A route hands it a flow run id; it decides, and the
-// Prefect, Cloud Run and store adapters act. It never trusts the webhook beyond the flow run id:
-// everything it launches is read from Prefect.
+// The dispatch state machine (docs/architecture.md). A route hands it a flow run id; it decides
+// (decisions.ts), and the Prefect, Cloud Run and store adapters act. It never trusts the webhook
+// beyond the flow run id: everything it launches is read from Prefect.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Config } from '../config.ts'
-import type { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun } from '../prefect/types.ts'
-import { FINAL_STATES, type Store, type Dispatch, type DispatchState } from '../store/store.ts'
-import { LaunchGaveUp, type Launcher } from '../cloudrun/launcher.ts'
-import type { IdentityResolver } from '../gcp/credentials.ts'
-import type { GoogleClients } from '../gcp/clients.ts'
+import type { Dispatch } from '../store/store.ts'
+import { DRIVABLE_STATES } from '../store/transitions.ts'
 import { NeverRetry, RetryLater } from '../failures.ts'
 import { prepareLaunch } from './prepare.ts'
 import { ConcurrencyGate } from './concurrency.ts'
 import type { Canceller } from './cancel.ts'
-import type { PrefectSnapshots } from './prefect-snapshots.ts'
-
-export interface DispatchEvent {
-  flowRunId: string
-  /** Prefect's event name, e.g. prefect.flow-run.Scheduled; informational only. */
-  event: string | null
-  receivedAt: Date
-}
-
-export type DispatchOutcome =
-  | { status: 'ignored', reason: string, dispatch?: Dispatch }
-  | { status: 'duplicate', reason: string, dispatch: Dispatch }
-  | { status: 'accepted', dispatch: Dispatch }
-
-export interface DispatcherDeps {
-  config: Config
-  store: Store
-  prefect: PrefectClient
-  /** Recent copies of the work pool, its queues and flows, shared by every dispatch. */
-  snapshots: PrefectSnapshots
-  launcher: Launcher
-  identities: IdentityResolver
-  google: GoogleClients
-  log: Logger
-}
+import type { DispatchDeps, DispatchEvent, DispatchOutcome } from './types.ts'
+import {
+  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, triage
+} from './decisions.ts'
 
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
 const LIMIT_RECHECK_MS = 5_000
-const CRASH_PREFIX = 'Failed to submit flow run to infrastructure: '
-/** Scheduled-type states that start a new attempt of a run rather than restate the current one. */
-const NEW_ATTEMPT_STATES = new Set(['AwaitingRetry', 'Resuming'])
+
+export type RedriveOutcome = { kind: 'driven', dispatch: Dispatch } | { kind: 'not-drivable', dispatch: Dispatch }
 
 export class Dispatcher {
-  private readonly deps: DispatcherDeps
+  private readonly deps: DispatchDeps
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly gate: ConcurrencyGate
   private readonly canceller: Canceller
 
-  constructor (deps: DispatcherDeps, canceller: Canceller) {
+  constructor (deps: DispatchDeps, canceller: Canceller) {
     this.deps = deps
     this.gate = new ConcurrencyGate(deps.prefect, deps.snapshots)
     this.canceller = canceller
   }
 
-  /** Handles one webhook: record the dispatch under its idempotency key, then drive it. */
+  /** Handles one event: record the dispatch under its idempotency key, then drive it. */
   async handle (event: DispatchEvent): Promise<DispatchOutcome> {
     const { config, prefect, store } = this.deps
     const flowRun = await prefect.readFlowRun(event.flowRunId)
-    if (flowRun === null) return { status: 'ignored', reason: `flow run ${event.flowRunId} does not exist in Prefect` }
-    const pool = flowRun.work_pool_name
-    if (pool === null || !config.pools.includes(pool)) {
-      return { status: 'ignored', reason: `work pool ${pool ?? '(none)'} is not served by this pushpool (PUSHPOOL_POOLS)` }
-    }
-    const state = flowRun.state
-    if (state?.type === 'CANCELLING') return await this.canceller.onCancelling(flowRun)
-    if (state === null || state.type !== 'SCHEDULED') return await this.notDispatchable(flowRun, event)
+    const verdict = triage(event.flowRunId, flowRun, config.pools)
+    if (verdict.kind === 'ignore') return { status: 'ignored', reason: verdict.reason }
+    const run = flowRun as FlowRun
+    if (verdict.kind === 'cancelling') return await this.canceller.onCancelling(run)
+    if (verdict.kind === 'not-dispatchable') return await this.notDispatchable(run, event)
 
-    const current = await this.currentAttempt(flowRun)
+    const current = await this.currentAttempt(run)
     if (current !== null) return { status: 'duplicate', reason: `this run's current attempt is dispatch ${current.id} (${current.state})`, dispatch: current }
 
-    const due = scheduledTime(flowRun)
-    const deferUntil = due !== null && due.getTime() > event.receivedAt.getTime() + config.prefetchSeconds * 1000 ? due : null
+    const state = run.state!
+    const until = deferUntil(run, event.receivedAt, config.prefetchSeconds)
     const { dispatch, created } = await store.createDispatch({
-      key: `${flowRun.id}:${state.id}`,
-      flowRunId: flowRun.id,
-      flowRunName: flowRun.name,
-      pool,
-      deploymentId: flowRun.deployment_id,
-      state: deferUntil === null ? 'received' : 'deferred',
-      dueAt: deferUntil?.toISOString() ?? null,
+      key: dispatchKey(run),
+      flowRunId: run.id,
+      flowRunName: run.name,
+      pool: run.work_pool_name ?? '',
+      deploymentId: run.deployment_id,
+      state: until === null ? 'received' : 'deferred',
+      dueAt: until?.toISOString() ?? null,
       receivedAt: event.receivedAt.toISOString(),
       detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
-        (deferUntil === null ? '' : `; due at ${deferUntil.toISOString()}`)
+        (until === null ? '' : `; due at ${until.toISOString()}`)
     })
     if (!created) return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
-    if (deferUntil !== null) return { status: 'accepted', dispatch }
-    return { status: 'accepted', dispatch: await this.driveWithin(dispatch, flowRun, config.webhookDeadlineMs) }
+    if (until !== null) return { status: 'accepted', dispatch }
+    return { status: 'accepted', dispatch: await this.driveWithin(dispatch, run, config.webhookDeadlineMs) }
   }
 
-  /**
-   * A Scheduled-type state that is not a new attempt (Scheduled again, or Late) belongs to the
-   * attempt already dispatched, if one is under way: a new dispatch would only race it. A dispatch
-   * still waiting to claim is superseded instead, so it cannot launch at a stale time. A retry
-   * (AwaitingRetry) or a resumption is always a new attempt.
-   */
+  /** The dispatch of the run's attempt under way, if any; a waiting one of an older state is superseded first. */
   private async currentAttempt (flowRun: FlowRun): Promise<Dispatch | null> {
-    if (NEW_ATTEMPT_STATES.has(flowRun.state?.name ?? '')) return null
-    const latest = await this.deps.store.latestDispatchForFlowRun(flowRun.id)
-    if (latest === null || FINAL_STATES.includes(latest.state)) return null
-    // The same state again (a duplicate webhook): the idempotency key answers that.
-    if (latest.key === `${flowRun.id}:${flowRun.state?.id ?? ''}`) return null
-    if (latest.state !== 'received' && latest.state !== 'deferred') return latest
-    const superseded = await this.deps.store.transition(latest.id, ['received', 'deferred'], 'skipped', { dueAt: null },
+    const { store } = this.deps
+    const attempt = judgeAttempt(flowRun, await store.latestDispatchForFlowRun(flowRun.id))
+    if (attempt.kind === 'new') return null
+    if (attempt.kind === 'current') return attempt.dispatch
+    const superseded = await store.transition(attempt.dispatch.id, 'supersede', { dueAt: null },
       { detail: `superseded: the run entered ${flowRun.state?.name ?? 'a new'} state ${flowRun.state?.id ?? ''}` })
-    return superseded === null ? await this.deps.store.getDispatch(latest.id) : null
+    // Another party moved it first: whatever it became is the attempt under way.
+    return superseded === null ? await store.getDispatch(attempt.dispatch.id) : null
   }
 
   /**
@@ -173,13 +138,13 @@ export class Dispatcher {
     }
     const flowRun = knownFlowRun ?? await this.deps.prefect.readFlowRun(dispatch.flowRunId)
     if (flowRun === null) {
-      return (await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'skipped', {},
+      return (await this.deps.store.transition(dispatch.id, 'supersede', {},
         { detail: 'the flow run no longer exists in Prefect' })) ?? dispatch
     }
     const admission = await this.gate.admit(flowRun, () => this.claim(dispatch, log))
     if (!admission.admitted) {
       log.info({ reason: admission.reason }, 'dispatch deferred')
-      return (await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'deferred',
+      return (await this.deps.store.transition(dispatch.id, 'hold',
         { dueAt: new Date(Date.now() + LIMIT_RECHECK_MS).toISOString() }, { detail: `deferred: ${admission.reason}` })) ??
         (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
     }
@@ -212,7 +177,7 @@ export class Dispatcher {
   private async claim (dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
     // The compare-and-set makes this instance the only driver of the dispatch.
     // Nothing has been launched for this dispatch yet: its first launch needs no look.
-    const mine = await this.deps.store.transition(dispatch.id, ['received', 'deferred'], 'claimed', { dueAt: null, launchUncertain: false },
+    const mine = await this.deps.store.transition(dispatch.id, 'claim', { dueAt: null, executionMayExist: false },
       { detail: 'proposing Pending to Prefect' })
     if (mine === null) return await this.deps.store.getDispatch(dispatch.id)
     return await this.proposePending(mine, log)
@@ -229,32 +194,30 @@ export class Dispatcher {
     try {
       result = await prefect.setFlowRunState(mine.flowRunId, { type: 'PENDING', name: 'Pending', message: pendingMessage(mine) }, false)
     } catch (err) {
-      if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(mine, err, log, ['claimed'])
+      if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(mine, err, log)
       // Not `retrying`: that state means Pending was accepted. The run is claimed again later.
       log.warn({ err: err.message }, 'could not propose Pending; the claim will be retried')
-      return await store.transition(mine.id, ['claimed'], 'deferred',
+      return await store.transition(mine.id, 'postponeClaim',
         { dueAt: new Date(Date.now() + config.retryDelaySeconds * 1000).toISOString() },
         { detail: `could not propose Pending: ${err.message}` })
     }
     const reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
-    switch (result.status) {
-      case 'ACCEPT':
+    const verdict = judgePendingReply(result)
+    switch (verdict.kind) {
+      case 'accepted':
         log.debug({ reply }, 'Prefect accepted Pending')
         return await store.note(mine.id, 'pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
-      case 'WAIT': {
-        const delay = Math.max(1, result.details.delay_seconds ?? 5)
-        return await store.transition(mine.id, ['claimed'], 'deferred',
-          { dueAt: new Date(Date.now() + delay * 1000).toISOString() },
-          { detail: `Prefect asked to wait ${delay} s: ${result.details.reason ?? ''}`.trim(), reply })
-      }
-      default: {
-        const current = await prefect.readFlowRun(mine.flowRunId)
-        if (current?.state?.type === 'PENDING' && current.state.message === pendingMessage(mine)) {
+      case 'wait':
+        return await store.transition(mine.id, 'postponeClaim',
+          { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
+          { detail: `Prefect asked to wait ${verdict.seconds} s: ${result.details.reason ?? ''}`.trim(), reply })
+      case 'refused': {
+        if (isOwnPending(await prefect.readFlowRun(mine.flowRunId), mine)) {
           return await store.note(mine.id, 'pending_accepted', {},
             { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
         }
         log.info({ reply }, 'another party owns the flow run')
-        return await store.transition(mine.id, ['claimed'], 'skipped', {},
+        return await store.transition(mine.id, 'yield', {},
           { detail: `Prefect answered ${result.status}: ${result.details.reason ?? 'another party owns the flow run'}`, reply })
       }
     }
@@ -266,75 +229,74 @@ export class Dispatcher {
     try {
       prepared = await prepareLaunch(this.deps, dispatch, knownFlowRun)
     } catch (err) {
-      return await this.failBeforeLaunch(dispatch, err, log, ['claimed', 'retrying'])
+      return await this.failBeforeLaunch(dispatch, err, log)
     }
     for (const warning of prepared.config.warnings) log.warn({ warning }, 'job template warning')
-    const launching = await store.transition(dispatch.id, ['claimed', 'retrying'], 'launching', {
+    const launching = await store.transition(dispatch.id, 'launch', {
       project: prepared.project,
       region: prepared.region,
       jobName: prepared.plan.jobName,
       jobSpec: prepared.redactedJob,
-      keepJob: prepared.config.keepJob
+      keepJob: prepared.config.keepJob,
+      gcpIdentity: prepared.identity
     }, {
       detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}`,
       reply: prepared.config.warnings.length > 0 ? { warnings: prepared.config.warnings } : undefined
     })
     if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
 
-    let result
     let attempts = launching.attempts
-    try {
-      result = await launcher.launch(prepared.clients, prepared.plan, {
-        maxAttempts: config.launchAttempts,
-        // An earlier launch may have created an execution whose reply was lost: look before running.
-        // The flag is read from the row this launch's compare-and-set returned, so no other launch
-        // can have changed it since. A first launch has it cleared by its claim.
-        checkFirst: launching.launchUncertain,
-        onAttemptFailed: async failure => {
-          attempts++
-          log.warn({ attempt: failure.attempt, grpc_code: failure.grpcCode }, 'launch attempt failed')
-          await store.note(dispatch.id, 'attempt_failed', { attempts }, { detail: failure.error, reply: { grpc_code: failure.grpcCode } })
-        }
-      })
-    } catch (err) {
-      // Whether the next launch must look for an execution first: an error from anywhere but the
-      // launcher's own verdict keeps the look, as does a launch that may have been applied.
-      const launchUncertain = !(err instanceof LaunchGaveUp) || err.executionPossible
-      return await this.failBeforeLaunch(launching, err, log, ['launching'], { launchUncertain })
+    const outcome = await launcher.launch(prepared.clients, prepared.plan, {
+      maxAttempts: config.launchAttempts,
+      // Read from the row this launch's compare-and-set returned, so no other launch can have
+      // changed it since. A first launch has it cleared by its claim.
+      executionMayExist: launching.executionMayExist,
+      onAttemptFailed: async failure => {
+        attempts++
+        log.warn({ attempt: failure.attempt, rpc_status: failure.status }, 'launch attempt failed')
+        await store.note(dispatch.id, 'attempt_failed', { attempts }, { detail: failure.error, reply: { rpc_status: failure.status } })
+      }
+    })
+    if (outcome.kind === 'refused') return await this.failBeforeLaunch(launching, outcome.error, log)
+    if (outcome.kind === 'unavailable') {
+      return await this.failBeforeLaunch(launching, outcome.error, log, { executionMayExist: outcome.executionMayExist })
     }
-    log.info({ execution: result.executionName, adopted: result.adopted }, 'execution launched')
+    log.info({ execution: outcome.executionName, adopted: outcome.adopted }, 'execution launched')
 
     let pidNote = 'infrastructure_pid set'
     try {
-      await prefect.setInfrastructurePid(dispatch.flowRunId, result.executionName)
+      await prefect.setInfrastructurePid(dispatch.flowRunId, outcome.executionName)
     } catch (err) {
       // The execution exists: the dispatch is launched whatever Prefect says now. Cancellation
       // by the engine still works; only Prefect's own infrastructure kill would miss it.
       pidNote = `could not set infrastructure_pid: ${(err as Error).message}`
       log.warn({ err }, 'could not set infrastructure_pid')
     }
-    const launched = await store.transition(dispatch.id, ['launching'], 'launched', {
-      executionName: result.executionName,
-      ...(result.logUri !== null ? { logUri: result.logUri } : {}),
+    const launched = await store.transition(dispatch.id, 'launched', {
+      executionName: outcome.executionName,
+      ...(outcome.logUri !== null ? { logUri: outcome.logUri } : {}),
       launchedAt: new Date().toISOString(),
-      attempts: launching.attempts + result.attempts,
+      attempts: launching.attempts + outcome.attempts,
       error: null
-    }, { detail: `${result.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: result.reply })
+    }, { detail: `${outcome.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: outcome.reply })
     return launched ?? dispatch
   }
 
   /**
    * A failure before an execution exists. Retryable ones wait for reconcile; permanent ones crash
-   * the flow run with a message that names the cause, as Prefect's worker does.
+   * the flow run with a message that names the cause, as Prefect's worker does. `launch` says
+   * whether the failed launch may have left an execution; an error from anywhere but the launcher
+   * keeps what the record says. The move is made only from the state this drive left the record
+   * in, so a record another drive has moved on since is left to it.
    */
-  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger, from: DispatchState[],
-    launch: { launchUncertain?: boolean } = {}): Promise<Dispatch> {
+  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger,
+    launch: { executionMayExist?: boolean } = {}): Promise<Dispatch> {
     const { store, prefect } = this.deps
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
-      return (await store.transition(dispatch.id, from, 'retrying',
+      return (await store.transition(dispatch.id, 'retry',
         { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message, ...launch },
-        { detail: err.message })) ?? dispatch
+        { detail: err.message }, { from: [dispatch.state] })) ?? dispatch
     }
     const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
     if (!(err instanceof NeverRetry)) log.error({ err }, 'unexpected dispatch error')
@@ -347,31 +309,21 @@ export class Dispatcher {
       reply = { error: (crashErr as Error).message }
       log.error({ err: crashErr }, 'could not report Crashed to Prefect')
     }
-    return (await store.transition(dispatch.id, from, 'submit_failed', { error: message },
-      { detail: CRASH_PREFIX + message, reply })) ?? dispatch
+    return (await store.transition(dispatch.id, 'submitFailed', { error: message },
+      { detail: CRASH_PREFIX + message, reply }, { from: [dispatch.state] })) ?? dispatch
   }
 
   /** Admin redrive: drive a dispatch that is waiting or stuck, now rather than at reconcile. */
-  async redrive (dispatch: Dispatch): Promise<Dispatch> {
+  async redrive (dispatch: Dispatch): Promise<RedriveOutcome> {
+    if (!DRIVABLE_STATES.includes(dispatch.state)) return { kind: 'not-drivable', dispatch }
+    let moved: Dispatch | null = dispatch
     if (dispatch.state === 'launching') {
       // A launch whose process died mid-way: hand it to the retry path, which first looks for an
       // execution the lost attempt may have created.
-      const moved = await this.deps.store.transition(dispatch.id, ['launching'], 'retrying', { launchUncertain: true },
+      moved = await this.deps.store.transition(dispatch.id, 'retry', { executionMayExist: true },
         { detail: 'redriven: launch was interrupted' })
-      if (moved === null) return (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
-      return await this.track(this.drive(moved))
+      if (moved === null) return { kind: 'driven', dispatch: (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch }
     }
-    return await this.track(this.drive(dispatch))
+    return { kind: 'driven', dispatch: await this.track(this.drive(moved)) }
   }
-}
-
-/** The message of the Pending state a dispatch proposes: how a later attempt recognises it. */
-function pendingMessage (dispatch: Dispatch): string {
-  return `Claimed by pushpool dispatch ${dispatch.id}`
-}
-
-/** When a Scheduled-type run is due: its state's scheduled time, else the run's next start time. */
-function scheduledTime (flowRun: FlowRun): Date | null {
-  const when = flowRun.state?.state_details?.scheduled_time ?? flowRun.next_scheduled_start_time ?? null
-  return when === null ? null : new Date(when)
 }

@@ -1,8 +1,9 @@
 // Everything a launch needs, read and rendered before any Cloud Run call: the pool's template
 // rendered with Prefect's semantics, the GCP identity, and the launch plan for the job mode.
-import type { Dispatch } from '../store/store.ts'
-import type { FlowRun } from '../prefect/types.ts'
-import type { DispatcherDeps } from './dispatcher.ts'
+import type { Dispatch, GcpIdentityRef } from '../store/store.ts'
+import type { BlockDocument, FlowRun } from '../prefect/types.ts'
+import type { DispatchDeps } from './types.ts'
+import type { GcpIdentity } from '../gcp/credentials.ts'
 import type { CloudRunClients } from '../gcp/clients.ts'
 import type { LaunchPlan } from '../cloudrun/launcher.ts'
 import type { V2Job } from '../jobconfig/v2-job.ts'
@@ -10,7 +11,7 @@ import { DISPATCH_MARKER_ENV } from '../cloudrun/launcher.ts'
 import { renderJobConfiguration } from '../jobconfig/render.ts'
 import type { JobConfiguration } from '../jobconfig/types.ts'
 import { reuseJobId } from '../jobconfig/names.ts'
-import { splitForReuse } from '../jobconfig/reuse.ts'
+import { canonicalJson, splitForReuse } from '../jobconfig/reuse.ts'
 import { PrefectRequestError } from '../prefect/client.ts'
 import { TemplateError } from '../failures.ts'
 import { redactJob } from './redact.ts'
@@ -23,11 +24,13 @@ export interface PreparedLaunch {
   plan: LaunchPlan
   clients: CloudRunClients
   redactedJob: V2Job
+  /** Where the identity can be found again after launch, without rendering. */
+  identity: GcpIdentityRef
 }
 
-type Deps = Pick<DispatcherDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
+export type PrepareDeps = Pick<DispatchDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
 
-export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<PreparedLaunch> {
+export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<PreparedLaunch> {
   const { config, prefect, snapshots, identities, google } = deps
   const flowRun = knownFlowRun ?? await prefect.readFlowRun(dispatch.flowRunId)
   if (flowRun === null) throw new PrefectRequestError(`Flow run ${dispatch.flowRunId} no longer exists in Prefect`, 404)
@@ -39,13 +42,14 @@ export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRu
   ])
   if (workPool === null) throw new TemplateError('work_pool', `Work pool ${dispatch.pool} does not exist in Prefect: create it, or remove it from PUSHPOOL_POOLS`)
 
+  const lookups = memoizedLookups(prefect)
   const rendered = await renderJobConfiguration({
     workPool,
     deployment,
     flowRun,
     flow,
     // The Prefect client answers null for a missing block or variable; the renderer names the field.
-    lookups: memoizedLookups(prefect),
+    lookups,
     baseEnvironment: baseEnvironment(config),
     workerName: config.workerName,
     prefectVersion
@@ -60,8 +64,21 @@ export async function prepareLaunch (deps: Deps, dispatch: Dispatch, knownFlowRu
     config: rendered,
     plan,
     clients,
-    redactedJob: redactJob(plan.job)
+    redactedJob: redactJob(plan.job),
+    identity: identityRef(identity, rendered.credentials, lookups.documentsRead())
   }
+}
+
+/**
+ * A key that came from a GCP Credentials block is found again by the block's id: the block whose
+ * data the template's `credentials` resolved to. A key written into the job variables themselves
+ * has no id; only a render finds it again.
+ */
+function identityRef (identity: GcpIdentity, credentials: Record<string, unknown> | null, documents: BlockDocument[]): GcpIdentityRef {
+  if (identity.source !== 'credentials-block') return { source: identity.source }
+  const wanted = canonicalJson(credentials)
+  const block = documents.find(document => canonicalJson(document.data) === wanted)
+  return block === undefined ? { source: 'credentials-inline' } : { source: 'credentials-block', blockDocumentId: block.id }
 }
 
 function planLaunch (mode: 'reuse' | 'per-run', parent: string, rendered: JobConfiguration, dispatch: Dispatch, readableName: string): LaunchPlan {
@@ -93,7 +110,7 @@ function planLaunch (mode: 'reuse' | 'per-run', parent: string, rendered: JobCon
 }
 
 /** What a worker's own settings would hand down to the job: where Prefect is and how to log in. */
-function baseEnvironment (config: Deps['config']): Record<string, string> {
+function baseEnvironment (config: PrepareDeps['config']): Record<string, string> {
   const env: Record<string, string> = { PREFECT_API_URL: config.jobPrefectApiUrl ?? config.prefectApiUrl }
   if (config.prefectAuthString !== null) env.PREFECT_API_AUTH_STRING = config.prefectAuthString
   if (config.prefectApiKey !== null) env.PREFECT_API_KEY = config.prefectApiKey

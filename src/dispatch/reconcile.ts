@@ -1,16 +1,17 @@
-// Reconcile (DESIGN §6): the loop that makes webhooks optional. Prefect's call-webhook never
+// Reconcile (docs/architecture.md): the loop that makes webhooks optional. Prefect's call-webhook never
 // retries, so anything a webhook missed, and everything that happens after launch, is caught here.
 // One pass is idempotent, bounded in time, and safe to run on several instances at once: every
 // step either goes through a compare-and-set in the store or through Prefect's own arbitration.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { PrefectClient } from '../prefect/client.ts'
-import { TERMINAL_STATE_TYPES, type FlowRun, type StateType } from '../prefect/types.ts'
-import type { ActionableCursor, Store, Dispatch, DispatchState } from '../store/store.ts'
+import type { FlowRun } from '../prefect/types.ts'
+import type { ActionableCursor, Store, Dispatch } from '../store/store.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import type { Canceller } from './cancel.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
 import { readExecution, deleteJob, type ExecutionStatus } from '../cloudrun/executions.ts'
+import { deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, CLOSED_AS } from './decisions.ts'
 
 export interface ReconcileReport {
   checked: number
@@ -42,10 +43,6 @@ const BATCH = 100
 /** A drive untouched this long belongs to a process that died. */
 const STALE_MS = 120_000
 const FAR_FUTURE = '9999-12-31T00:00:00.000Z'
-
-const FINAL_FOR: Partial<Record<StateType, DispatchState>> = {
-  COMPLETED: 'succeeded', FAILED: 'failed', CANCELLED: 'cancelled', CRASHED: 'crashed'
-}
 
 export class Reconciler {
   private readonly deps: ReconcilerDeps
@@ -109,14 +106,10 @@ export class Reconciler {
 
   /**
    * Launched dispatches: did the run end, and did its infrastructure die under it? Prefect is asked
-   * first. A run Prefect already holds as terminal needs no crash detection, so its execution is
-   * not read (one Cloud Run read saved per run) unless something else needs it: a per-run job
-   * that is to be deleted (Cloud Run refuses while an execution runs, so its end must be seen),
-   * or a log link the launch did not learn. Only a run Prefect does not hold as terminal needs the
-   * execution's state: ended without the run ending means the infrastructure died.
+   * first; the execution is read only when the decision needs it (decisions.ts mustReadExecution).
    */
   private async checkLaunched (report: ReconcileReport, deadline: number, passStarted: string): Promise<void> {
-    const { prefect, clients, canceller } = this.deps
+    const { prefect, clients, canceller, config } = this.deps
     await this.eachLaunched(report, deadline, async dispatch => {
       if (dispatch.executionName === null) return
       // Launched after this pass began (by it, or by a webhook meanwhile): nothing can have happened
@@ -124,17 +117,15 @@ export class Reconciler {
       if (dispatch.launchedAt !== null && dispatch.launchedAt > passStarted) return
       report.checked++
       let flowRun = await prefect.readFlowRun(dispatch.flowRunId)
-      if (isTerminal(flowRun) && dispatch.logUri !== null && !this.deletesJob(dispatch)) {
-        const closed = await this.closeTerminal(dispatch, flowRun, null)
+      if (!mustReadExecution(dispatch, flowRun, config.jobMode)) {
+        const closed = await this.closeTerminal(dispatch, flowRun as FlowRun, null)
         if (closed !== null) report.finished++
         return
       }
       const status = await readExecution(await clients.forDispatch(dispatch), dispatch.executionName)
       if (status.outcome === 'running') {
-        // A started run asked to cancel gets a grace period to do it itself.
-        if (dispatch.dueAt === null || dispatch.dueAt > new Date().toISOString()) return
-        if (flowRun?.state?.type === 'CANCELLING') {
-          await canceller.enforce(flowRun, dispatch)
+        if (judgeRunning(dispatch, flowRun, new Date()) === 'enforce-cancel') {
+          await canceller.enforce(flowRun as FlowRun, dispatch)
           report.cancelled++
         }
         return
@@ -178,17 +169,13 @@ export class Reconciler {
     }
   }
 
-  /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */
-  private deletesJob (dispatch: Dispatch): boolean {
-    return this.deps.config.jobMode === 'per-run' && !dispatch.keepJob && dispatch.jobName !== null
-  }
-
   /** Prefect holds the run as terminal: record its state. `status` is the execution's, if read. */
   private async closeTerminal (dispatch: Dispatch, flowRun: FlowRun, status: ExecutionStatus | null): Promise<Dispatch | null> {
     const type = flowRun.state?.type ?? 'COMPLETED'
     const patch = { ...(status !== null ? { logUri: status.logUri ?? dispatch.logUri } : {}), dueAt: null }
-    return await this.deps.store.transition(dispatch.id, ['launched'], FINAL_FOR[type] ?? 'succeeded', patch,
-      { detail: `${status === null ? 'execution not read' : `execution ${status.outcome}`}; flow run is ${flowRun.state?.name ?? type}` })
+    return await this.deps.store.transition(dispatch.id, 'close', patch,
+      { detail: `${status === null ? 'execution not read' : `execution ${status.outcome}`}; flow run is ${flowRun.state?.name ?? type}` },
+      { to: CLOSED_AS[type] ?? 'succeeded' })
   }
 
   /**
@@ -199,25 +186,20 @@ export class Reconciler {
   private async close (dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
     const { store, prefect } = this.deps
     const patch = { logUri: status.logUri ?? dispatch.logUri, dueAt: null }
-    if (isTerminal(flowRun)) return await this.closeTerminal(dispatch, flowRun, status)
-    if (status.outcome === 'succeeded' || flowRun === null) {
-      return await store.transition(dispatch.id, ['launched'], 'succeeded', patch,
-        { detail: flowRun === null ? 'execution ended; the flow run no longer exists' : 'execution succeeded' })
-    }
-    const why = status.outcome === 'missing'
-      ? 'the Cloud Run execution disappeared'
-      : `the Cloud Run execution ${status.outcome === 'cancelled' ? 'was cancelled outside Prefect' : 'failed'}: ${status.message ?? 'no reason given'}`
-    const message = `Flow run infrastructure exited before the run finished: ${why}.${patch.logUri !== null ? ` Logs: ${patch.logUri}` : ''}`
-    const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message }, false)
+    const closing = judgeEndedExecution(flowRun, status, patch.logUri)
+    if (closing.kind === 'terminal') return await this.closeTerminal(dispatch, flowRun as FlowRun, status)
+    if (closing.kind === 'succeeded') return await store.transition(dispatch.id, 'close', patch, { detail: closing.detail }, { to: 'succeeded' })
+    const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message: closing.message }, false)
     const crashed = result.status === 'ACCEPT'
-    const kept = result.state?.type === undefined ? undefined : FINAL_FOR[result.state.type]
-    return await store.transition(dispatch.id, ['launched'], crashed ? 'crashed' : kept ?? 'failed', { ...patch, error: message },
-      { detail: crashed ? message : `${message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
-        reply: { status: result.status, state: result.state?.type ?? null } })
+    const kept = result.state?.type === undefined ? undefined : CLOSED_AS[result.state.type]
+    return await store.transition(dispatch.id, 'close', { ...patch, error: closing.message },
+      { detail: crashed ? closing.message : `${closing.message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
+        reply: { status: result.status, state: result.state?.type ?? null } },
+      { to: crashed ? 'crashed' : kept ?? 'failed' })
   }
 
   private async retireJob (dispatch: Dispatch, report: ReconcileReport): Promise<void> {
-    if (!this.deletesJob(dispatch) || dispatch.jobName === null) return
+    if (!deletesJob(dispatch, this.deps.config.jobMode) || dispatch.jobName === null) return
     await deleteJob(await this.deps.clients.forDispatch(dispatch), dispatch.jobName)
     report.jobs_deleted++
   }
@@ -231,7 +213,7 @@ export class Reconciler {
     const stale = (await store.listActionable(['received', 'claimed', 'launching'], FAR_FUTURE, BATCH))
       .filter(d => d.updatedAt < staleBefore)
     await this.each([...due, ...stale], report, deadline, async dispatch => {
-      const after = await (dispatch.state === 'launching' ? dispatcher.redrive(dispatch) : dispatcher.drive(dispatch))
+      const after = dispatch.state === 'launching' ? (await dispatcher.redrive(dispatch)).dispatch : await dispatcher.drive(dispatch)
       // Only a dispatch that moved on counts: one still held back by a limit is not "driven".
       if (after.state !== 'deferred' && after.state !== 'retrying') report.driven++
     })
@@ -274,9 +256,4 @@ export class Reconciler {
     const before = new Date(Date.now() - this.deps.config.retentionDays * 86_400_000).toISOString()
     report.pruned = await this.deps.store.prune(before)
   }
-}
-
-function isTerminal (flowRun: FlowRun | null): flowRun is FlowRun {
-  const type = flowRun?.state?.type
-  return type !== undefined && TERMINAL_STATE_TYPES.includes(type)
 }

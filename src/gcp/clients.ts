@@ -10,7 +10,7 @@ import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
 import { loadPlaintextEndpointOptions } from './endpoint.ts'
-import { grpcCodeOf } from '../cloudrun/errors.ts'
+import { rpcStatusOf, RpcStatus } from './rpc-status.ts'
 import { settleLongrunningDecoders } from './lro-decoders.ts'
 
 export interface CloudRunClients {
@@ -99,14 +99,14 @@ export class GoogleClients {
         try {
           result = method.apply(client, args)
         } catch (err) {
-          onCall(rpc, grpcCodeOf(err) ?? 2)
+          onCall(rpc, rpcStatusOf(err) ?? RpcStatus.UNKNOWN)
           throw err
         }
         if (result instanceof Promise) {
-          return result.then(value => { onCall(rpc, 0); return value }, err => { onCall(rpc, grpcCodeOf(err) ?? 2); throw err })
+          return result.then(value => { onCall(rpc, RpcStatus.OK); return value }, err => { onCall(rpc, rpcStatusOf(err) ?? RpcStatus.UNKNOWN); throw err })
         }
         // An async iterator (paged list): counted when it is started.
-        onCall(rpc, 0)
+        onCall(rpc, RpcStatus.OK)
         return result
       }
     }

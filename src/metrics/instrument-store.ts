@@ -12,11 +12,11 @@ export function instrumentStore (store: Store, metrics: PushpoolMetrics): Store 
     if (result.created) metrics.dispatches.inc({ pool: input.pool, state: input.state })
     return result
   }
-  instrumented.transition = async (id, from, to, patch, event) => {
-    const moved = await store.transition(id, from, to, patch, event)
+  instrumented.transition = async (id, name, patch, event, options) => {
+    const moved = await store.transition(id, name, patch, event, options)
     if (moved !== null) {
-      metrics.dispatches.inc({ pool: moved.pool, state: to })
-      if (to === 'launched' && moved.launchedAt !== null) {
+      metrics.dispatches.inc({ pool: moved.pool, state: moved.state })
+      if (moved.state === 'launched' && moved.launchedAt !== null) {
         metrics.dispatchLatency.observe((Date.parse(moved.launchedAt) - Date.parse(moved.receivedAt)) / 1000, { pool: moved.pool })
       }
     }

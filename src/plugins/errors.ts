@@ -5,7 +5,13 @@ import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import { HttpError, type ErrorCode } from '../errors.ts'
 import { PrefectUnavailable } from '../prefect/client.ts'
-import { WEBHOOK_ROUTE } from '../routes/webhooks.ts'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `webhook`: Fastify's body errors on this route answer in the webhook's codes, not BAD_REQUEST. */
+    bodyErrors?: 'webhook'
+  }
+}
 
 // Fastify's body errors, as the webhook answers them; any other route answers BAD_REQUEST.
 const WEBHOOK_BODY_CODES: Record<string, ErrorCode> = {
@@ -34,7 +40,7 @@ export function toHttpError (err: FastifyError | Error, isWebhook: boolean): Htt
 
 export default fp(async fastify => {
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
-    const httpError = toHttpError(err, request.routeOptions.url === WEBHOOK_ROUTE)
+    const httpError = toHttpError(err, request.routeOptions.config.bodyErrors === 'webhook')
     if (httpError.statusCode >= 500) request.log.error({ err }, 'request failed')
     else request.log.info({ code: httpError.code }, 'request rejected')
     return await reply.code(httpError.statusCode).headers(httpError.headers)

@@ -4,7 +4,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { HttpError } from '../errors.ts'
 import { ref } from '../openapi.ts'
 import type { Config } from '../config.ts'
-import type { Dispatch, DispatchEvent, DispatchQuery, DispatchState } from '../store/store.ts'
+import type { Dispatch, DispatchEvent, DispatchQuery } from '../store/store.ts'
+import type { DispatchState } from '../store/transitions.ts'
 import { dispatchView } from './views.ts'
 
 interface ListQuery {

@@ -3,10 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { HttpError } from '../errors.ts'
 import { ref } from '../openapi.ts'
-import { TERMINAL_STATE_TYPES } from '../prefect/types.ts'
 import { dispatchView } from './views.ts'
 
-const REDRIVABLE = new Set(['deferred', 'retrying', 'received', 'claimed', 'launching'])
 /** These routes take no body; anything larger than this is refused unread. */
 const BODY_LIMIT = 1024
 const idParams = { type: 'object', properties: { id: { type: 'string', format: 'uuid' } }, required: ['id'] }
@@ -17,17 +15,10 @@ const operations: FastifyPluginAsync = async fastify => {
     onRequest: fastify.requireAdmin,
     schema: { params: idParams, response: { 200: ref('DispatchEnvelope') } }
   }, async request => {
-    const dispatch = await fastify.store.getDispatch(request.params.id)
-    if (dispatch === null) throw new HttpError('DISPATCH_NOT_FOUND')
-    const flowRun = await fastify.prefect.readFlowRun(dispatch.flowRunId)
-    const type = flowRun?.state?.type
-    if (flowRun === null || type === undefined || TERMINAL_STATE_TYPES.includes(type)) throw new HttpError('DISPATCH_NOT_CANCELLABLE')
-    // Prefect is told first, so the engine in a started container sees Cancelling and stops itself.
-    const result = await fastify.prefect.setFlowRunState(flowRun.id, { type: 'CANCELLING', name: 'Cancelling', message: 'Cancelled through pushpool\'s admin API' }, false)
-    const cancelling = { ...flowRun, state: result.state ?? flowRun.state }
-    const outcome = await fastify.canceller.onCancelling(cancelling)
-    const latest = 'dispatch' in outcome && outcome.dispatch !== undefined ? outcome.dispatch : await fastify.store.getDispatch(dispatch.id)
-    return { dispatch: dispatchView(latest ?? dispatch) }
+    const outcome = await fastify.canceller.cancelByOperator(request.params.id)
+    if (outcome.kind === 'not-found') throw new HttpError('DISPATCH_NOT_FOUND')
+    if (outcome.kind === 'not-cancellable') throw new HttpError('DISPATCH_NOT_CANCELLABLE')
+    return { dispatch: dispatchView(outcome.dispatch) }
   })
 
   fastify.post<{ Params: { id: string } }>('/v1/dispatches/:id/redrive', {
@@ -37,8 +28,9 @@ const operations: FastifyPluginAsync = async fastify => {
   }, async request => {
     const dispatch = await fastify.store.getDispatch(request.params.id)
     if (dispatch === null) throw new HttpError('DISPATCH_NOT_FOUND')
-    if (!REDRIVABLE.has(dispatch.state)) throw new HttpError('DISPATCH_NOT_REDRIVABLE')
-    return { dispatch: dispatchView(await fastify.dispatcher.redrive(dispatch)) }
+    const outcome = await fastify.dispatcher.redrive(dispatch)
+    if (outcome.kind === 'not-drivable') throw new HttpError('DISPATCH_NOT_REDRIVABLE')
+    return { dispatch: dispatchView(outcome.dispatch) }
   })
 
   fastify.post('/v1/reconcile', {

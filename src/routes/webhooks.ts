@@ -8,7 +8,7 @@ import { parseWebhookPayload } from '../webhook/payload.ts'
 import { ref } from '../openapi.ts'
 
 const BODY_LIMIT = 64 * 1024
-export const WEBHOOK_ROUTE = '/v1/webhooks/prefect'
+const WEBHOOK_ROUTE = '/v1/webhooks/prefect'
 
 const webhooks: FastifyPluginAsync = async fastify => {
   const isWebhookSecret = makeBearerCheck(fastify.config.webhookSecrets)
@@ -21,6 +21,8 @@ const webhooks: FastifyPluginAsync = async fastify => {
 
   fastify.post(WEBHOOK_ROUTE, {
     bodyLimit: BODY_LIMIT,
+    // Body errors answer in the webhook's own codes (plugins/errors.ts).
+    config: { bodyErrors: 'webhook' },
     schema: {
       response: { 200: ref('WebhookNoop'), 202: ref('WebhookAccepted') }
     },
@@ -34,7 +36,9 @@ const webhooks: FastifyPluginAsync = async fastify => {
   }, async (request, reply) => {
     const receivedAt = new Date()
     if (!Buffer.isBuffer(request.body)) throw new HttpError('WEBHOOK_INVALID_JSON')
-    const payload = parseWebhookPayload(request.body)
+    const parsed = parseWebhookPayload(request.body)
+    if (!parsed.ok) throw new HttpError(parsed.code, parsed.message)
+    const { payload } = parsed
     const log = request.log.child({ flow_run_id: payload.flowRunId })
     const outcome = await fastify.dispatcher.handle({ flowRunId: payload.flowRunId, event: payload.event, receivedAt })
     if (outcome.status === 'accepted') {

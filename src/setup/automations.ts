@@ -1,7 +1,7 @@
 // The two automations that make Prefect push to pushpool: one per flow-run state that needs it.
 // Both react to the state-change events Prefect emits for flow runs of the pool, and call the
-// Webhook block with the payload template of DESIGN §4. An automation is ours by its name, so a
-// second run finds and updates it instead of adding another.
+// Webhook block with the payload template of docs/architecture.md ("The webhook"). An automation
+// is ours by its name, so a second run finds and updates it instead of adding another.
 import { changedPaths } from './json-diff.ts'
 import type { Automation, AutomationBody, SetupPrefectApi } from './prefect-api.ts'
 import type { Step } from './step.ts'

@@ -41,7 +41,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   // 2: per-run jobs the pool asked to keep are left alone by retention.
   'ALTER TABLE dispatches ADD COLUMN keep_job INTEGER NOT NULL DEFAULT 0',
   // 3: whether an earlier launch attempt may have left an execution; true unless proven otherwise.
-  'ALTER TABLE dispatches ADD COLUMN launch_uncertain INTEGER NOT NULL DEFAULT 1'
+  'ALTER TABLE dispatches ADD COLUMN launch_uncertain INTEGER NOT NULL DEFAULT 1',
+  // 4: one name for "an execution may exist" across the code; the GCP identity a launch used
+  // (where to find it again, never key material), so reconcile and cancel need not re-render.
+  `ALTER TABLE dispatches RENAME COLUMN launch_uncertain TO execution_may_exist;
+  ALTER TABLE dispatches ADD COLUMN gcp_identity TEXT;`
 ]
 
 // PostgreSQL has real types where SQLite has text: timestamptz(3) keeps the millisecond precision
@@ -86,5 +90,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 2: per-run jobs the pool asked to keep are left alone by retention.
   'ALTER TABLE dispatches ADD COLUMN keep_job boolean NOT NULL DEFAULT false',
   // 3: whether an earlier launch attempt may have left an execution; true unless proven otherwise.
-  'ALTER TABLE dispatches ADD COLUMN launch_uncertain boolean NOT NULL DEFAULT true'
+  'ALTER TABLE dispatches ADD COLUMN launch_uncertain boolean NOT NULL DEFAULT true',
+  // 4: one name for "an execution may exist" across the code; the GCP identity a launch used
+  // (where to find it again, never key material), so reconcile and cancel need not re-render.
+  `ALTER TABLE dispatches RENAME COLUMN launch_uncertain TO execution_may_exist;
+  ALTER TABLE dispatches ADD COLUMN gcp_identity jsonb;`
 ]

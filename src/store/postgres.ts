@@ -3,10 +3,8 @@
 // decides which insert wins, and each transition is a compare-and-set on the row's state.
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import {
-  FINAL_STATES,
-  type DispatchEvent, type DispatchPage, type DispatchQuery, type DispatchState, type EventInput, type NewDispatch, type Store
-} from './store.ts'
+import type { DispatchEvent, DispatchPage, DispatchQuery, EventInput, NewDispatch, Store } from './store.ts'
+import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
 import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
 import { redactUrl, scrubPasswords } from './redact-url.ts'
@@ -90,7 +88,9 @@ export async function openPostgresStore (url: string): Promise<Store> {
       return row === null ? null : rowToDispatch(row)
     },
 
-    async transition (id, from, to, patch, event) {
+    async transition (id, name, patch, event, options) {
+      const to = targetOf(name, options?.to)
+      const from = sourcesOf(name, options?.from)
       return await inTransaction(connections, async db => {
         // Locks the row, and gives the state the event records as `from`.
         const before = await one(db, 'SELECT state FROM dispatches WHERE id = $1 FOR UPDATE', [id])

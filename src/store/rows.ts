@@ -1,6 +1,7 @@
 // Mapping between database rows (snake_case, JSON as text) and the Store's records. Shared by both
 // backends so they cannot drift apart.
-import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, DispatchState } from './store.ts'
+import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, GcpIdentityRef } from './store.ts'
+import type { DispatchState } from './transitions.ts'
 
 export type Row = Record<string, unknown>
 
@@ -26,7 +27,8 @@ export function rowToDispatch (row: Row): Dispatch {
     executionName: str(row.execution_name),
     logUri: str(row.log_uri),
     keepJob: Number(row.keep_job ?? 0) === 1 || row.keep_job === true,
-    launchUncertain: Number(row.launch_uncertain) === 1 || row.launch_uncertain === true,
+    executionMayExist: Number(row.execution_may_exist) === 1 || row.execution_may_exist === true,
+    gcpIdentity: json(row.gcp_identity) as GcpIdentityRef | null,
     jobSpec: json(row.job_spec),
     error: str(row.error),
     receivedAt: iso(row.received_at),
@@ -61,7 +63,8 @@ const COLUMNS: Record<keyof DispatchPatch, string> = {
   error: 'error',
   launchedAt: 'launched_at',
   keepJob: 'keep_job',
-  launchUncertain: 'launch_uncertain'
+  executionMayExist: 'execution_may_exist',
+  gcpIdentity: 'gcp_identity'
 }
 
 /** `col = ?` assignments for the fields a patch sets; JSON fields are serialised. */
@@ -72,7 +75,7 @@ export function patchColumns (patch: DispatchPatch): { assignments: string[], va
     if (!(field in patch)) continue
     const value = patch[field]
     assignments.push(`${column} = ?`)
-    values.push(field === 'jobSpec'
+    values.push(field === 'jobSpec' || field === 'gcpIdentity'
       ? (value === null || value === undefined ? null : JSON.stringify(value))
       : typeof value === 'boolean' ? (value ? 1 : 0) : value ?? null)
   }

@@ -8,11 +8,10 @@ import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type {
-  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, DispatchState,
-  EventInput, NewDispatch, Store
+  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, EventInput, NewDispatch, Store
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
-import { FINAL_STATES } from './store.ts'
+import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
 
 export function openSqliteStore (path: string): Store {
@@ -100,7 +99,9 @@ export function openSqliteStore (path: string): Store {
       return row === undefined ? null : rowToDispatch(row)
     },
 
-    async transition (id, from, to, patch, event) {
+    async transition (id, name, patch, event, options) {
+      const to = targetOf(name, options?.to)
+      const from = sourcesOf(name, options?.from)
       return inTransaction(() => {
         const state = currentState(id)
         if (state === null || !from.includes(state)) return null

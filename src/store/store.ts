@@ -1,14 +1,7 @@
 // The dispatch ledger: one record per idempotency key, each with an append-only event log. Both
 // backends (SQLite, PostgreSQL) implement this interface and pass the same test suite.
 
-export const DISPATCH_STATES = [
-  'received', 'deferred', 'skipped', 'claimed', 'launching', 'launched',
-  'succeeded', 'failed', 'crashed', 'cancelled', 'retrying', 'submit_failed'
-] as const
-export type DispatchState = typeof DISPATCH_STATES[number]
-
-/** States after which a dispatch never moves again. */
-export const FINAL_STATES: readonly DispatchState[] = ['skipped', 'succeeded', 'failed', 'crashed', 'cancelled', 'submit_failed']
+import type { DispatchState, TransitionName } from './transitions.ts'
 
 export interface Dispatch {
   id: string
@@ -37,7 +30,9 @@ export interface Dispatch {
    * launch whose every RunJob certainly created nothing (a quota rejection). True unless cleared,
    * so a record from before this field existed is looked for.
    */
-  launchUncertain: boolean
+  executionMayExist: boolean
+  /** Where the GCP identity the launch used can be found again (never key material); null before launch. */
+  gcpIdentity: GcpIdentityRef | null
   /** The rendered Cloud Run job, already redacted: secret values never reach the store. */
   jobSpec: unknown
   error: string | null
@@ -75,7 +70,24 @@ export interface NewDispatch {
 /** Fields a transition may set alongside the state. */
 export type DispatchPatch = Partial<Pick<Dispatch,
 'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt' | 'keepJob' |
-'launchUncertain'>>
+'executionMayExist' | 'gcpIdentity'>>
+
+export interface TransitionOptions {
+  /** The target, for a transition with several (close). */
+  to?: DispatchState
+  /** Narrows the states left to those the caller saw the dispatch in. */
+  from?: readonly DispatchState[]
+}
+
+/**
+ * How to find a launch's GCP identity again without rendering its template. `credentials-block`
+ * names the GCP Credentials block document the key came from; `credentials-inline` is a key written
+ * into the job variables themselves, which only a render finds again; the others need nothing but
+ * the dispatch's project.
+ */
+export type GcpIdentityRef =
+  | { source: 'credentials-block', blockDocumentId: string }
+  | { source: 'credentials-inline' | 'credentials-secret' | 'adc' }
 
 export interface EventInput {
   detail: string
@@ -118,10 +130,11 @@ export interface Store {
   getDispatch (id: string): Promise<Dispatch | null>
   latestDispatchForFlowRun (flowRunId: string): Promise<Dispatch | null>
   /**
-   * Move a dispatch to `to` only if it is in one of `from` (compare-and-set), applying `patch` and
-   * appending the event in the same transaction. Returns null when another party moved it first.
+   * Makes the named transition (transitions.ts) only if the dispatch is in one of the states it
+   * leaves (compare-and-set), applying `patch` and appending the event in the same transaction.
+   * Returns null when another party moved the dispatch first.
    */
-  transition (id: string, from: readonly DispatchState[], to: DispatchState, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
+  transition (id: string, name: TransitionName, patch: DispatchPatch, event: EventInput, options?: TransitionOptions): Promise<Dispatch | null>
   /** Update fields without a state change and append a note to the event log. */
   note (id: string, type: string, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
   listEvents (id: string): Promise<DispatchEvent[]>

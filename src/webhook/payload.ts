@@ -1,6 +1,8 @@
 // The webhook payload → the one thing pushpool takes from it: a flow run id. Everything else is
 // read from Prefect, so a forged or stale payload can at most make pushpool look at a flow run.
-import { HttpError } from '../errors.ts'
+// Framework-agnostic: a refusal is a value naming its code from the error table, which the HTTP
+// adapter turns into a reply.
+import type { ErrorCode } from '../errors.ts'
 
 export interface WebhookPayload {
   flowRunId: string
@@ -8,34 +10,40 @@ export interface WebhookPayload {
   eventId: string | null
 }
 
+export type ParsedPayload =
+  | { ok: true, payload: WebhookPayload }
+  | { ok: false, code: Extract<ErrorCode, `WEBHOOK_${string}`>, message?: string }
+
 const FLOW_RUN_RESOURCE = /^prefect\.flow-run\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i
 const MAX_DEPTH = 8
 
-export function parseWebhookPayload (body: Buffer): WebhookPayload {
+export function parseWebhookPayload (body: Buffer): ParsedPayload {
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString('utf8'))
   } catch {
-    throw new HttpError('WEBHOOK_INVALID_JSON')
+    return { ok: false, code: 'WEBHOOK_INVALID_JSON' }
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new HttpError('WEBHOOK_INVALID_PAYLOAD')
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { ok: false, code: 'WEBHOOK_INVALID_PAYLOAD' }
   if (deeperThan(parsed, MAX_DEPTH)) {
-    throw new HttpError('WEBHOOK_INVALID_PAYLOAD', `The webhook payload is nested deeper than ${MAX_DEPTH} levels: send the flat payload template`)
+    return { ok: false, code: 'WEBHOOK_INVALID_PAYLOAD', message: `The webhook payload is nested deeper than ${MAX_DEPTH} levels: send the flat payload template` }
   }
   // Only own, named fields are read; nothing is merged into another object, so keys such as
   // "__proto__" cannot pollute a prototype.
   const record = parsed as Record<string, unknown>
   const resource = Object.hasOwn(record, 'resource_id') ? record.resource_id : undefined
-  if (typeof resource !== 'string' || resource === '') throw new HttpError('WEBHOOK_INVALID_PAYLOAD')
+  if (typeof resource !== 'string' || resource === '') return { ok: false, code: 'WEBHOOK_INVALID_PAYLOAD' }
   const match = FLOW_RUN_RESOURCE.exec(resource)
   if (match === null) {
-    throw new HttpError('WEBHOOK_FOREIGN_RESOURCE',
-      `The webhook resource_id is not a flow run: expected "prefect.flow-run.<uuid>", got ${JSON.stringify(resource.slice(0, 80))}`)
+    return {
+      ok: false,
+      code: 'WEBHOOK_FOREIGN_RESOURCE',
+      message: `The webhook resource_id is not a flow run: expected "prefect.flow-run.<uuid>", got ${JSON.stringify(resource.slice(0, 80))}`
+    }
   }
   return {
-    flowRunId: match[1].toLowerCase(),
-    event: optionalString(record, 'event'),
-    eventId: optionalString(record, 'event_id')
+    ok: true,
+    payload: { flowRunId: match[1].toLowerCase(), event: optionalString(record, 'event'), eventId: optionalString(record, 'event_id') }
   }
 }
 

@@ -7,8 +7,7 @@ import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { v2 } from '@google-cloud/run'
 import { startEmulator, emulatorClientOptions, type Emulator } from '../../src/emulator/index.ts'
-import { Launcher, LaunchGaveUp, DISPATCH_MARKER_ENV, type LaunchPlan, type LauncherOptions } from '../../src/cloudrun/launcher.ts'
-import { CloudRunRejected } from '../../src/cloudrun/errors.ts'
+import { Launcher, DISPATCH_MARKER_ENV, type LaunchOutcome, type LaunchPlan, type LauncherOptions } from '../../src/cloudrun/launcher.ts'
 import type { CloudRunClients } from '../../src/gcp/clients.ts'
 
 const PARENT = 'projects/proj-launch/locations/us-central1'
@@ -37,33 +36,46 @@ function plan (jobId = `job-${randomUUID().slice(0, 8)}`): LaunchPlan {
   }
 }
 
+const unavailable = (outcome: LaunchOutcome): Extract<LaunchOutcome, { kind: 'unavailable' }> => {
+  if (outcome.kind !== 'unavailable') throw new Error(`expected the launch to be unavailable, got ${outcome.kind}`)
+  return outcome
+}
+const launched = (outcome: LaunchOutcome): Extract<LaunchOutcome, { kind: 'launched' }> => {
+  if (outcome.kind !== 'launched') throw new Error(`expected a launch, got ${outcome.kind}: ${outcome.error.message}`)
+  return outcome
+}
+const errorOf = (outcome: LaunchOutcome): Error => {
+  if (outcome.kind === 'launched') throw new Error('expected the launch to fail')
+  return outcome.error
+}
+
 const executionsOf = (emulator: Emulator, p: LaunchPlan): number => emulator.executions().filter(e =>
   (e.template?.containers?.[0]?.env ?? []).some(v => v.name === DISPATCH_MARKER_ENV && v.value === p.dispatchId)).length
 
 t.test('a quota rejection is not followed by a look for an execution, and rests RunJob in its location', async t => {
   const { emulator, clients, launcher } = await setup(t)
   const first = plan()
-  await launcher.launch(clients, first, { maxAttempts: 3, checkFirst: false, backoffMs: noWait })
+  await launcher.launch(clients, first, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })
   emulator.setRateLimit('RunJob', 0)
   emulator.resetCalls()
 
   const rejected = plan(first.jobName.split('/jobs/')[1])
   const failures: Array<number | null> = []
   const err = await launcher.launch(clients, rejected, {
-    maxAttempts: 3, checkFirst: false, backoffMs: noWait, onAttemptFailed: f => { failures.push(f.grpcCode) }
-  }).catch((e: unknown) => e)
-  t.ok(err instanceof LaunchGaveUp, 'the launch gave up')
-  t.equal((err as LaunchGaveUp).executionPossible, false, 'and knows no execution can exist')
-  t.match((err as Error).message, /Quota exceeded/)
+    maxAttempts: 3, executionMayExist: false, backoffMs: noWait, onAttemptFailed: f => { failures.push(f.status) }
+  })
+  t.equal(err.kind, 'unavailable', 'the launch gave up')
+  t.equal(unavailable(err).executionMayExist, false, 'and knows no execution can exist')
+  t.match(errorOf(err).message, /Quota exceeded/)
   t.same(failures, [8], 'one RunJob sent: the quota pause stopped the other attempts')
   t.same(emulator.calls(), { RunJob: 1 }, 'no ListExecutions, no CreateJob')
 
   // Another launch in the same location, while the pause lasts: nothing is sent at all.
   emulator.resetCalls()
-  const paused = await launcher.launch(clients, plan(), { maxAttempts: 3, checkFirst: false, backoffMs: noWait }).catch((e: unknown) => e)
-  t.ok(paused instanceof LaunchGaveUp)
-  t.match((paused as Error).message, /quota .* is used up/)
-  t.equal((paused as LaunchGaveUp).executionPossible, false)
+  const paused = await launcher.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })
+  t.equal(paused.kind, 'unavailable')
+  t.match(errorOf(paused).message, /quota .* is used up/)
+  t.equal(unavailable(paused).executionMayExist, false)
   t.same(emulator.calls(), {}, 'no Cloud Run call during the pause')
   t.equal(executionsOf(emulator, rejected), 0)
 })
@@ -72,18 +84,18 @@ t.test('without a pause, each quota-rejected attempt is retried without a look',
   const { emulator, clients, launcher } = await setup(t, { quotaPauseMs: noWait })
   emulator.setRateLimit('RunJob', 0)
   const p = plan()
-  const err = await launcher.launch(clients, p, { maxAttempts: 3, checkFirst: false, backoffMs: noWait }).catch((e: unknown) => e)
-  t.ok(err instanceof LaunchGaveUp)
-  t.equal((err as LaunchGaveUp).executionPossible, false)
+  const err = await launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })
+  t.equal(err.kind, 'unavailable')
+  t.equal(unavailable(err).executionMayExist, false)
   t.same(emulator.calls(), { CreateJob: 1, RunJob: 3 }, 'three RunJob calls and no ListExecutions')
 })
 
 t.test('a launch that had to look first still says an execution may exist when quota stops it', async t => {
   const { emulator, clients, launcher } = await setup(t, { quotaPauseMs: noWait })
   emulator.setRateLimit('RunJob', 0)
-  const err = await launcher.launch(clients, plan(), { maxAttempts: 2, checkFirst: true, backoffMs: noWait }).catch((e: unknown) => e)
-  t.ok(err instanceof LaunchGaveUp)
-  t.equal((err as LaunchGaveUp).executionPossible, true, 'what an earlier launch may have left is still unknown')
+  const err = await launcher.launch(clients, plan(), { maxAttempts: 2, executionMayExist: true, backoffMs: noWait })
+  t.equal(err.kind, 'unavailable')
+  t.equal(unavailable(err).executionMayExist, true, 'what an earlier launch may have left is still unknown')
   t.equal(emulator.calls().ListExecutions, 2, 'it looked before each RunJob')
 })
 
@@ -92,7 +104,7 @@ t.test('an ambiguous failure is followed by a look, which adopts the execution i
     const { emulator, clients, launcher } = await setup(t)
     emulator.addFault({ method: 'RunJob', code, times: 1, afterEffect: true, message })
     const p = plan()
-    const result = await launcher.launch(clients, p, { maxAttempts: 3, checkFirst: false, backoffMs: noWait })
+    const result = launched(await launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait }))
     t.equal(result.adopted, true, `${message}: adopted`)
     t.equal(executionsOf(emulator, p), 1, `${message}: one execution`)
     t.same(emulator.calls(), { CreateJob: 1, RunJob: 1, ListExecutions: 1 }, `${message}: one look, no second RunJob`)
@@ -105,9 +117,9 @@ t.test('an ambiguous failure keeps every later attempt looking, and the launch r
   // UNAVAILABLE (nothing applied, but the client cannot know), then quota rejections.
   emulator.addFault({ method: 'RunJob', code: 14, times: 1 })
   emulator.addFault({ method: 'RunJob', code: 8, message: 'Quota exceeded for quota metric \'Job run requests\'' })
-  const err = await launcher.launch(clients, plan(), { maxAttempts: 3, checkFirst: false, backoffMs: noWait }).catch((e: unknown) => e)
-  t.ok(err instanceof LaunchGaveUp)
-  t.equal((err as LaunchGaveUp).executionPossible, true)
+  const err = await launcher.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })
+  t.equal(err.kind, 'unavailable')
+  t.equal(unavailable(err).executionMayExist, true)
   t.equal(emulator.calls().ListExecutions, 2, 'a look before attempts 2 and 3')
 })
 
@@ -116,7 +128,7 @@ t.test('concurrent first launches on a new job share one CreateJob', async t => 
   emulator.addFault({ method: 'CreateJob', latencyMs: 200 })
   const jobId = `shared-${randomUUID().slice(0, 8)}`
   const plans = Array.from({ length: 20 }, () => plan(jobId))
-  const results = await Promise.all(plans.map(p => launcher.launch(clients, p, { maxAttempts: 3, checkFirst: false, backoffMs: noWait })))
+  const results = (await Promise.all(plans.map(p => launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })))).map(launched)
   t.same(emulator.calls(), { CreateJob: 1, RunJob: 20 })
   t.equal(results.filter(r => r.reply.createdJob).length, 1, 'one launch reports creating it')
   t.equal(new Set(results.map(r => r.executionName)).size, 20)
@@ -128,7 +140,7 @@ t.test('a shared CreateJob that fails transiently fails its waiters\' attempts t
   emulator.addFault({ method: 'CreateJob', code: 14, times: 1, latencyMs: 100 })
   const jobId = `flaky-${randomUUID().slice(0, 8)}`
   const plans = Array.from({ length: 5 }, () => plan(jobId))
-  const results = await Promise.all(plans.map(p => launcher.launch(clients, p, { maxAttempts: 3, checkFirst: false, backoffMs: noWait })))
+  const results = (await Promise.all(plans.map(p => launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })))).map(launched)
   t.equal(results.length, 5)
   t.equal(emulator.calls().CreateJob, 2, 'the failed call, then one more')
   t.equal(emulator.calls().RunJob, 5)
@@ -138,8 +150,8 @@ t.test('a shared CreateJob that fails transiently fails its waiters\' attempts t
 t.test('a permanent CreateJob refusal is not retried', async t => {
   const { emulator, clients, launcher } = await setup(t)
   emulator.addFault({ method: 'CreateJob', code: 3, times: 1, message: 'template.containers[0].image: bad reference' })
-  const err = await launcher.launch(clients, plan(), { maxAttempts: 3, checkFirst: false, backoffMs: noWait }).catch((e: unknown) => e)
-  t.ok(err instanceof CloudRunRejected, 'a refusal, which crashes the run')
-  t.match((err as Error).message, /CreateJob failed.*bad reference/)
+  const err = await launcher.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })
+  t.equal(err.kind, 'refused', 'a refusal, which crashes the run')
+  t.match(errorOf(err).message, /CreateJob failed.*bad reference/)
   t.same(emulator.calls(), { CreateJob: 1 })
 })

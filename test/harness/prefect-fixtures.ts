@@ -97,8 +97,8 @@ export class PrefectRequestError extends Error {
 
 const POLL_MS = 200
 // Waits of ~0.1, 0.2, 0.4 … 3.2 s (plus jitter) between attempts: over 6 s in all.
-const BUSY_ATTEMPTS = 7
-const BUSY_BACKOFF_MS = 50
+const BUSY_STATUSES = new Set([429, 502, 503])
+const BUSY_PATIENCE_MS = 120_000
 
 // Shared by every PrefectFixtures in the process: the CLI takes ~3 s and the answer never changes.
 const defaultTemplates = new Map<CloudRunPoolType, Promise<BaseJobTemplate>>()
@@ -114,10 +114,14 @@ export class PrefectFixtures {
 
   /**
    * `path` is relative to the API root, e.g. `/flows/`. Resolves to undefined for an empty body.
-   * A 503 is retried: on SQLite the server answers 503 when concurrent writes collide ("database
-   * is locked"), expecting clients to retry as Prefect's own client does.
+   * 429, 502 and 503 are retried as Prefect's own client retries them (exponential backoff from
+   * 1 s with jitter, Retry-After honoured), but for as long as BUSY_PATIENCE_MS rather than five
+   * times: on SQLite the server answers 503 while concurrent writes collide ("database is locked"),
+   * and on a machine busy with other work that can last far longer than a quiet run suggests. Such
+   * a reply means the request was not applied, so any request may be repeated.
    */
   async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const giveUpAt = Date.now() + BUSY_PATIENCE_MS
     for (let attempt = 1; ; attempt++) {
       const res = await fetch(`${this.apiUrl}${path}`, {
         method,
@@ -128,8 +132,10 @@ export class PrefectFixtures {
         body: body !== undefined ? JSON.stringify(body) : undefined,
       })
       const text = await res.text()
-      if (res.status === 503 && attempt < BUSY_ATTEMPTS) {
-        await sleep(BUSY_BACKOFF_MS * 2 ** attempt * (1 + Math.random()))
+      if (BUSY_STATUSES.has(res.status) && Date.now() < giveUpAt) {
+        const retryAfter = Number(res.headers.get('retry-after'))
+        const backoff = Math.min(8000, 1000 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4)
+        await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : backoff)
         continue
       }
       if (!res.ok) throw new PrefectRequestError(method, path, res.status, text)

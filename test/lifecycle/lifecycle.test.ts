@@ -315,3 +315,29 @@ t.test('reconcile checks every launched dispatch, page after page, not only the 
   t.equal(report.checked, count)
   t.equal(report.truncated, false)
 })
+
+t.test('reconcile and cancel reach an execution under the identity its launch recorded, without rendering again', async t => {
+  const s = await stage(t)
+  const run = await launched(t, s)
+  const record = await s.app.store.getDispatch(run.dispatchId)
+  t.match(record?.gcpIdentity, { source: 'credentials-block', blockDocumentId: /^[0-9a-f-]{36}$/ }, 'the block the key came from, by id')
+  t.notMatch(JSON.stringify(record?.gcpIdentity), /private_key|BEGIN/, 'no key material in the ledger')
+  const prefectCalls = async (route: string): Promise<number> => {
+    const text = (await s.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body
+    const pattern = new RegExp(`pushpool_prefect_calls_total\\{route="${route.replace(/[{}/]/g, c => `\\${c}`)}",status="200"\\} (\\d+)`)
+    return Number(pattern.exec(text)?.[1] ?? 0)
+  }
+  const deployments = await prefectCalls('GET /deployments/{id}')
+  const blocks = await prefectCalls('GET /block_documents/{id}')
+  await prefect.setState(run.flowRunId, { type: 'RUNNING', name: 'Running' }, true)
+  emulator.resetCalls()
+  await s.reconcile()
+  t.same(emulator.calls(), { GetExecution: 1 }, 'the running execution was read')
+  t.equal(await prefectCalls('GET /deployments/{id}'), deployments, 'no render: the deployment was not read again')
+  t.equal(await prefectCalls('GET /block_documents/{id}'), blocks + 1, 'the credentials block was read once, by its id')
+
+  const cancel = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${run.dispatchId}/cancel`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  t.equal(cancel.statusCode, 200)
+  t.equal(await prefectCalls('GET /deployments/{id}'), deployments, 'cancelling did not render either')
+  emulator.finishExecution(run.execution, { exitCode: 0 })
+})

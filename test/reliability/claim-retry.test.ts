@@ -88,7 +88,7 @@ t.test('a claim left behind by a dead process, then a Late state: one execution,
     key: `${run}:${scheduled.id}`, flowRunId: run, flowRunName: null, pool: s.pool, deploymentId: s.deploymentId,
     state: 'received', dueAt: null, receivedAt: new Date().toISOString(), detail: 'webhook (test: the process then died)'
   })
-  await s.app.store.transition(dispatch.id, ['received'], 'claimed', {}, { detail: 'proposing Pending to Prefect' })
+  await s.app.store.transition(dispatch.id, 'claim', {}, { detail: 'proposing Pending to Prefect' })
 
   await late(run)
   const lateReply = await s.webhook(run, 'prefect.flow-run.Late')

@@ -1,4 +1,4 @@
-// Hostile input (issue 9 §3): prototype pollution, deep nesting, huge headers, slow bodies, bytes
+// Hostile input: prototype pollution, deep nesting, huge headers, slow bodies, bytes
 // that are not UTF-8, resource ids that try path traversal or point at other flow runs, and pool
 // templates whose `{{ $NAME }}` placeholders try to read pushpool's own environment. Real Prefect,
 // the emulator, and real sockets wherever inject() would smooth the input over.

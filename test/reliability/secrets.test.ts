@@ -1,4 +1,4 @@
-// Secret hygiene (issue 9 §4): distinctive values for every secret pushpool holds or reads — a
+// Secret hygiene: distinctive values for every secret pushpool holds or reads — a
 // service-account private key (in the pool's GCP Credentials block), Prefect's auth string, a
 // Prefect API key, the webhook secret and the admin token — then a dispatch end to end: launched,
 // crashed through reconcile, a permanent launch failure, a cancel, every admin read, the error

@@ -1,4 +1,4 @@
-// Graceful shutdown (issue 9 §5): a real `node src/server.ts` receives SIGTERM in the middle of a
+// Graceful shutdown: a real `node src/server.ts` receives SIGTERM in the middle of a
 // burst of webhooks whose launches are slow (RunJob takes 1–2.5 s). The process must exit within
 // Cloud Run's 10 s; each in-flight dispatch either finishes or is left in the ledger for reconcile.
 // A fresh instance on the same SQLite file then reconciles (and redrives what a dead process left

@@ -62,13 +62,14 @@ for (const backend of backends) {
   t.test(`${backend.name}: transitions are compare-and-set and logged`, async t => {
     const store = await backend.open(t)
     const { dispatch } = await store.createDispatch(input('run-2:s'))
-    const claimed = await store.transition(dispatch.id, ['received'], 'claimed', {}, { detail: 'claim', reply: { status: 'ACCEPT' } })
+    const claimed = await store.transition(dispatch.id, 'claim', {}, { detail: 'claim', reply: { status: 'ACCEPT' } })
     t.equal(claimed?.state, 'claimed')
-    t.equal(await store.transition(dispatch.id, ['received'], 'claimed', {}, { detail: 'again' }), null, 'a stale from-state loses')
+    t.equal(await store.transition(dispatch.id, 'claim', {}, { detail: 'again' }), null, 'a stale from-state loses')
     const noted = await store.note(dispatch.id, 'attempt_failed', { attempts: 1, error: 'boom' }, { detail: 'UNAVAILABLE' })
     t.equal(noted?.attempts, 1)
     t.equal(noted?.state, 'claimed', 'a note does not move the state')
-    await store.transition(dispatch.id, ['claimed'], 'launched', {
+    await store.transition(dispatch.id, 'launch', {}, { detail: 'launching' })
+    await store.transition(dispatch.id, 'launched', {
       executionName: 'projects/p/locations/r/jobs/j/executions/j-abcde',
       jobSpec: { template: { template: { containers: [{ image: 'x' }] } } },
       launchedAt: new Date().toISOString()
@@ -77,7 +78,7 @@ for (const backend of backends) {
     t.equal(got?.executionName, 'projects/p/locations/r/jobs/j/executions/j-abcde')
     t.same(got?.jobSpec, { template: { template: { containers: [{ image: 'x' }] } } }, 'JSON round-trips')
     const events = await store.listEvents(dispatch.id)
-    t.same(events.map(e => e.type), ['received', 'claimed', 'attempt_failed', 'launched'])
+    t.same(events.map(e => e.type), ['received', 'claimed', 'attempt_failed', 'launching', 'launched'])
     t.same(events[1].reply, { status: 'ACCEPT' })
     t.equal(events[1].from, 'received')
     t.equal(await store.getDispatch('00000000-0000-0000-0000-000000000000'), null)
@@ -133,14 +134,15 @@ for (const backend of backends) {
   t.test(`${backend.name}: a transition from a state the dispatch is not in changes nothing`, async t => {
     const store = await backend.open(t)
     const { dispatch } = await store.createDispatch(input('run-c:s'))
-    t.equal(await store.transition(dispatch.id, ['claimed', 'launching'], 'launched', { attempts: 9 }, { detail: 'stale' }), null)
-    t.equal(await store.transition('00000000-0000-0000-0000-000000000000', ['received'], 'claimed', {}, { detail: 'gone' }), null)
+    t.equal(await store.transition(dispatch.id, 'launched', { attempts: 9 }, { detail: 'stale' }), null)
+    t.equal(await store.transition(dispatch.id, 'claim', { attempts: 9 }, { detail: 'narrowed' }, { from: ['deferred'] }), null, 'from narrows the states left')
+    t.equal(await store.transition('00000000-0000-0000-0000-000000000000', 'claim', {}, { detail: 'gone' }), null)
     const after = await store.getDispatch(dispatch.id)
     t.equal(after?.state, 'received')
     t.equal(after?.attempts, 0)
     t.same((await store.listEvents(dispatch.id)).map(e => e.type), ['received'], 'no event for a lost compare-and-set')
     const winners = await Promise.all(Array.from({ length: 8 }, () =>
-      store.transition(dispatch.id, ['received'], 'claimed', {}, { detail: 'race' })))
+      store.transition(dispatch.id, 'claim', {}, { detail: 'race' })))
     t.equal(winners.filter(w => w !== null).length, 1, 'concurrent claims: exactly one wins')
   })
 
@@ -165,16 +167,18 @@ for (const backend of backends) {
     t.equal(due.keepJob, false)
 
     // Whether an earlier launch may have left an execution: assumed until a launch proves otherwise.
-    t.equal(due.launchUncertain, true, 'true unless cleared')
-    const certain = await store.transition(due.id, ['deferred'], 'retrying', { launchUncertain: false }, { detail: 'quota' })
-    t.equal(certain?.launchUncertain, false)
-    t.equal((await store.getDispatch(due.id))?.launchUncertain, false, 'stored')
-    const other = await store.transition(due.id, ['retrying'], 'launching', {}, { detail: 'launch' })
-    t.equal(other?.launchUncertain, false, 'a transition that does not set it keeps it')
-    t.equal((await store.transition(due.id, ['launching'], 'retrying', { launchUncertain: true }, { detail: 'redrive' }))?.launchUncertain, true)
+    t.equal(due.executionMayExist, true, 'true unless cleared')
+    const certain = await store.transition(due.id, 'claim', { executionMayExist: false }, { detail: 'claim' })
+    t.equal(certain?.executionMayExist, false)
+    t.equal((await store.getDispatch(due.id))?.executionMayExist, false, 'stored')
+    const other = await store.transition(due.id, 'launch', {}, { detail: 'launch' })
+    t.equal(other?.executionMayExist, false, 'a transition that does not set it keeps it')
+    t.equal((await store.transition(due.id, 'retry', { executionMayExist: true }, { detail: 'redrive' }))?.executionMayExist, true)
+    const identity = { source: 'credentials-block' as const, blockDocumentId: '6b4f2c2e-0000-4000-8000-000000000001' }
+    t.same((await store.transition(due.id, 'launch', { gcpIdentity: identity }, { detail: 'relaunch' }))?.gcpIdentity, identity, 'the identity round-trips')
 
     const skipped = (await store.createDispatch(input('run-a5:s'))).dispatch
-    await store.transition(skipped.id, ['received'], 'skipped', {}, { detail: 'owned elsewhere' })
+    await store.transition(skipped.id, 'supersede', {}, { detail: 'owned elsewhere' })
     t.equal(await store.prune(past), 0, 'nothing finished that long ago')
     t.equal(await store.prune(future), 1, 'only the dispatch in a final state goes')
     t.equal(await store.getDispatch(skipped.id), null)
@@ -190,7 +194,9 @@ for (const backend of backends) {
     await store.createDispatch(input('run-p2:s', { pool: 'p' }))
     const newest = (await store.createDispatch(input('run-p3:s', { pool: 'p', state: 'deferred' }))).dispatch
     await store.createDispatch(input('run-q1:s', { pool: 'q' }))
-    await store.transition(first.id, ['received'], 'launched', { launchedAt: new Date(Date.parse(receivedAt) + 1234).toISOString() }, { detail: 'up' })
+    await store.transition(first.id, 'claim', {}, { detail: 'claim' })
+    await store.transition(first.id, 'launch', {}, { detail: 'launch' })
+    await store.transition(first.id, 'launched', { launchedAt: new Date(Date.parse(receivedAt) + 1234).toISOString() }, { detail: 'up' })
     const summary = await store.summarizePool('p')
     t.same(summary.counts, { received: 1, launched: 1, deferred: 1 })
     t.equal(summary.lastDispatchAt, newest.createdAt)

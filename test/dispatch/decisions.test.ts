@@ -1,0 +1,118 @@
+// The dispatcher's and reconcile's decisions on their own: plain objects in, a verdict out, no
+// peers. The real-peer suites (dispatch, lifecycle, reliability) show the same rules end to end.
+import t from 'tap'
+import type { FlowRun, OrchestrationResult, State } from '../../src/prefect/types.ts'
+import type { Dispatch } from '../../src/store/store.ts'
+import {
+  deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgeEndedExecution, judgePendingReply, judgeRunning,
+  mustReadExecution, pendingMessage, triage
+} from '../../src/dispatch/decisions.ts'
+
+const NOW = new Date('2026-12-06T12:00:00.000Z')
+
+function state (type: State['type'], name: string, extra: Partial<State> = {}): State {
+  return { id: `state-${name}`, type, name, timestamp: NOW.toISOString(), message: null, state_details: {}, ...extra } as State
+}
+
+function run (overrides: Partial<FlowRun> = {}): FlowRun {
+  return {
+    id: 'run-1', name: 'brave-fox', flow_id: 'flow-1', deployment_id: 'dep-1', work_queue_id: null, work_queue_name: null,
+    work_pool_id: 'pool-1', work_pool_name: 'pool', state: state('SCHEDULED', 'Scheduled'), state_type: 'SCHEDULED', state_name: 'Scheduled',
+    infrastructure_pid: null, job_variables: {}, expected_start_time: null, next_scheduled_start_time: null, start_time: null,
+    labels: {}, tags: [], parameters: {}, run_count: 0, ...overrides
+  } as FlowRun
+}
+
+function dispatch (overrides: Partial<Dispatch> = {}): Dispatch {
+  return {
+    id: 'd-1', key: 'run-1:state-old', flowRunId: 'run-1', flowRunName: null, pool: 'pool', deploymentId: 'dep-1', state: 'received',
+    attempts: 0, dueAt: null, project: 'p', region: 'r', jobName: 'projects/p/locations/r/jobs/j', executionName: 'projects/p/locations/r/jobs/j/executions/j-1',
+    logUri: 'https://console.cloud.google.com/logs', keepJob: false, executionMayExist: false, gcpIdentity: null, jobSpec: null, error: null,
+    receivedAt: NOW.toISOString(), launchedAt: NOW.toISOString(), createdAt: NOW.toISOString(), updatedAt: NOW.toISOString(), ...overrides
+  }
+}
+
+t.test('triage: what a flow run read from Prefect asks of pushpool', async t => {
+  t.same(triage('run-x', null, ['pool']), { kind: 'ignore', reason: 'flow run run-x does not exist in Prefect' })
+  t.match(triage('run-1', run({ work_pool_name: 'other' }), ['pool']), { kind: 'ignore', reason: /work pool other is not served/ })
+  t.match(triage('run-1', run({ work_pool_name: null }), ['pool']), { kind: 'ignore', reason: /work pool \(none\)/ })
+  t.same(triage('run-1', run({ state: state('CANCELLING', 'Cancelling') }), ['pool']), { kind: 'cancelling' })
+  t.same(triage('run-1', run({ state: state('RUNNING', 'Running') }), ['pool']), { kind: 'not-dispatchable' })
+  t.same(triage('run-1', run({ state: null }), ['pool']), { kind: 'not-dispatchable' })
+  t.same(triage('run-1', run({ state: state('SCHEDULED', 'Late') }), ['pool']), { kind: 'dispatchable' })
+})
+
+t.test('deferral: a run due beyond the prefetch window waits for its time; one within it launches now', async t => {
+  const at = (seconds: number): FlowRun => run({ state: state('SCHEDULED', 'Scheduled', { state_details: { scheduled_time: new Date(NOW.getTime() + seconds * 1000).toISOString() } }) })
+  t.equal(deferUntil(at(5), NOW, 10), null)
+  t.equal(deferUntil(at(10), NOW, 10), null, 'exactly at the edge of the window: now')
+  t.equal(deferUntil(at(11), NOW, 10)?.toISOString(), '2026-12-06T12:00:11.000Z')
+  t.equal(deferUntil(at(-60), NOW, 10), null, 'overdue: now')
+  t.equal(deferUntil(run({ next_scheduled_start_time: '2026-12-06T13:00:00.000Z' }), NOW, 10)?.toISOString(), '2026-12-06T13:00:00.000Z',
+    'without a scheduled time on the state, the run\'s next start time')
+  t.equal(deferUntil(run(), NOW, 10), null, 'no time at all: now')
+})
+
+t.test('attempts: a retry is new, a restatement belongs to the attempt under way, a waiting one is superseded', async t => {
+  const late = run({ state: state('SCHEDULED', 'Late') })
+  t.same(judgeAttempt(late, null), { kind: 'new' })
+  t.same(judgeAttempt(late, dispatch({ state: 'succeeded' })), { kind: 'new' }, 'a finished attempt is no obstacle')
+  t.same(judgeAttempt(late, dispatch({ key: dispatchKey(late), state: 'launched' })), { kind: 'new' }, 'the same state again is the key\'s to answer')
+  const launched = dispatch({ state: 'launched' })
+  t.same(judgeAttempt(late, launched), { kind: 'current', dispatch: launched })
+  const waiting = dispatch({ state: 'deferred' })
+  t.same(judgeAttempt(late, waiting), { kind: 'supersede', dispatch: waiting })
+  t.same(judgeAttempt(run({ state: state('SCHEDULED', 'AwaitingRetry') }), launched), { kind: 'new' }, 'AwaitingRetry always starts an attempt')
+  t.same(judgeAttempt(run({ state: state('SCHEDULED', 'Resuming') }), launched), { kind: 'new' })
+})
+
+t.test('Pending replies: accept, wait (at least 1 s, 5 s when Prefect names none), or refused', async t => {
+  const reply = (status: OrchestrationResult['status'], details: Partial<OrchestrationResult['details']> = {}): OrchestrationResult =>
+    ({ status, state: null, details: { type: `${status.toLowerCase()}_details`, ...details } }) as OrchestrationResult
+  t.same(judgePendingReply(reply('ACCEPT')), { kind: 'accepted' })
+  t.same(judgePendingReply(reply('WAIT', { delay_seconds: 12 })), { kind: 'wait', seconds: 12 })
+  t.same(judgePendingReply(reply('WAIT', { delay_seconds: 0 })), { kind: 'wait', seconds: 1 })
+  t.same(judgePendingReply(reply('WAIT')), { kind: 'wait', seconds: 5 })
+  t.same(judgePendingReply(reply('ABORT')), { kind: 'refused' })
+  t.same(judgePendingReply(reply('REJECT')), { kind: 'refused' })
+  const mine = dispatch()
+  t.ok(isOwnPending(run({ state: state('PENDING', 'Pending', { message: pendingMessage(mine) }) }), mine), 'our lost proposal, applied')
+  t.notOk(isOwnPending(run({ state: state('PENDING', 'Pending', { message: pendingMessage(dispatch({ id: 'd-2' })) }) }), mine), 'another dispatch\'s')
+  t.notOk(isOwnPending(run({ state: state('RUNNING', 'Running', { message: pendingMessage(mine) }) }), mine))
+  t.notOk(isOwnPending(null, mine))
+})
+
+t.test('reconcile reads an execution only when a decision needs it', async t => {
+  const completed = run({ state: state('COMPLETED', 'Completed') })
+  t.notOk(mustReadExecution(dispatch(), completed, 'reuse'), 'a finished run with its log link: no read')
+  t.ok(mustReadExecution(dispatch(), run({ state: state('RUNNING', 'Running') }), 'reuse'), 'a run Prefect does not hold as over')
+  t.ok(mustReadExecution(dispatch(), null, 'reuse'), 'a run gone from Prefect')
+  t.ok(mustReadExecution(dispatch({ logUri: null }), completed, 'reuse'), 'the log link is still to learn')
+  t.ok(mustReadExecution(dispatch(), completed, 'per-run'), 'a per-run job to delete once its execution is seen ended')
+  t.notOk(mustReadExecution(dispatch({ keepJob: true }), completed, 'per-run'), 'unless the pool keeps it')
+})
+
+t.test('a running execution of a Cancelling run is cancelled once its grace period is over', async t => {
+  const cancelling = run({ state: state('CANCELLING', 'Cancelling') })
+  t.equal(judgeRunning(dispatch({ dueAt: null }), cancelling, NOW), 'wait', 'no cancellation was requested')
+  t.equal(judgeRunning(dispatch({ dueAt: '2026-12-06T12:00:01.000Z' }), cancelling, NOW), 'wait', 'within the grace period')
+  t.equal(judgeRunning(dispatch({ dueAt: '2026-12-06T11:59:59.000Z' }), cancelling, NOW), 'enforce-cancel')
+  t.equal(judgeRunning(dispatch({ dueAt: '2026-12-06T11:59:59.000Z' }), run({ state: state('RUNNING', 'Running') }), NOW), 'wait', 'no longer Cancelling')
+})
+
+t.test('an ended execution closes the record as Prefect holds the run, or crashes a run it left behind', async t => {
+  const failed = { outcome: 'failed' as const, message: 'The configured timeout was reached.', logUri: null }
+  t.same(judgeEndedExecution(run({ state: state('FAILED', 'Failed') }), failed, null), { kind: 'terminal', to: 'failed' })
+  t.same(judgeEndedExecution(run({ state: state('CANCELLED', 'Cancelled') }), failed, null), { kind: 'terminal', to: 'cancelled' })
+  t.same(judgeEndedExecution(null, failed, null), { kind: 'succeeded', detail: 'execution ended; the flow run no longer exists' })
+  t.same(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'succeeded', message: null, logUri: null }, null),
+    { kind: 'succeeded', detail: 'execution succeeded' })
+  t.same(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), failed, 'https://logs'), {
+    kind: 'crash',
+    message: 'Flow run infrastructure exited before the run finished: the Cloud Run execution failed: The configured timeout was reached. Logs: https://logs'
+  }, 'one period, not two, after a reason that ends with one')
+  t.match(judgeEndedExecution(run({ state: state('PENDING', 'Pending') }), { outcome: 'missing', message: null, logUri: null }, null),
+    { kind: 'crash', message: /the Cloud Run execution disappeared\.$/ })
+  t.match(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'cancelled', message: null, logUri: null }, null),
+    { kind: 'crash', message: /was cancelled outside Prefect: no reason given\.$/ })
+})
