@@ -1,17 +1,20 @@
 // `npm run chaos [-- --runs N]`: pushpool under faults, load and an instance death, with nothing
-// lost and nothing launched twice (issue 9).
+// lost, nothing launched twice, and no execution outliving its run.
 //
 // The load: N flow runs (500 by default) on a real Prefect server; every run's webhook delivered 3
 // times, some deliveries concurrent, spread over two pushpool processes (`node src/server.ts`) that
 // share one PostgreSQL ledger; reconcile called on both every 10 s, as Cloud Scheduler would.
-// The faults: one instance SIGKILLed mid-burst and restarted; RunJob answering 10% UNAVAILABLE and
-// 5% RESOURCE_EXHAUSTED (half of each after the execution was already created), with 50–300 ms of
-// latency on every call; a loopback proxy in front of Prefect that answers 5% of pushpool's
-// requests with 503 (the script's own fixtures talk to Prefect directly).
-// At the end: every run has exactly one Cloud Run execution (matched by PREFECT__FLOW_RUN_ID), and
-// every run is terminal in Prefect or dispatched. It prints
-//   chaos: runs=N duplicates=0 lost=0 crashed_by_faults=K
-// and exits non-zero when anything was duplicated, lost or left inconsistent in the ledger.
+// The faults: one instance SIGKILLed mid-burst, while it holds leases, and restarted; then a storm of
+// concurrent reconciles on both instances every second while the killed instance's leases run out;
+// RunJob answering 10% UNAVAILABLE and 5% RESOURCE_EXHAUSTED (half of each after the execution was
+// already created), with 50–300 ms of latency on every call; a loopback proxy in front of Prefect
+// that answers 5% of pushpool's requests with 503 (the script's own fixtures talk to Prefect
+// directly); and a share of runs ended in Prefect while their containers still run (forced
+// Cancelled, Crashed or Failed, or left Cancelling for Prefect's own timeout to cancel).
+// At the end: every run has exactly one Cloud Run execution (matched by PREFECT__FLOW_RUN_ID), every
+// run is terminal in Prefect or dispatched, and no execution still runs whose run has ended. It prints
+//   chaos: runs=N duplicates=0 lost=0 zombies=0 crashed_by_faults=K
+// and exits non-zero when anything was duplicated, lost, left running or left inconsistent in the ledger.
 //
 // Peers: the Prefect server of `run-with-peers.ts` when its env is set, else one started here; the
 // PostgreSQL of PUSHPOOL_TEST_POSTGRES_URL, else `bash scripts/postgres.sh`. Each run gets a fresh
@@ -49,6 +52,8 @@ const { values: args } = parseArgs({
     'settle-timeout': { type: 'string', default: '420' },
     'prefect-503': { type: 'string', default: '0.05' },
     concurrency: { type: 'string', default: '24' },
+    'storm-seconds': { type: 'string', default: '30' },
+    'force-end': { type: 'string', default: '0.08' },
     'keep-logs': { type: 'boolean', default: false },
     'shared-prefect': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false }
@@ -60,6 +65,11 @@ const RECONCILE_EVERY_MS = positive('reconcile-every') * 1000
 const SETTLE_TIMEOUT_MS = positive('settle-timeout') * 1000
 const PREFECT_503 = Number(args['prefect-503'])
 const CONCURRENCY = positive('concurrency')
+const STORM_MS = positive('storm-seconds') * 1000
+const FORCE_END = Number(args['force-end'])
+/** Prefect's Cancelling timeout on the server this script starts, short so its service acts within the run. */
+const CANCELLING_TIMEOUT_SECONDS = 5
+const FORCED_MESSAGE = 'chaos: ended while its container runs'
 
 function positive (name: keyof typeof args): number {
   const n = Number(args[name])
@@ -81,10 +91,11 @@ const logDir = mkdtempSync(join(tmpdir(), 'pushpool-chaos-'))
  * ("database is locked") to a good share of concurrent writes and the run measures Prefect's
  * locking rather than pushpool. `--shared-prefect` uses run-with-peers' server instead.
  */
-async function prefectPeer (postgresServerUrl: string): Promise<{ apiUrl: string, authString: string }> {
+async function prefectPeer (postgresServerUrl: string): Promise<{ apiUrl: string, authString: string, cancellingTimeout: boolean }> {
   const apiUrl = process.env[TEST_ENV.apiUrl]
   const authString = process.env[TEST_ENV.authString]
-  if (args['shared-prefect'] && apiUrl && authString) return { apiUrl, authString }
+  // The shared server keeps Prefect's 300 s Cancelling timeout: its runs are not left Cancelling.
+  if (args['shared-prefect'] && apiUrl && authString) return { apiUrl, authString, cancellingTimeout: false }
   const database = await freshDatabase(postgresServerUrl, 'prefect_chaos')
   const url = database.replace(/^postgres(ql)?:/, 'postgresql+asyncpg:')
   say('starting a Prefect server on PostgreSQL')
@@ -93,10 +104,14 @@ async function prefectPeer (postgresServerUrl: string): Promise<{ apiUrl: string
   const server = await startPrefectServer({
     venv,
     authString: own,
-    env: { PREFECT_SERVER_DATABASE_CONNECTION_URL: url }
+    env: {
+      PREFECT_SERVER_DATABASE_CONNECTION_URL: url,
+      PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS: String(CANCELLING_TIMEOUT_SECONDS),
+      PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS: '2'
+    }
   })
   cleanups.push(() => server.stop())
-  return { apiUrl: server.apiUrl, authString: own }
+  return { apiUrl: server.apiUrl, authString: own, cancellingTimeout: true }
 }
 
 async function postgresServer (): Promise<string> {
@@ -362,12 +377,18 @@ async function main (): Promise<number> {
     }
     stats.byStatus.set(key, (stats.byStatus.get(key) ?? 0) + 1)
   })
+  let killedAt = 0
   const killAndRestart = async (victim: Instance): Promise<void> => {
     say(`SIGKILL instance ${victim.name} after ${stats.sent}/${total} deliveries`)
+    killedAt = Date.now()
     await victim.kill('SIGKILL')
     await sleep(1500)
     await victim.start()
-    say(`instance ${victim.name} restarted`)
+    say(`instance ${victim.name} restarted; reconcile storms both for ${STORM_MS / 1000} s while its leases run out`)
+    // Both instances race to take over what the killed one left, every second, at once.
+    for (const stormEnds = Date.now() + STORM_MS; Date.now() < stormEnds;) {
+      await Promise.all([reconcileAll(), sleep(1000)])
+    }
   }
 
   const deliveries: Array<Promise<void>> = []
@@ -384,6 +405,8 @@ async function main (): Promise<number> {
   await Promise.all(deliveries)
   if (kill.done !== null) await kill.done
   say(`burst done: ${stats.sent} deliveries ${JSON.stringify(Object.fromEntries(stats.byStatus))}`)
+  const forced = await forceEndSome(prefect, emulator, runs, peers.cancellingTimeout)
+  say(`ended ${forced.length} runs in Prefect while their containers run: ${JSON.stringify(countBy(forced))}`)
 
   // Settle: keep reconciling (the ticker goes on) until every run is dispatched and no dispatch is
   // still in flight, or the time is up.
@@ -398,6 +421,7 @@ async function main (): Promise<number> {
     await sleep(2000)
     view = await observe(instances, runs, emulator, prefect, pool)
   }
+  const settledAt = Date.now()
   // One more reconcile on both, then look again: a late duplicate would show up now.
   await reconcileAll()
   await sleep(1000)
@@ -415,14 +439,46 @@ async function main (): Promise<number> {
   if (view.problems.length > 20) process.stdout.write(`chaos: … and ${view.problems.length - 20} more\n`)
   for (const reason of view.crashReasons.slice(0, 10)) process.stdout.write(`chaos: crashed: ${reason}\n`)
   for (const error of reconcileErrors.slice(0, 10)) process.stdout.write(`chaos: reconcile error: ${error}\n`)
-  process.stdout.write(`chaos: runs=${runs.length} duplicates=${view.duplicates} lost=${view.lost} crashed_by_faults=${view.crashed}\n`)
+  process.stdout.write(`chaos: recovery: the killed instance's work settled ${killedAt === 0 ? 'n/a' : `${((settledAt - killedAt) / 1000).toFixed(0)} s after the kill`}\n`)
+  process.stdout.write(`chaos: runs=${runs.length} duplicates=${view.duplicates} lost=${view.lost} zombies=${view.zombies} crashed_by_faults=${view.crashed}\n`)
 
-  const ok = view.duplicates === 0 && view.lost === 0 && view.problems.length === 0 && runs.length === RUNS
+  const ok = view.duplicates === 0 && view.lost === 0 && view.zombies === 0 && view.problems.length === 0 && runs.length === RUNS
   if (!ok || args['keep-logs']) {
     process.stdout.write(`chaos: instance logs kept in ${logDir}\n`)
     if (!ok) for (const instance of instances) process.stdout.write(tail(instance.logPath, instance.name))
   }
   return ok ? 0 : 1
+}
+
+/**
+ * Ends FORCE_END of the runs that have an execution while it still runs, as Prefect's own services,
+ * a zombie detector, an engine or an operator would: Cancelled, Crashed or Failed by force, or
+ * (where the Prefect server has a short Cancelling timeout) started and left Cancelling for
+ * Prefect to cancel. Reconcile must then cancel each execution: none may outlive its run.
+ */
+async function forceEndSome (prefect: PrefectFixtures, emulator: Emulator, runs: string[], cancellingTimeout: boolean): Promise<string[]> {
+  const running = new Set(emulator.executions().filter(e => e.completionTime === undefined || e.completionTime === null)
+    .map(e => (e.template?.containers?.[0]?.env ?? []).find(v => v.name === 'PREFECT__FLOW_RUN_ID')?.value))
+  const chosen = runs.filter(run => running.has(run)).slice(0, Math.round(runs.length * FORCE_END))
+  const ends = cancellingTimeout ? ['CANCELLED', 'CRASHED', 'FAILED', 'CANCELLING'] : ['CANCELLED', 'CRASHED', 'FAILED']
+  const done: string[] = []
+  for (const [i, run] of chosen.entries()) {
+    const end = ends[i % ends.length]
+    if (end === 'CANCELLING') {
+      await prefect.setState(run, { type: 'RUNNING', name: 'Running' }, true)
+      await prefect.setState(run, { type: 'CANCELLING', name: 'Cancelling' }, true)
+    } else {
+      await prefect.setState(run, { type: end as 'CANCELLED', name: end[0] + end.slice(1).toLowerCase(), message: FORCED_MESSAGE }, true)
+    }
+    done.push(end)
+  }
+  return done
+}
+
+function countBy (values: string[]): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1
+  return counts
 }
 
 /** The fixtures retry a busy Prefect for ~6 s; a burst can keep it busy longer. */
@@ -453,6 +509,8 @@ interface Observation {
   settled: boolean
   duplicates: number
   lost: number
+  /** Executions still running whose run has ended. */
+  zombies: number
   crashed: number
   problems: string[]
   crashReasons: string[]
@@ -464,15 +522,19 @@ async function observe (instances: Instance[], runs: string[], emulator: Emulato
   const dispatches = await listDispatches(instance, pool).catch(() => null)
   const flowRuns = await readFlowRuns(prefect, runs)
   const executionsByRun = new Map<string, string[]>()
+  const runningByRun = new Map<string, string[]>()
   for (const execution of emulator.executions()) {
     const id = (execution.template?.containers?.[0]?.env ?? []).find(v => v.name === 'PREFECT__FLOW_RUN_ID')?.value
-    if (id !== undefined) executionsByRun.set(id, [...executionsByRun.get(id) ?? [], execution.name])
+    if (id === undefined) continue
+    executionsByRun.set(id, [...executionsByRun.get(id) ?? [], execution.name])
+    if (execution.completionTime === undefined || execution.completionTime === null) runningByRun.set(id, [...runningByRun.get(id) ?? [], execution.name])
   }
   const byRun = new Map<string, DispatchView[]>()
   for (const d of dispatches ?? []) byRun.set(d.flow_run_id, [...byRun.get(d.flow_run_id) ?? [], d])
 
   let duplicates = 0
   let lost = 0
+  let zombies = 0
   let crashed = 0
   let inFlight = 0
   const problems: string[] = []
@@ -489,7 +551,12 @@ async function observe (instances: Instance[], runs: string[], emulator: Emulato
       duplicates++
       problems.push(`${run}: ${executions.length} executions (${executions.map(e => e.split('/').at(-1)).join(', ')}); ledger: ${ledger.map(d => d.state).join(', ')}`)
     }
-    if (type === 'CRASHED') {
+    if (TERMINAL.has(type) && (runningByRun.get(run) ?? []).length > 0) {
+      zombies += (runningByRun.get(run) ?? []).length
+      problems.push(`${run}: Prefect says ${type} but its execution ${(runningByRun.get(run) ?? []).map(e => e.split('/').at(-1)).join(', ')} still runs`)
+    }
+    // Crashed by pushpool reporting a fault, not by this script's own forced ends.
+    if (type === 'CRASHED' && !(flowRun?.state?.message ?? '').startsWith(FORCED_MESSAGE)) {
       crashed++
       crashReasons.push(`${run}: ${flowRun?.state?.message ?? ''}`.slice(0, 300))
     }
@@ -510,10 +577,11 @@ async function observe (instances: Instance[], runs: string[], emulator: Emulato
     settled,
     duplicates,
     lost,
+    zombies,
     crashed,
     problems,
     crashReasons,
-    summary: `${executed}/${runs.length} runs have an execution, ${inFlight} dispatches in flight, ledger ${JSON.stringify(Object.fromEntries(states))}`
+    summary: `${executed}/${runs.length} runs have an execution, ${inFlight} dispatches in flight, ${zombies} zombies, ledger ${JSON.stringify(Object.fromEntries(states))}`
   }
 }
 

@@ -56,6 +56,10 @@ export const ERRORS = {
     statusCode: 409,
     message: 'Only a waiting or stuck dispatch can be redriven (deferred, retrying, received, claimed, launching); retry a finished run from Prefect instead'
   },
+  DISPATCH_BUSY: {
+    statusCode: 409,
+    message: 'Another drive owns this dispatch right now (see its lease): look again once it has moved on'
+  },
   INVALID_QUERY: {
     statusCode: 400,
     message: 'The query string is invalid'

@@ -24,6 +24,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "DISPATCH_NOT_FOUND",
           "DISPATCH_NOT_CANCELLABLE",
           "DISPATCH_NOT_REDRIVABLE",
+          "DISPATCH_BUSY",
           "INVALID_QUERY",
           "INVALID_CURSOR",
           "ROUTE_NOT_FOUND",
@@ -216,6 +217,37 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "null"
         ]
       },
+      "lease": {
+        "description": "Who drives the dispatch now and until when (an instance of pushpool); null when nobody does",
+        "anyOf": [
+          {
+            "type": "null"
+          },
+          {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "owner",
+              "expires_at"
+            ],
+            "properties": {
+              "owner": {
+                "type": "string"
+              },
+              "expires_at": {
+                "type": "string"
+              }
+            }
+          }
+        ]
+      },
+      "cancel_requested_at": {
+        "type": [
+          "string",
+          "null"
+        ],
+        "description": "when cancellation of the run was first requested"
+      },
       "received_at": {
         "type": "string"
       },
@@ -370,6 +402,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       "finished",
       "crashed",
       "cancelled",
+      "reaped",
       "driven",
       "discovered",
       "heartbeats",
@@ -393,6 +426,10 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       },
       "cancelled": {
         "type": "integer"
+      },
+      "reaped": {
+        "type": "integer",
+        "description": "executions cancelled because their flow run had ended without completing"
       },
       "driven": {
         "type": "integer",

@@ -3,6 +3,9 @@
 // condition), so pushpool and Prefect agree on what "failed" means.
 import type { CloudRunClients } from '../gcp/clients.ts'
 import { classifyFailure } from './outcomes.ts'
+import { CLOUD_RUN_CALL_MS } from './launcher.ts'
+
+const CALL = { timeout: CLOUD_RUN_CALL_MS }
 
 export type ExecutionOutcome = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'missing'
 
@@ -21,7 +24,7 @@ const SUCCEEDED = new Set<string | number>(['CONDITION_SUCCEEDED', 4])
 export async function readExecution (clients: CloudRunClients, name: string): Promise<ExecutionStatus> {
   let execution
   try {
-    [execution] = await clients.executions.getExecution({ name })
+    [execution] = await clients.executions.getExecution({ name }, CALL)
   } catch (err) {
     const failure = classifyFailure('GetExecution', err)
     if (failure.kind === 'missing') return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null }
@@ -43,7 +46,7 @@ export async function readExecution (clients: CloudRunClients, name: string): Pr
 /** Cancels an execution; one that already ended or vanished needs no cancelling. */
 export async function cancelExecution (clients: CloudRunClients, name: string): Promise<'cancelled' | 'already-ended'> {
   try {
-    await clients.executions.cancelExecution({ name })
+    await clients.executions.cancelExecution({ name }, CALL)
     return 'cancelled'
   } catch (err) {
     const failure = classifyFailure('CancelExecution', err)
@@ -55,7 +58,7 @@ export async function cancelExecution (clients: CloudRunClients, name: string): 
 /** Deletes a per-run job and its executions' records; a job already gone is fine. */
 export async function deleteJob (clients: CloudRunClients, jobName: string): Promise<void> {
   try {
-    await clients.jobs.deleteJob({ name: jobName })
+    await clients.jobs.deleteJob({ name: jobName }, CALL)
   } catch (err) {
     const failure = classifyFailure('DeleteJob', err)
     if (failure.kind !== 'missing') throw failure.error

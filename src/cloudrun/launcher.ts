@@ -14,6 +14,26 @@ import type { JobMode } from '../config.ts'
 /** The env var that marks an execution with the dispatch that launched it (reuse mode). */
 export const DISPATCH_MARKER_ENV = 'PUSHPOOL_DISPATCH_ID'
 
+/** Each unary Cloud Run call gives up after this long (the client's own default is 60 s). */
+export const CLOUD_RUN_CALL_MS = 20_000
+/** CreateJob, with the wait for the new job to be ready to run, gives up after this long. */
+export const CREATE_JOB_MS = 60_000
+
+const CALL = { timeout: CLOUD_RUN_CALL_MS }
+// CreateJob's operation is polled as the client does by default, but not for ever.
+const CREATE_JOB_CALL = {
+  timeout: CLOUD_RUN_CALL_MS,
+  longrunning: {
+    initialRetryDelayMillis: 100,
+    retryDelayMultiplier: 1.3,
+    maxRetryDelayMillis: 5000,
+    initialRpcTimeoutMillis: CLOUD_RUN_CALL_MS,
+    rpcTimeoutMultiplier: 1,
+    maxRpcTimeoutMillis: CLOUD_RUN_CALL_MS,
+    totalTimeoutMillis: CREATE_JOB_MS - CLOUD_RUN_CALL_MS
+  }
+}
+
 export interface LaunchPlan {
   mode: JobMode
   dispatchId: string
@@ -55,10 +75,18 @@ export type LaunchOutcome =
   | { kind: 'unavailable', error: CloudRunUnavailable, executionMayExist: boolean }
   | { kind: 'refused', error: CloudRunRejected }
 
+/** A Cloud Run call a launch is about to make: a look for an earlier execution, CreateJob, or RunJob. */
+export type LaunchCall = 'look' | 'create' | 'run'
+
 export interface LaunchOptions {
   maxAttempts: number
   /** An earlier launch of this dispatch may have created an execution: look for it before the first attempt too. */
   executionMayExist: boolean
+  /**
+   * Awaited before each Cloud Run call; what it throws ends the launch at once, with nothing
+   * called. The dispatch layer renews its lease here, for as long as the call may take.
+   */
+  beforeCall?: (call: LaunchCall) => Promise<void>
   onAttemptFailed?: (failure: LaunchAttemptFailure) => Promise<void> | void
   /** Backoff before retry n (1-based); injectable so tests and benchmarks need not wait. */
   backoffMs?: (retry: number) => number
@@ -115,13 +143,14 @@ export class Launcher {
         return { kind: 'unavailable', error, executionMayExist }
       }
       if (executionMayExist) {
+        await options.beforeCall?.('look')
         const look = await this.findExecution(clients, plan)
         if (look.kind === 'unverifiable') return { kind: 'unavailable', error: look.error, executionMayExist }
         if (look.kind === 'found') {
           return { kind: 'launched', executionName: look.name, logUri: look.logUri, adopted: true, attempts: runCalls, reply: { execution: look.name, createdJob } }
         }
       }
-      const result = await this.attempt(clients, plan)
+      const result = await this.attempt(clients, plan, options.beforeCall)
       if (result.kind === 'refused') return result
       if (result.kind === 'ran') {
         createdJob ||= result.createdJob
@@ -152,15 +181,17 @@ export class Launcher {
   }
 
   /** Ensures the job exists, then runs it once. */
-  private async attempt (clients: CloudRunClients, plan: LaunchPlan): Promise<Attempt> {
+  private async attempt (clients: CloudRunClients, plan: LaunchPlan, beforeCall: LaunchOptions['beforeCall']): Promise<Attempt> {
     let createdJob
     try {
-      createdJob = await this.ensureJob(clients, plan)
+      createdJob = await this.ensureJob(clients, plan, beforeCall)
     } catch (err) {
       if (err instanceof CloudRunRejected) return { kind: 'refused', error: err }
+      if (!(err instanceof CloudRunUnavailable)) throw err
       // CreateJob failed: no RunJob was sent, so no execution can have come of this attempt.
-      return { kind: 'failed', error: err as CloudRunUnavailable, runJobSent: false, mayHaveApplied: false, quota: false }
+      return { kind: 'failed', error: err, runJobSent: false, mayHaveApplied: false, quota: false }
     }
+    await beforeCall?.('run')
     try {
       return { kind: 'ran', createdJob, ...await this.runJob(clients, plan) }
     } catch (err) {
@@ -201,7 +232,7 @@ export class Launcher {
    * if this call created it. Concurrent calls for one job share a single CreateJob. Throws
    * CloudRunUnavailable or CloudRunRejected.
    */
-  private async ensureJob (clients: CloudRunClients, plan: LaunchPlan): Promise<boolean> {
+  private async ensureJob (clients: CloudRunClients, plan: LaunchPlan, beforeCall: LaunchOptions['beforeCall']): Promise<boolean> {
     for (;;) {
       if (this.knownJobs.has(plan.jobName)) return false
       const pending = this.creating.get(plan.jobName)
@@ -209,12 +240,17 @@ export class Launcher {
       try {
         await pending
       } catch (err) {
-        // A transient failure is this attempt's too: it is retried like any other. A refusal may
-        // be about the other launch's credentials, so this launch then asks for itself.
-        if (!(err instanceof CloudRunRejected)) throw err
+        // A transient failure is this attempt's too: it is retried like any other. Anything else
+        // (a refusal that may be about the other launch's credentials, or the other launch's own
+        // hook stopping it) is the other launch's: this one then asks for itself.
+        if (err instanceof CloudRunUnavailable) throw err
       }
     }
-    const creation = this.createJob(clients, plan).finally(() => { this.creating.delete(plan.jobName) })
+    // Registered before anything is awaited, so concurrent launches find it and wait.
+    const creation = (async () => {
+      await beforeCall?.('create')
+      return await this.createJob(clients, plan)
+    })().finally(() => { this.creating.delete(plan.jobName) })
     this.creating.set(plan.jobName, creation)
     return await creation
   }
@@ -222,7 +258,7 @@ export class Launcher {
   private async createJob (clients: CloudRunClients, plan: LaunchPlan): Promise<boolean> {
     const { parent, id } = splitJobName(plan.jobName)
     try {
-      const [operation] = await clients.jobs.createJob({ parent, jobId: id, job: toProtoJob(plan.job) as never })
+      const [operation] = await clients.jobs.createJob({ parent, jobId: id, job: toProtoJob(plan.job) as never }, CREATE_JOB_CALL)
       // CreateJob's operation ends when the job is ready to run; Cloud Run refuses RunJob before.
       await operation.promise()
       this.knownJobs.add(plan.jobName)
@@ -247,7 +283,7 @@ export class Launcher {
             }
           })
     }
-    const [operation] = await clients.jobs.runJob(request as never)
+    const [operation] = await clients.jobs.runJob(request as never, CALL)
     // The operation resolves only when the execution ends; its metadata names the execution now.
     const metadata = operation.metadata as { name?: string, logUri?: string | null } | null
     const execution = metadata?.name
@@ -264,11 +300,11 @@ export class Launcher {
     try {
       if (plan.overrides === null) {
         // Per-run mode: the job belongs to this dispatch alone, so any execution of it is ours.
-        const [job] = await clients.jobs.getJob({ name: plan.jobName })
+        const [job] = await clients.jobs.getJob({ name: plan.jobName }, CALL)
         const name = job.latestCreatedExecution?.name ?? null
         return name === null || name === '' ? { kind: 'none' } : { kind: 'found', name, logUri: null }
       }
-      for await (const execution of clients.executions.listExecutionsAsync({ parent: plan.jobName, pageSize: 50 })) {
+      for await (const execution of clients.executions.listExecutionsAsync({ parent: plan.jobName, pageSize: 50 }, CALL)) {
         const created = timestampToDate(execution.createTime)
         if (created !== null && created < plan.notBefore) break
         const env = execution.template?.containers?.[0]?.env ?? []

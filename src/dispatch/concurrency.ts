@@ -1,9 +1,11 @@
 // Work pool and work queue concurrency limits for pushed runs. Prefect enforces them only in the
 // query polling workers use, so a push dispatcher must enforce them itself: count the pool's (and
-// the queue's) active runs and claim only below the limit. The count and the claim happen under a
-// per-pool lock, so concurrent webhooks in one process cannot both take the last slot.
+// the queue's) active runs and claim only below the limit. The count and the claim (which ends with
+// Pending accepted, so the next count sees the run) happen under a per-pool lock that the store
+// holds for every instance on the same database, so no two claims anywhere can take the last slot.
 import type { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun, StateType } from '../prefect/types.ts'
+import type { Store } from '../store/store.ts'
 import type { PrefectSnapshots } from './prefect-snapshots.ts'
 
 const ACTIVE: StateType[] = ['PENDING', 'RUNNING', 'CANCELLING']
@@ -13,11 +15,12 @@ export type Admission<T> = { admitted: true, value: T } | { admitted: false, rea
 export class ConcurrencyGate {
   private readonly prefect: PrefectClient
   private readonly snapshots: PrefectSnapshots
-  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly store: Store
 
-  constructor (prefect: PrefectClient, snapshots: PrefectSnapshots) {
+  constructor (prefect: PrefectClient, snapshots: PrefectSnapshots, store: Store) {
     this.prefect = prefect
     this.snapshots = snapshots
+    this.store = store
   }
 
   /** Runs `claim` if the run's pool and queue have a free slot; otherwise says why not. */
@@ -32,7 +35,7 @@ export class ConcurrencyGate {
     const poolLimit = pool?.concurrency_limit ?? null
     const queueLimit = queue?.concurrency_limit ?? null
     if (poolLimit === null && queueLimit === null) return { admitted: true, value: await claim() }
-    return await this.serialised(poolName, async () => {
+    return await this.store.exclusively(`limit:${poolName}`, async () => {
       if (poolLimit !== null) {
         const active = await this.prefect.countFlowRuns({ pool: poolName, stateTypes: ACTIVE })
         if (active >= poolLimit) return { admitted: false, reason: `work pool ${poolName} is at its concurrency limit (${active}/${poolLimit})` }
@@ -43,17 +46,5 @@ export class ConcurrencyGate {
       }
       return { admitted: true, value: await claim() }
     })
-  }
-
-  private async serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(key) ?? Promise.resolve()
-    const current = previous.then(fn, fn)
-    const tail = current.catch(() => undefined)
-    this.locks.set(key, tail)
-    try {
-      return await current
-    } finally {
-      if (this.locks.get(key) === tail) this.locks.delete(key)
-    }
   }
 }

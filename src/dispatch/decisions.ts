@@ -105,13 +105,22 @@ export function isOwnPending (current: FlowRun | null, dispatch: Pick<Dispatch, 
 }
 
 /**
- * Whether reconcile must read a launched dispatch's execution. A run Prefect already holds as
- * terminal needs no crash detection, so its execution is not read (one Cloud Run call saved per run)
- * unless something else needs it: a per-run job that is to be deleted (Cloud Run refuses while an
- * execution runs, so its end must be seen), or a log link the launch did not learn.
+ * The run ended in Prefect without completing: Failed, Crashed or Cancelled, by its engine, by
+ * Prefect's own services (the Cancelling timeout, a zombie detector) or by an operator. Its
+ * container may still run, hung, and must not. A run gone from Prefect counts too.
+ */
+export function endedWithoutCompleting (flowRun: FlowRun | null): boolean {
+  return flowRun === null || (isTerminal(flowRun) && flowRun.state?.type !== 'COMPLETED')
+}
+
+/**
+ * Whether reconcile must read a launched dispatch's execution. A run Prefect holds as Completed
+ * needs neither crash detection nor reaping, so its execution is not read (one Cloud Run call saved
+ * per run) unless something else needs it: a per-run job that is to be deleted (Cloud Run refuses
+ * while an execution runs, so its end must be seen), or a log link the launch did not learn.
  */
 export function mustReadExecution (dispatch: Dispatch, flowRun: FlowRun | null, jobMode: JobMode): boolean {
-  return !isTerminal(flowRun) || dispatch.logUri === null || deletesJob(dispatch, jobMode)
+  return !isTerminal(flowRun) || endedWithoutCompleting(flowRun) || dispatch.logUri === null || deletesJob(dispatch, jobMode)
 }
 
 /** Per-run jobs are deleted once their run is over, unless the pool keeps them (keep_job). */
@@ -120,10 +129,12 @@ export function deletesJob (dispatch: Dispatch, jobMode: JobMode): boolean {
 }
 
 /**
- * A launched dispatch whose execution still runs: a started run asked to cancel gets a grace period
- * (the dispatch's `dueAt`) to do it itself; after it, pushpool cancels the execution.
+ * A launched dispatch whose execution still runs. No execution outlives its run: one whose run
+ * ended without completing is cancelled at once (reaped). A started run asked to cancel gets a
+ * grace period (the dispatch's `dueAt`) to do it itself; after it, pushpool cancels the execution.
  */
-export function judgeRunning (dispatch: Dispatch, flowRun: FlowRun | null, now: Date): 'wait' | 'enforce-cancel' {
+export function judgeRunning (dispatch: Dispatch, flowRun: FlowRun | null, now: Date): 'wait' | 'enforce-cancel' | 'reap' {
+  if (endedWithoutCompleting(flowRun)) return 'reap'
   if (dispatch.dueAt === null || dispatch.dueAt > now.toISOString()) return 'wait'
   return flowRun?.state?.type === 'CANCELLING' ? 'enforce-cancel' : 'wait'
 }

@@ -6,9 +6,11 @@ import type { FlowRun } from '../prefect/types.ts'
 import type { Dispatch } from '../store/store.ts'
 import { DRIVABLE_STATES } from '../store/transitions.ts'
 import { NeverRetry, RetryLater } from '../failures.ts'
+import { CLOUD_RUN_CALL_MS, CREATE_JOB_MS, type LaunchCall } from '../cloudrun/launcher.ts'
 import { prepareLaunch } from './prepare.ts'
 import { ConcurrencyGate } from './concurrency.ts'
 import type { Canceller } from './cancel.ts'
+import { LeaseLost, Ownership, type StepDeadlines } from './ownership.ts'
 import type { DispatchDeps, DispatchEvent, DispatchOutcome } from './types.ts'
 import {
   CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, triage
@@ -17,18 +19,24 @@ import {
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
 const LIMIT_RECHECK_MS = 5_000
 
-export type RedriveOutcome = { kind: 'driven', dispatch: Dispatch } | { kind: 'not-drivable', dispatch: Dispatch }
+export type RedriveOutcome =
+  | { kind: 'driven', dispatch: Dispatch }
+  | { kind: 'not-drivable', dispatch: Dispatch }
+  /** Another drive owns the dispatch right now. */
+  | { kind: 'busy', dispatch: Dispatch }
 
 export class Dispatcher {
   private readonly deps: DispatchDeps
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly gate: ConcurrencyGate
   private readonly canceller: Canceller
+  readonly deadlines: StepDeadlines
 
   constructor (deps: DispatchDeps, canceller: Canceller) {
     this.deps = deps
-    this.gate = new ConcurrencyGate(deps.prefect, deps.snapshots)
+    this.gate = new ConcurrencyGate(deps.prefect, deps.snapshots, deps.store)
     this.canceller = canceller
+    this.deadlines = { prefectCallMs: deps.prefect.callDeadlineMs, cloudRunCallMs: CLOUD_RUN_CALL_MS, createJobMs: CREATE_JOB_MS }
   }
 
   /** Handles one event: record the dispatch under its idempotency key, then drive it. */
@@ -61,6 +69,26 @@ export class Dispatcher {
     if (!created) return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
     if (until !== null) return { status: 'accepted', dispatch }
     return { status: 'accepted', dispatch: await this.driveWithin(dispatch, run, config.webhookDeadlineMs) }
+  }
+
+  /**
+   * Drives a dispatch if it is to be had: in a drivable state, and owned by no live drive. Null
+   * when it is not (another drive owns it, or it moved on).
+   */
+  async driveIfFree (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch | null> {
+    const taken = await Ownership.acquire(this.deps.store, dispatch.id, DRIVABLE_STATES, this.deps.instanceId, this.deadlines,
+      this.firstStepMs())
+    if (taken === null) return null
+    return await this.track(this.drive(taken.own, taken.dispatch, knownFlowRun))
+  }
+
+  /**
+   * How long a new lease holds before its first renewal. The reads before the first side effect
+   * (the run, the limits' counts) are not side effects: should they outlast it, the drive's first
+   * fenced write fails and another pass drives the dispatch, so one call's deadline is enough.
+   */
+  private firstStepMs (): number {
+    return this.deadlines.prefectCallMs
   }
 
   /** The dispatch of the run's attempt under way, if any; a waiting one of an older state is superseded first. */
@@ -111,7 +139,7 @@ export class Dispatcher {
    * webhook 10 s. The drive itself goes on; if this instance dies first, reconcile finishes it.
    */
   private async driveWithin (dispatch: Dispatch, flowRun: FlowRun, deadlineMs: number): Promise<Dispatch> {
-    const drive = this.track(this.drive(dispatch, flowRun))
+    const drive = this.driveIfFree(dispatch, flowRun).then(driven => driven ?? dispatch)
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<null>(resolve => { timer = setTimeout(resolve, deadlineMs, null) })
     try {
@@ -123,34 +151,65 @@ export class Dispatcher {
   }
 
   /**
-   * Claim → render → launch → report. A `received` or `deferred` dispatch is claimed first (within
-   * the pool's concurrency limits); a `retrying` one already owns its run (Pending was accepted)
-   * and goes straight to the launch.
+   * Claim → render → launch → report, owning the dispatch throughout. A `received` or `deferred`
+   * dispatch is claimed first (within the pool's concurrency limits); a `retrying` one already owns
+   * its run (Pending was accepted) and goes straight to the launch; a `launching` one was cut short
+   * (its drive lost its lease or its process) and looks for the execution it may have made first.
+   * A drive that loses its lease stops where it is: whoever took the dispatch carries on.
    */
-  async drive (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch> {
+  private async drive (own: Ownership, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch> {
     const log = this.deps.log.child({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId })
-    if (dispatch.state === 'retrying') return await this.launch(dispatch, log, knownFlowRun)
-    if (dispatch.state === 'claimed') {
-      // A claim whose process died before Prefect answered: propose again (idempotent, see proposePending).
-      const claimed = await this.proposePending(dispatch, log)
-      if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
-      return await this.launch(claimed, log, knownFlowRun)
+    try {
+      return await this.advance(own, dispatch, log, knownFlowRun)
+    } catch (err) {
+      if (!(err instanceof LeaseLost)) throw err
+      log.warn({ reason: err.message }, 'drive stopped: it lost its lease')
+      return (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+    } finally {
+      // A drive ends with its dispatch at rest (or another drive's): nobody need wait for the lease.
+      await own.release()
     }
-    const flowRun = knownFlowRun ?? await this.deps.prefect.readFlowRun(dispatch.flowRunId)
+  }
+
+  private async advance (own: Ownership, dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
+    const { store, prefect } = this.deps
+    switch (dispatch.state) {
+      case 'retrying':
+        return await this.launch(own, dispatch, log, knownFlowRun)
+      case 'launching': {
+        const moved = await own.transition('retry', { executionMayExist: true },
+          { detail: 'the launch was cut short; its execution, if any, is looked for first' })
+        return moved === null ? (await store.getDispatch(dispatch.id)) ?? dispatch : await this.launch(own, moved, log, knownFlowRun)
+      }
+      case 'claimed': {
+        // A claim cut short before Prefect answered: propose again (idempotent, see proposePending).
+        const claimed = await this.proposePending(own, dispatch, log)
+        if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
+        return await this.launch(own, claimed, log, knownFlowRun)
+      }
+      default:
+        break
+    }
+    const flowRun = knownFlowRun ?? await prefect.readFlowRun(dispatch.flowRunId)
     if (flowRun === null) {
-      return (await this.deps.store.transition(dispatch.id, 'supersede', {},
-        { detail: 'the flow run no longer exists in Prefect' })) ?? dispatch
+      return (await own.transition('supersede', {}, { detail: 'the flow run no longer exists in Prefect' })) ?? dispatch
     }
-    const admission = await this.gate.admit(flowRun, () => this.claim(dispatch, log))
+    let admission
+    try {
+      admission = await this.gate.admit(flowRun, () => this.claim(own, dispatch, log))
+    } catch (err) {
+      if (!(err instanceof RetryLater)) throw err
+      admission = { admitted: false as const, reason: `the concurrency limits could not be checked: ${err.message}` }
+    }
     if (!admission.admitted) {
       log.info({ reason: admission.reason }, 'dispatch deferred')
-      return (await this.deps.store.transition(dispatch.id, 'hold',
+      return (await own.transition('hold',
         { dueAt: new Date(Date.now() + LIMIT_RECHECK_MS).toISOString() }, { detail: `deferred: ${admission.reason}` })) ??
-        (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+        (await store.getDispatch(dispatch.id)) ?? dispatch
     }
     const claimed = admission.value
     if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
-    return await this.launch(claimed, log, flowRun)
+    return await this.launch(own, claimed, log, flowRun)
   }
 
   /** Waits for in-flight drives, up to `timeoutMs`; what is left is reconcile's to finish. */
@@ -174,13 +233,11 @@ export class Dispatcher {
   }
 
   /** Moves a `received` or `deferred` dispatch to `claimed`, then proposes Pending. */
-  private async claim (dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
-    // The compare-and-set makes this instance the only driver of the dispatch.
+  private async claim (own: Ownership, dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
     // Nothing has been launched for this dispatch yet: its first launch needs no look.
-    const mine = await this.deps.store.transition(dispatch.id, 'claim', { dueAt: null, executionMayExist: false },
-      { detail: 'proposing Pending to Prefect' })
+    const mine = await own.transition('claim', { dueAt: null, executionMayExist: false }, { detail: 'proposing Pending to Prefect' })
     if (mine === null) return await this.deps.store.getDispatch(dispatch.id)
-    return await this.proposePending(mine, log)
+    return await this.proposePending(own, mine, log)
   }
 
   /**
@@ -188,16 +245,18 @@ export class Dispatcher {
    * The state's message names the dispatch: a proposal whose reply was lost (a timeout) may still
    * have been applied, and the next attempt, answered ABORT, recognises the Pending as its own.
    */
-  private async proposePending (mine: Dispatch, log: Logger): Promise<Dispatch | null> {
-    const { store, prefect, config } = this.deps
+  private async proposePending (own: Ownership, mine: Dispatch, log: Logger): Promise<Dispatch | null> {
+    const { prefect, config } = this.deps
     let result
+    // The proposal, and the read that may follow it.
+    await own.hold(2 * this.deadlines.prefectCallMs)
     try {
       result = await prefect.setFlowRunState(mine.flowRunId, { type: 'PENDING', name: 'Pending', message: pendingMessage(mine) }, false)
     } catch (err) {
-      if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(mine, err, log)
+      if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(own, mine, err, log)
       // Not `retrying`: that state means Pending was accepted. The run is claimed again later.
       log.warn({ err: err.message }, 'could not propose Pending; the claim will be retried')
-      return await store.transition(mine.id, 'postponeClaim',
+      return await own.transition('postponeClaim',
         { dueAt: new Date(Date.now() + config.retryDelaySeconds * 1000).toISOString() },
         { detail: `could not propose Pending: ${err.message}` })
     }
@@ -206,33 +265,35 @@ export class Dispatcher {
     switch (verdict.kind) {
       case 'accepted':
         log.debug({ reply }, 'Prefect accepted Pending')
-        return await store.note(mine.id, 'pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
+        return await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
       case 'wait':
-        return await store.transition(mine.id, 'postponeClaim',
+        return await own.transition('postponeClaim',
           { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
           { detail: `Prefect asked to wait ${verdict.seconds} s: ${result.details.reason ?? ''}`.trim(), reply })
       case 'refused': {
         if (isOwnPending(await prefect.readFlowRun(mine.flowRunId), mine)) {
-          return await store.note(mine.id, 'pending_accepted', {},
-            { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
+          return await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
         }
         log.info({ reply }, 'another party owns the flow run')
-        return await store.transition(mine.id, 'yield', {},
+        return await own.transition('yield', {},
           { detail: `Prefect answered ${result.status}: ${result.details.reason ?? 'another party owns the flow run'}`, reply })
       }
     }
   }
 
-  private async launch (dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
+  private async launch (own: Ownership, dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
     const { store, prefect, launcher, config } = this.deps
+    const { prefectCallMs, cloudRunCallMs, createJobMs } = this.deadlines
+    // The render's reads (the deployment, blocks, variables: two rounds at most) before `launching`.
+    await own.hold(2 * prefectCallMs)
     let prepared
     try {
       prepared = await prepareLaunch(this.deps, dispatch, knownFlowRun)
     } catch (err) {
-      return await this.failBeforeLaunch(dispatch, err, log)
+      return await this.failBeforeLaunch(own, dispatch, err, log)
     }
     for (const warning of prepared.config.warnings) log.warn({ warning }, 'job template warning')
-    const launching = await store.transition(dispatch.id, 'launch', {
+    const launching = await own.transition('launch', {
       project: prepared.project,
       region: prepared.region,
       jobName: prepared.plan.jobName,
@@ -246,24 +307,28 @@ export class Dispatcher {
     if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
 
     let attempts = launching.attempts
+    const callDeadline: Record<LaunchCall, number> = { look: cloudRunCallMs, create: createJobMs, run: cloudRunCallMs }
     const outcome = await launcher.launch(prepared.clients, prepared.plan, {
       maxAttempts: config.launchAttempts,
       // Read from the row this launch's compare-and-set returned, so no other launch can have
       // changed it since. A first launch has it cleared by its claim.
       executionMayExist: launching.executionMayExist,
+      // No Cloud Run call is made unless the lease holds for as long as the call may take.
+      beforeCall: call => own.hold(callDeadline[call]),
       onAttemptFailed: async failure => {
         attempts++
         log.warn({ attempt: failure.attempt, rpc_status: failure.status }, 'launch attempt failed')
-        await store.note(dispatch.id, 'attempt_failed', { attempts }, { detail: failure.error, reply: { rpc_status: failure.status } })
+        await own.note('attempt_failed', { attempts }, { detail: failure.error, reply: { rpc_status: failure.status } })
       }
     })
-    if (outcome.kind === 'refused') return await this.failBeforeLaunch(launching, outcome.error, log)
+    if (outcome.kind === 'refused') return await this.failBeforeLaunch(own, launching, outcome.error, log)
     if (outcome.kind === 'unavailable') {
-      return await this.failBeforeLaunch(launching, outcome.error, log, { executionMayExist: outcome.executionMayExist })
+      return await this.failBeforeLaunch(own, launching, outcome.error, log, { executionMayExist: outcome.executionMayExist })
     }
     log.info({ execution: outcome.executionName, adopted: outcome.adopted }, 'execution launched')
 
     let pidNote = 'infrastructure_pid set'
+    await own.hold(prefectCallMs)
     try {
       await prefect.setInfrastructurePid(dispatch.flowRunId, outcome.executionName)
     } catch (err) {
@@ -272,7 +337,7 @@ export class Dispatcher {
       pidNote = `could not set infrastructure_pid: ${(err as Error).message}`
       log.warn({ err }, 'could not set infrastructure_pid')
     }
-    const launched = await store.transition(dispatch.id, 'launched', {
+    const launched = await own.transition('launched', {
       executionName: outcome.executionName,
       ...(outcome.logUri !== null ? { logUri: outcome.logUri } : {}),
       launchedAt: new Date().toISOString(),
@@ -289,12 +354,13 @@ export class Dispatcher {
    * keeps what the record says. The move is made only from the state this drive left the record
    * in, so a record another drive has moved on since is left to it.
    */
-  private async failBeforeLaunch (dispatch: Dispatch, err: unknown, log: Logger,
+  private async failBeforeLaunch (own: Ownership, dispatch: Dispatch, err: unknown, log: Logger,
     launch: { executionMayExist?: boolean } = {}): Promise<Dispatch> {
-    const { store, prefect } = this.deps
+    const { prefect } = this.deps
+    if (err instanceof LeaseLost) throw err
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
-      return (await store.transition(dispatch.id, 'retry',
+      return (await own.transition('retry',
         { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message, ...launch },
         { detail: err.message }, { from: [dispatch.state] })) ?? dispatch
     }
@@ -302,6 +368,7 @@ export class Dispatcher {
     if (!(err instanceof NeverRetry)) log.error({ err }, 'unexpected dispatch error')
     else log.warn({ reason: message }, 'dispatch failed permanently; crashing the flow run')
     let reply: unknown = null
+    await own.hold(this.deadlines.prefectCallMs)
     try {
       const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message: CRASH_PREFIX + message }, false)
       reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
@@ -309,21 +376,16 @@ export class Dispatcher {
       reply = { error: (crashErr as Error).message }
       log.error({ err: crashErr }, 'could not report Crashed to Prefect')
     }
-    return (await store.transition(dispatch.id, 'submitFailed', { error: message },
+    return (await own.transition('submitFailed', { error: message },
       { detail: CRASH_PREFIX + message, reply }, { from: [dispatch.state] })) ?? dispatch
   }
 
   /** Admin redrive: drive a dispatch that is waiting or stuck, now rather than at reconcile. */
   async redrive (dispatch: Dispatch): Promise<RedriveOutcome> {
     if (!DRIVABLE_STATES.includes(dispatch.state)) return { kind: 'not-drivable', dispatch }
-    let moved: Dispatch | null = dispatch
-    if (dispatch.state === 'launching') {
-      // A launch whose process died mid-way: hand it to the retry path, which first looks for an
-      // execution the lost attempt may have created.
-      moved = await this.deps.store.transition(dispatch.id, 'retry', { executionMayExist: true },
-        { detail: 'redriven: launch was interrupted' })
-      if (moved === null) return { kind: 'driven', dispatch: (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch }
-    }
-    return { kind: 'driven', dispatch: await this.track(this.drive(moved)) }
+    const driven = await this.driveIfFree(dispatch)
+    if (driven !== null) return { kind: 'driven', dispatch: driven }
+    const now = (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+    return DRIVABLE_STATES.includes(now.state) ? { kind: 'busy', dispatch: now } : { kind: 'not-drivable', dispatch: now }
   }
 }

@@ -1,7 +1,8 @@
 // Reconcile (docs/architecture.md): the loop that makes webhooks optional. Prefect's call-webhook never
 // retries, so anything a webhook missed, and everything that happens after launch, is caught here.
 // One pass is idempotent, bounded in time, and safe to run on several instances at once: every
-// step either goes through a compare-and-set in the store or through Prefect's own arbitration.
+// dispatch it acts on is owned for the while (a lease, docs/architecture.md "Ownership"), and every
+// other step goes through a compare-and-set in the store or through Prefect's own arbitration.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { PrefectClient } from '../prefect/client.ts'
@@ -10,14 +11,17 @@ import type { ActionableCursor, Store, Dispatch } from '../store/store.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import type { Canceller } from './cancel.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
-import { readExecution, deleteJob, type ExecutionStatus } from '../cloudrun/executions.ts'
+import { readExecution, deleteJob, cancelExecution, type ExecutionStatus } from '../cloudrun/executions.ts'
 import { deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, CLOSED_AS } from './decisions.ts'
+import { Ownership } from './ownership.ts'
 
 export interface ReconcileReport {
   checked: number
   finished: number
   crashed: number
   cancelled: number
+  /** Executions cancelled because their run had ended without completing (no execution outlives its run). */
+  reaped: number
   driven: number
   discovered: number
   heartbeats: number
@@ -37,11 +41,13 @@ export interface ReconcilerDeps {
   canceller: Canceller
   clients: DispatchClients
   log: Logger
+  /** This process, as the owner named on the leases it takes. */
+  instanceId: string
+  /** Told of each execution reaped, for metrics. */
+  onReaped?: (dispatch: Dispatch) => void
 }
 
 const BATCH = 100
-/** A drive untouched this long belongs to a process that died. */
-const STALE_MS = 120_000
 const FAR_FUTURE = '9999-12-31T00:00:00.000Z'
 
 export class Reconciler {
@@ -65,7 +71,7 @@ export class Reconciler {
     const started = Date.now()
     const deadline = started + config.reconcileBudgetMs
     const report: ReconcileReport = {
-      checked: 0, finished: 0, crashed: 0, cancelled: 0, driven: 0, discovered: 0,
+      checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, driven: 0, discovered: 0,
       heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, duration_ms: 0, truncated: false
     }
     // Launches first: a due run waits for nothing else, while closing a finished record can wait
@@ -105,40 +111,83 @@ export class Reconciler {
   }
 
   /**
-   * Launched dispatches: did the run end, and did its infrastructure die under it? Prefect is asked
-   * first; the execution is read only when the decision needs it (decisions.ts mustReadExecution).
+   * Launched dispatches: did the run end, did its infrastructure die under it, or does its
+   * infrastructure outlive it? Each is owned while it is checked, so two instances never act on the
+   * same one at once. Prefect is asked first; the execution is read only when the decision needs
+   * it (decisions.ts mustReadExecution).
    */
   private async checkLaunched (report: ReconcileReport, deadline: number, passStarted: string): Promise<void> {
-    const { prefect, clients, canceller, config } = this.deps
+    const { store, instanceId, dispatcher } = this.deps
+    const { prefectCallMs, cloudRunCallMs } = dispatcher.deadlines
     await this.eachLaunched(report, deadline, async dispatch => {
       if (dispatch.executionName === null) return
       // Launched after this pass began (by it, or by a webhook meanwhile): nothing can have happened
       // to it yet. Strictly after: a launch in the millisecond the pass began may be older than it.
       if (dispatch.launchedAt !== null && dispatch.launchedAt > passStarted) return
-      report.checked++
-      let flowRun = await prefect.readFlowRun(dispatch.flowRunId)
-      if (!mustReadExecution(dispatch, flowRun, config.jobMode)) {
-        const closed = await this.closeTerminal(dispatch, flowRun as FlowRun, null)
-        if (closed !== null) report.finished++
-        return
+      // The run's read, the execution's, and a second read of the run.
+      const taken = await Ownership.acquire(store, dispatch.id, ['launched'], instanceId, dispatcher.deadlines, 2 * prefectCallMs + cloudRunCallMs)
+      if (taken === null) return
+      try {
+        await this.check(taken.own, taken.dispatch, report)
+      } finally {
+        await taken.own.release()
       }
-      const status = await readExecution(await clients.forDispatch(dispatch), dispatch.executionName)
-      if (status.outcome === 'running') {
-        if (judgeRunning(dispatch, flowRun, new Date()) === 'enforce-cancel') {
-          await canceller.enforce(flowRun as FlowRun, dispatch)
-          report.cancelled++
-        }
-        return
-      }
-      // The engine reports the run's end before its container exits: a run read as not terminal
-      // before the execution was seen ended is read again, so a finished run is not taken for a
-      // crashed one.
-      if (!isTerminal(flowRun)) flowRun = await prefect.readFlowRun(dispatch.flowRunId)
-      const closed = await this.close(dispatch, flowRun, status)
-      if (closed?.state === 'crashed') report.crashed++
-      else report.finished++
-      if (closed !== null) await this.retireJob(closed, report)
     })
+  }
+
+  private async check (own: Ownership, dispatch: Dispatch, report: ReconcileReport): Promise<void> {
+    const { prefect, clients, canceller, config } = this.deps
+    report.checked++
+    let flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+    if (!mustReadExecution(dispatch, flowRun, config.jobMode)) {
+      const closed = await this.closeTerminal(own, dispatch, flowRun as FlowRun, null)
+      if (closed !== null) report.finished++
+      return
+    }
+    const status = await readExecution(await clients.forDispatch(dispatch), dispatch.executionName as string)
+    if (status.outcome === 'running') {
+      switch (judgeRunning(dispatch, flowRun, new Date())) {
+        case 'reap':
+          await this.reap(own, dispatch, flowRun, status)
+          report.reaped++
+          return
+        case 'enforce-cancel':
+          await canceller.enforce(own, flowRun as FlowRun, dispatch)
+          report.cancelled++
+          return
+        case 'wait':
+          return
+      }
+    }
+    // The engine reports the run's end before its container exits: a run read as not terminal
+    // before the execution was seen ended is read again, so a finished run is not taken for a
+    // crashed one.
+    if (!isTerminal(flowRun)) flowRun = await prefect.readFlowRun(dispatch.flowRunId)
+    const closed = await this.close(own, dispatch, flowRun, status)
+    if (closed?.state === 'crashed') report.crashed++
+    else report.finished++
+    if (closed !== null) await this.retireJob(own, closed, report)
+  }
+
+  /**
+   * The run ended without completing (or is gone from Prefect), yet its execution still runs: a
+   * hung container, billing until its task timeout. It is cancelled, and the record closed as
+   * Prefect holds the run.
+   */
+  private async reap (own: Ownership, dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<void> {
+    const { clients, log } = this.deps
+    const why = flowRun === null ? 'the flow run no longer exists in Prefect' : `the flow run is ${flowRun.state?.name ?? flowRun.state?.type} in Prefect`
+    await own.hold(this.deps.dispatcher.deadlines.cloudRunCallMs)
+    const result = await cancelExecution(await clients.forDispatch(dispatch), dispatch.executionName as string)
+    log.warn({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId, execution: dispatch.executionName }, `execution reaped: ${why}`)
+    await own.note('execution_reaped', {}, { detail: `${why} but its execution still ran: it was cancelled`, reply: { cancel: result } })
+    this.deps.onReaped?.(dispatch)
+    if (flowRun === null) {
+      await own.transition('close', { logUri: status.logUri ?? dispatch.logUri, dueAt: null },
+        { detail: 'the flow run no longer exists; its execution was cancelled' }, { to: 'cancelled' })
+    } else {
+      await this.closeTerminal(own, dispatch, flowRun, status)
+    }
   }
 
   /**
@@ -170,10 +219,10 @@ export class Reconciler {
   }
 
   /** Prefect holds the run as terminal: record its state. `status` is the execution's, if read. */
-  private async closeTerminal (dispatch: Dispatch, flowRun: FlowRun, status: ExecutionStatus | null): Promise<Dispatch | null> {
+  private async closeTerminal (own: Ownership, dispatch: Dispatch, flowRun: FlowRun, status: ExecutionStatus | null): Promise<Dispatch | null> {
     const type = flowRun.state?.type ?? 'COMPLETED'
     const patch = { ...(status !== null ? { logUri: status.logUri ?? dispatch.logUri } : {}), dueAt: null }
-    return await this.deps.store.transition(dispatch.id, 'close', patch,
+    return await own.transition('close', patch,
       { detail: `${status === null ? 'execution not read' : `execution ${status.outcome}`}; flow run is ${flowRun.state?.name ?? type}` },
       { to: CLOSED_AS[type] ?? 'succeeded' })
   }
@@ -183,39 +232,43 @@ export class Reconciler {
    * infrastructure died under the run, which becomes Crashed — proposed without force, so a
    * Completed, Failed or Cancelled run is never overwritten.
    */
-  private async close (dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
-    const { store, prefect } = this.deps
+  private async close (own: Ownership, dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
+    const { prefect } = this.deps
     const patch = { logUri: status.logUri ?? dispatch.logUri, dueAt: null }
     const closing = judgeEndedExecution(flowRun, status, patch.logUri)
-    if (closing.kind === 'terminal') return await this.closeTerminal(dispatch, flowRun as FlowRun, status)
-    if (closing.kind === 'succeeded') return await store.transition(dispatch.id, 'close', patch, { detail: closing.detail }, { to: 'succeeded' })
+    if (closing.kind === 'terminal') return await this.closeTerminal(own, dispatch, flowRun as FlowRun, status)
+    if (closing.kind === 'succeeded') return await own.transition('close', patch, { detail: closing.detail }, { to: 'succeeded' })
+    await own.hold(this.deps.dispatcher.deadlines.prefectCallMs)
     const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message: closing.message }, false)
     const crashed = result.status === 'ACCEPT'
     const kept = result.state?.type === undefined ? undefined : CLOSED_AS[result.state.type]
-    return await store.transition(dispatch.id, 'close', { ...patch, error: closing.message },
+    return await own.transition('close', { ...patch, error: closing.message },
       { detail: crashed ? closing.message : `${closing.message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
         reply: { status: result.status, state: result.state?.type ?? null } },
       { to: crashed ? 'crashed' : kept ?? 'failed' })
   }
 
-  private async retireJob (dispatch: Dispatch, report: ReconcileReport): Promise<void> {
+  private async retireJob (own: Ownership, dispatch: Dispatch, report: ReconcileReport): Promise<void> {
     if (!deletesJob(dispatch, this.deps.config.jobMode) || dispatch.jobName === null) return
+    await own.hold(this.deps.dispatcher.deadlines.cloudRunCallMs)
     await deleteJob(await this.deps.clients.forDispatch(dispatch), dispatch.jobName)
     report.jobs_deleted++
   }
 
-  /** Deferred runs now due, launches waiting to retry, and drives whose process died. */
+  /**
+   * Deferred runs now due, launches waiting to retry, and drives cut short: a dispatch on its way
+   * that no live lease holds (its drive's process died, or the drive outran its own deadlines).
+   * The lease says so at once when it runs out; there is no guess of how long a drive may take.
+   */
   private async driveDue (report: ReconcileReport, deadline: number): Promise<void> {
     const { store, config, dispatcher } = this.deps
     const horizon = new Date(Date.now() + config.prefetchSeconds * 1000).toISOString()
     const due = await store.listActionable(['deferred', 'retrying'], horizon, BATCH)
-    const staleBefore = new Date(Date.now() - STALE_MS).toISOString()
-    const stale = (await store.listActionable(['received', 'claimed', 'launching'], FAR_FUTURE, BATCH))
-      .filter(d => d.updatedAt < staleBefore)
-    await this.each([...due, ...stale], report, deadline, async dispatch => {
-      const after = dispatch.state === 'launching' ? (await dispatcher.redrive(dispatch)).dispatch : await dispatcher.drive(dispatch)
+    const cutShort = await store.listActionable(['received', 'claimed', 'launching'], FAR_FUTURE, BATCH)
+    await this.each([...due, ...cutShort], report, deadline, async dispatch => {
+      const after = await dispatcher.driveIfFree(dispatch)
       // Only a dispatch that moved on counts: one still held back by a limit is not "driven".
-      if (after.state !== 'deferred' && after.state !== 'retrying') report.driven++
+      if (after !== null && after.state !== 'deferred' && after.state !== 'retrying') report.driven++
     })
   }
 

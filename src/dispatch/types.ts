@@ -19,6 +19,8 @@ export interface DispatchDeps {
   identities: IdentityResolver
   google: GoogleClients
   log: Logger
+  /** This process, as the owner named on the leases it takes (docs/architecture.md, "Ownership"). */
+  instanceId: string
 }
 
 /** Something told pushpool a flow run may need it: a webhook, or reconcile's own look. */

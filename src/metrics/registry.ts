@@ -87,9 +87,12 @@ export class PushpoolMetrics {
   readonly prefectCalls = new Counter('pushpool_prefect_calls_total', 'Prefect API calls by route and HTTP status')
   readonly prefectLatency = new Histogram('pushpool_prefect_call_duration_seconds', 'Prefect API call duration by route', SECONDS)
   readonly reconcileDuration = new Histogram('pushpool_reconcile_duration_seconds', 'Duration of reconcile passes', SECONDS)
+  readonly reapedExecutions = new Counter('pushpool_reaped_executions_total',
+    'Executions cancelled because their flow run had ended without completing, by pool')
 
   render (): string {
-    return [this.dispatches, this.dispatchLatency, this.cloudRunCalls, this.prefectCalls, this.prefectLatency, this.reconcileDuration]
+    return [this.dispatches, this.dispatchLatency, this.cloudRunCalls, this.prefectCalls, this.prefectLatency, this.reconcileDuration,
+      this.reapedExecutions]
       .map(m => m.render()).join('\n') + '\n'
   }
 }

@@ -2,6 +2,8 @@
 // store. On shutdown, in-flight dispatches get most of Cloud Run's 10 s grace period to finish;
 // whatever is left stays in the ledger for reconcile.
 import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import { PrefectClient } from '../prefect/client.ts'
 import { GoogleClients } from '../gcp/clients.ts'
 import { IdentityResolver } from '../gcp/credentials.ts'
@@ -48,13 +50,21 @@ export default fp(async fastify => {
     emulated: config.cloudRunEndpoint !== null,
     readSecret: name => google.readSecret(name)
   })
-  const deps = { config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log }
+  // The owner this process names on the leases it takes: one per process, so a restarted instance
+  // never mistakes its predecessor's leases for its own.
+  const instanceId = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
+  const deps = {
+    config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log, instanceId
+  }
   const clients = new DispatchClients(deps)
   const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
   const dispatcher = new Dispatcher(deps, canceller)
   fastify.decorate('dispatcher', dispatcher)
   fastify.decorate('canceller', canceller)
-  fastify.decorate('reconciler', new Reconciler({ config, store, prefect, dispatcher, canceller, clients, log: fastify.log }))
+  fastify.decorate('reconciler', new Reconciler({
+    config, store, prefect, dispatcher, canceller, clients, log: fastify.log, instanceId,
+    onReaped: dispatch => { metrics.reapedExecutions.inc({ pool: dispatch.pool }) }
+  }))
   fastify.decorate('prefect', prefect)
   fastify.addHook('preClose', async () => {
     const left = await dispatcher.drain(DRAIN_MS)

@@ -55,9 +55,17 @@ export class PrefectClient {
   private readonly http: KeepAliveHttp
   private serverVersion: Promise<string> | null = null
 
+  /**
+   * The longest one call may take: each try within the timeout (a request resent on a kept-alive
+   * connection that closed under it fails at once, so it adds no timeout of its own), and the
+   * waits between tries at their longest (jitter up to 1.5×).
+   */
+  readonly callDeadlineMs: number
+
   constructor (options: PrefectClientOptions) {
     this.apiUrl = options.apiUrl.replace(/\/+$/, '')
     this.timeoutMs = options.timeoutMs ?? 5000
+    this.callDeadlineMs = (RETRY_DELAYS_MS.length + 1) * this.timeoutMs + RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms * 1.5, 0)
     this.http = new KeepAliveHttp(this.timeoutMs)
     this.onCall = options.onCall
     this.headers = { 'content-type': 'application/json', 'x-prefect-api-version': API_VERSION }

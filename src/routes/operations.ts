@@ -30,6 +30,12 @@ const operations: FastifyPluginAsync = async fastify => {
     if (dispatch === null) throw new HttpError('DISPATCH_NOT_FOUND')
     const outcome = await fastify.dispatcher.redrive(dispatch)
     if (outcome.kind === 'not-drivable') throw new HttpError('DISPATCH_NOT_REDRIVABLE')
+    if (outcome.kind === 'busy') {
+      const lease = outcome.dispatch.lease
+      throw new HttpError('DISPATCH_BUSY', lease === null
+        ? undefined
+        : `Another drive owns this dispatch until ${lease.expiresAt} (${lease.owner}): look again once it has moved on`)
+    }
     return { dispatch: dispatchView(outcome.dispatch) }
   })
 

@@ -19,6 +19,8 @@ export function dispatchView (d: Dispatch): Record<string, unknown> {
     execution_name: d.executionName,
     log_uri: d.logUri,
     error: d.error,
+    lease: d.lease === null ? null : { owner: d.lease.owner, expires_at: d.lease.expiresAt },
+    cancel_requested_at: d.cancelRequestedAt,
     received_at: d.receivedAt,
     launched_at: d.launchedAt,
     created_at: d.createdAt,

@@ -45,7 +45,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   // 4: one name for "an execution may exist" across the code; the GCP identity a launch used
   // (where to find it again, never key material), so reconcile and cancel need not re-render.
   `ALTER TABLE dispatches RENAME COLUMN launch_uncertain TO execution_may_exist;
-  ALTER TABLE dispatches ADD COLUMN gcp_identity TEXT;`
+  ALTER TABLE dispatches ADD COLUMN gcp_identity TEXT;`,
+  // 5: who drives a dispatch and until when (a lease whose token fences out an earlier holder), and
+  // whether its run's cancellation was requested (the one-at-a-time mark of a cancel).
+  `ALTER TABLE dispatches ADD COLUMN lease_owner TEXT;
+  ALTER TABLE dispatches ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dispatches ADD COLUMN lease_expires_at TEXT;
+  ALTER TABLE dispatches ADD COLUMN cancel_requested_at TEXT;`
 ]
 
 // PostgreSQL has real types where SQLite has text: timestamptz(3) keeps the millisecond precision
@@ -94,5 +100,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 4: one name for "an execution may exist" across the code; the GCP identity a launch used
   // (where to find it again, never key material), so reconcile and cancel need not re-render.
   `ALTER TABLE dispatches RENAME COLUMN launch_uncertain TO execution_may_exist;
-  ALTER TABLE dispatches ADD COLUMN gcp_identity jsonb;`
+  ALTER TABLE dispatches ADD COLUMN gcp_identity jsonb;`,
+  // 5: who drives a dispatch and until when (a lease whose token fences out an earlier holder), and
+  // whether its run's cancellation was requested (the one-at-a-time mark of a cancel).
+  `ALTER TABLE dispatches ADD COLUMN lease_owner text;
+  ALTER TABLE dispatches ADD COLUMN lease_token bigint NOT NULL DEFAULT 0;
+  ALTER TABLE dispatches ADD COLUMN lease_expires_at timestamptz(3);
+  ALTER TABLE dispatches ADD COLUMN cancel_requested_at timestamptz(3);`
 ]

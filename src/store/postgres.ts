@@ -3,16 +3,21 @@
 // decides which insert wins, and each transition is a compare-and-set on the row's state.
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import type { DispatchEvent, DispatchPage, DispatchQuery, EventInput, NewDispatch, Store } from './store.ts'
+import type { DispatchEvent, DispatchPage, DispatchQuery, EventInput, Lease, NewDispatch, Store } from './store.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
 import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
 import { redactUrl, scrubPasswords } from './redact-url.ts'
+import { KeyedQueue } from '../util/keyed-queue.ts'
+import { RetryLater } from '../failures.ts'
 
 // Any fixed 64-bit number, the same in every instance: whoever holds it applies the migrations.
 const MIGRATION_LOCK_ID = 0x7075_7368_706f_6f6cn // "pushpool"
 
 const JSONB_OID = 3802
+
+/** How long `exclusively` waits for another instance's turn before it gives up. */
+const EXCLUSIVE_WAIT_MS = 8000
 
 // jsonb comes back as text so that rows.ts parses both backends' JSON alike; pg's own parser would
 // hand over a JSON string scalar already parsed, and rows.ts would then parse it a second time.
@@ -38,10 +43,14 @@ export async function openPostgresStore (url: string): Promise<Store> {
   // has already dropped it and the next query opens a new one. Without a listener, Node would
   // treat the event as an uncaught exception and stop the process.
   connections.on('error', () => {})
+  // The connections `exclusively` waits on for its advisory locks; see there.
+  const lockConnections = new pg.Pool({ connectionString: url, types, application_name: 'pushpool-locks', max: 2, connectionTimeoutMillis: 5000 })
+  lockConnections.on('error', () => {})
+  const locks = new KeyedQueue()
   try {
     await migrate(connections)
   } catch (err) {
-    await connections.end()
+    await Promise.all([connections.end(), lockConnections.end()])
     throw openError(url, err)
   }
 
@@ -93,7 +102,7 @@ export async function openPostgresStore (url: string): Promise<Store> {
       const from = sourcesOf(name, options?.from)
       return await inTransaction(connections, async db => {
         // Locks the row, and gives the state the event records as `from`.
-        const before = await one(db, 'SELECT state FROM dispatches WHERE id = $1 FOR UPDATE', [id])
+        const before = await lockedRow(db, id, options?.lease)
         if (before === null) return null
         const { assignments, values } = patchColumns(patch)
         const set = positional([...assignments, 'state = ?', 'updated_at = now()'], 3)
@@ -105,14 +114,80 @@ export async function openPostgresStore (url: string): Promise<Store> {
       })
     },
 
-    async note (id, type, patch, event) {
+    async note (id, type, patch, event, options) {
       return await inTransaction(connections, async db => {
+        if (await lockedRow(db, id, options?.lease) === null) return null
         const { assignments, values } = patchColumns(patch)
         const set = positional([...assignments, 'updated_at = now()'], 2)
         const row = await one(db, `UPDATE dispatches SET ${set} WHERE id = $1 RETURNING *`, [id, ...values])
         if (row === null) return null
         await appendEvent(db, id, type, null, null, event)
         return rowToDispatch(row)
+      })
+    },
+
+    // Lease times are the database's clock, so instances whose clocks differ agree on expiry.
+    async acquire (id, states, owner, ttlMs) {
+      return await inTransaction(connections, async db => {
+        const before = await one(db, 'SELECT lease_owner, lease_token, lease_expires_at FROM dispatches WHERE id = $1 FOR UPDATE', [id])
+        if (before === null) return null
+        const row = await one(db, `UPDATE dispatches SET lease_owner = $2, lease_token = lease_token + 1,
+          lease_expires_at = now() + make_interval(secs => $3::double precision / 1000)
+          WHERE id = $1 AND state = ANY($4::text[]) AND (lease_expires_at IS NULL OR lease_expires_at <= now()) RETURNING *`,
+        [id, owner, ttlMs, [...states]])
+        if (row === null) return null
+        if (before.lease_owner !== null && before.lease_expires_at !== null) {
+          await appendEvent(db, id, 'lease_taken_over', null, null, {
+            detail: `taken over by ${owner}: the lease of ${String(before.lease_owner)} (token ${Number(before.lease_token)}) expired at ${(before.lease_expires_at as Date).toISOString()}`
+          })
+        }
+        const dispatch = rowToDispatch(row)
+        return { dispatch, lease: { dispatchId: id, owner, token: dispatch.lease!.token, expiresAt: dispatch.lease!.expiresAt } }
+      })
+    },
+
+    async renew (lease, ttlMs) {
+      const row = await one(connections, `UPDATE dispatches SET lease_expires_at = now() + make_interval(secs => $4::double precision / 1000)
+        WHERE id = $1 AND lease_token = $2 AND lease_owner = $3 AND lease_expires_at > now() RETURNING lease_expires_at`,
+      [lease.dispatchId, lease.token, lease.owner, ttlMs])
+      return row === null ? null : { ...lease, expiresAt: (row.lease_expires_at as Date).toISOString() }
+    },
+
+    async release (lease) {
+      await connections.query('UPDATE dispatches SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_token = $2',
+        [lease.dispatchId, lease.token])
+    },
+
+    async requestCancel (id) {
+      return await inTransaction(connections, async db => {
+        const row = await one(db, `UPDATE dispatches SET cancel_requested_at = now(), updated_at = now()
+          WHERE id = $1 AND cancel_requested_at IS NULL AND NOT (state = ANY($2::text[])) RETURNING *`, [id, [...FINAL_STATES]])
+        if (row === null) return null
+        await appendEvent(db, id, 'cancel_requested', null, null, { detail: 'cancellation of the flow run was requested' })
+        return rowToDispatch(row)
+      })
+    },
+
+    async exclusively (key, fn) {
+      // A transaction-scoped advisory lock, held while `fn` runs, serialises every instance on the
+      // database; the transaction does nothing else. It lives on a connection of its own pool, so
+      // callers waiting for it never take the connections `fn` itself needs; and callers in this
+      // process queue here first, so at most one of them waits in the database per key. A lock not
+      // had within lock_timeout (or no connection to wait on) is RetryLater: the caller tries later
+      // rather than hold a webhook past Prefect's 10 s.
+      return await locks.run(key, async () => {
+        let locked = false
+        try {
+          return await inTransaction(lockConnections, async db => {
+            await db.query(`SET LOCAL lock_timeout = '${EXCLUSIVE_WAIT_MS}ms'`)
+            await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`pushpool:${key}`])
+            locked = true
+            return await fn()
+          })
+        } catch (err) {
+          if (locked) throw err
+          throw new RetryLater(`the ${key} lock could not be had within ${EXCLUSIVE_WAIT_MS} ms: ${(err as Error).message}`, { cause: err })
+        }
       })
     },
 
@@ -123,8 +198,8 @@ export async function openPostgresStore (url: string): Promise<Store> {
 
     async listActionable (states, now, limit, after) {
       const page = after === undefined ? '' : 'AND (updated_at, id) > ($4, $5)'
-      const { rows } = await connections.query(`SELECT * FROM dispatches WHERE state = ANY($1::text[]) AND (due_at IS NULL OR due_at <= $2) ${page}
-        ORDER BY updated_at ASC, id ASC LIMIT $3`, [[...states], now, limit, ...(after === undefined ? [] : [after.updatedAt, after.id])])
+      const { rows } = await connections.query(`SELECT * FROM dispatches WHERE state = ANY($1::text[]) AND (due_at IS NULL OR due_at <= $2)
+        AND (lease_expires_at IS NULL OR lease_expires_at <= now()) ${page} ORDER BY updated_at ASC, id ASC LIMIT $3`, [[...states], now, limit, ...(after === undefined ? [] : [after.updatedAt, after.id])])
       return (rows as Row[]).map(rowToDispatch)
     },
 
@@ -170,9 +245,20 @@ export async function openPostgresStore (url: string): Promise<Store> {
     async close () {
       if (closed) return
       closed = true
-      await connections.end()
+      await Promise.all([connections.end(), lockConnections.end()])
     }
   }
+}
+
+/**
+ * Locks the dispatch's row for the transaction and returns its state; null when it does not exist
+ * or, under `lease`, when the lease is no longer this one's or has expired (fencing).
+ */
+async function lockedRow (db: Queryable, id: string, lease: Lease | undefined): Promise<Row | null> {
+  const row = ((await db.query(`SELECT state, lease_token, lease_expires_at > now() AS live FROM dispatches WHERE id = $1 FOR UPDATE`, [id])).rows[0] as Row | undefined) ?? null
+  if (row === null) return null
+  if (lease !== undefined && (Number(row.lease_token) !== lease.token || row.live !== true)) return null
+  return row
 }
 
 /** Joins `col = ?` assignments, numbering their placeholders `$first`, `$first + 1`, … */

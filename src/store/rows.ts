@@ -29,6 +29,10 @@ export function rowToDispatch (row: Row): Dispatch {
     keepJob: Number(row.keep_job ?? 0) === 1 || row.keep_job === true,
     executionMayExist: Number(row.execution_may_exist) === 1 || row.execution_may_exist === true,
     gcpIdentity: json(row.gcp_identity) as GcpIdentityRef | null,
+    lease: row.lease_owner === null || row.lease_owner === undefined || row.lease_expires_at === null || row.lease_expires_at === undefined
+      ? null
+      : { owner: String(row.lease_owner), token: Number(row.lease_token), expiresAt: iso(row.lease_expires_at) },
+    cancelRequestedAt: isoOrNull(row.cancel_requested_at),
     jobSpec: json(row.job_spec),
     error: str(row.error),
     receivedAt: iso(row.received_at),

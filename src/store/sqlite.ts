@@ -8,11 +8,12 @@ import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type {
-  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, EventInput, NewDispatch, Store
+  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, EventInput, Lease, NewDispatch, Store
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
+import { KeyedQueue } from '../util/keyed-queue.ts'
 
 export function openSqliteStore (path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -21,6 +22,7 @@ export function openSqliteStore (path: string): Store {
   migrate(db)
 
   const now = (): string => new Date().toISOString()
+  const locks = new KeyedQueue()
   // Statements are compiled once per distinct SQL text: the patch columns and filters vary, but
   // over a handful of shapes.
   const statements = new Map<string, StatementSync>()
@@ -34,7 +36,7 @@ export function openSqliteStore (path: string): Store {
   }
 
   const selectById = prepare('SELECT * FROM dispatches WHERE id = ?')
-  const selectState = prepare('SELECT state FROM dispatches WHERE id = ?')
+  const selectLease = prepare('SELECT state, lease_token, lease_expires_at FROM dispatches WHERE id = ?')
   const selectByKey = prepare('SELECT * FROM dispatches WHERE key = ?')
   const insertEvent = prepare(
     'INSERT INTO dispatch_events (dispatch_id, at, type, from_state, to_state, detail, reply) VALUES (?, ?, ?, ?, ?, ?, ?)')
@@ -70,8 +72,14 @@ export function openSqliteStore (path: string): Store {
     const row = prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ? RETURNING *`).get(...values as SQLInputValue[], id) as Row
     return rowToDispatch(row)
   }
-  const currentState = (id: string): DispatchState | null =>
-    (selectState.get(id) as { state: DispatchState } | undefined)?.state ?? null
+  const currentState = (id: string, lease: Lease | undefined, at: string): DispatchState | null => {
+    const row = selectLease.get(id) as { state: DispatchState, lease_token: number, lease_expires_at: string | null } | undefined
+    if (row === undefined) return null
+    // Fencing: a write under a lease needs the lease's own token, not yet expired.
+    if (lease !== undefined && (Number(row.lease_token) !== lease.token || row.lease_expires_at === null || row.lease_expires_at <= at)) return null
+    return row.state
+  }
+  const expiry = (at: string, ttlMs: number): string => new Date(Date.parse(at) + ttlMs).toISOString()
 
   return {
     kind: 'sqlite',
@@ -103,23 +111,71 @@ export function openSqliteStore (path: string): Store {
       const to = targetOf(name, options?.to)
       const from = sourcesOf(name, options?.from)
       return inTransaction(() => {
-        const state = currentState(id)
-        if (state === null || !from.includes(state)) return null
         const at = now()
+        const state = currentState(id, options?.lease, at)
+        if (state === null || !from.includes(state)) return null
         const moved = update(id, to, patch, at)
         appendEvent(id, at, to, state, to, event)
         return moved
       })
     },
 
-    async note (id, type, patch, event) {
+    async note (id, type, patch, event, options) {
       return inTransaction(() => {
-        if (currentState(id) === null) return null
         const at = now()
+        if (currentState(id, options?.lease, at) === null) return null
         const noted = update(id, null, patch, at)
         appendEvent(id, at, type, null, null, event)
         return noted
       })
+    },
+
+    async acquire (id, states, owner, ttlMs) {
+      const marks = states.map(() => '?').join(', ')
+      return inTransaction(() => {
+        const at = now()
+        const before = selectById.get(id) as Row | undefined
+        if (before === undefined) return null
+        const row = prepare(`UPDATE dispatches SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?
+          WHERE id = ? AND state IN (${marks}) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) RETURNING *`)
+          .get(owner, expiry(at, ttlMs), id, ...states, at) as Row | undefined
+        if (row === undefined) return null
+        const dispatch = rowToDispatch(row)
+        const previous = rowToDispatch(before).lease
+        if (previous !== null) {
+          appendEvent(id, at, 'lease_taken_over', null, null,
+            { detail: `taken over by ${owner}: the lease of ${previous.owner} (token ${previous.token}) expired at ${previous.expiresAt}` })
+        }
+        return { dispatch, lease: { dispatchId: id, owner, token: dispatch.lease!.token, expiresAt: dispatch.lease!.expiresAt } }
+      })
+    },
+
+    async renew (lease, ttlMs) {
+      const at = now()
+      const row = prepare(`UPDATE dispatches SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND lease_owner = ?
+        AND lease_expires_at > ? RETURNING lease_expires_at`).get(expiry(at, ttlMs), lease.dispatchId, lease.token, lease.owner, at) as Row | undefined
+      return row === undefined ? null : { ...lease, expiresAt: String(row.lease_expires_at) }
+    },
+
+    async release (lease) {
+      prepare('UPDATE dispatches SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_token = ?').run(lease.dispatchId, lease.token)
+    },
+
+    async requestCancel (id) {
+      const marks = FINAL_STATES.map(() => '?').join(', ')
+      return inTransaction(() => {
+        const at = now()
+        const row = prepare(`UPDATE dispatches SET cancel_requested_at = ?, updated_at = ?
+          WHERE id = ? AND cancel_requested_at IS NULL AND state NOT IN (${marks}) RETURNING *`).get(at, at, id, ...FINAL_STATES) as Row | undefined
+        if (row === undefined) return null
+        appendEvent(id, at, 'cancel_requested', null, null, { detail: 'cancellation of the flow run was requested' })
+        return rowToDispatch(row)
+      })
+    },
+
+    async exclusively (key, fn) {
+      // One process owns the file, so an in-process queue per key is the whole lock.
+      return await locks.run(key, fn)
     },
 
     async listEvents (id) {
@@ -130,9 +186,9 @@ export function openSqliteStore (path: string): Store {
     async listActionable (states, now, limit, after) {
       const marks = states.map(() => '?').join(', ')
       const page = after === undefined ? '' : 'AND (updated_at > ? OR (updated_at = ? AND id > ?))'
-      const rows = prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?) ${page}
-        ORDER BY updated_at ASC, id ASC LIMIT ?`)
-        .all(...states, now, ...(after === undefined ? [] : [after.updatedAt, after.updatedAt, after.id]), limit) as Row[]
+      const rows = prepare(`SELECT * FROM dispatches WHERE state IN (${marks}) AND (due_at IS NULL OR due_at <= ?)
+        AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ${page} ORDER BY updated_at ASC, id ASC LIMIT ?`)
+        .all(...states, now, new Date().toISOString(), ...(after === undefined ? [] : [after.updatedAt, after.updatedAt, after.id]), limit) as Row[]
       return rows.map(rowToDispatch)
     },
 

@@ -33,6 +33,10 @@ export interface Dispatch {
   executionMayExist: boolean
   /** Where the GCP identity the launch used can be found again (never key material); null before launch. */
   gcpIdentity: GcpIdentityRef | null
+  /** Who drives the dispatch now, and until when; null when nobody does. */
+  lease: { owner: string, token: number, expiresAt: string } | null
+  /** When cancellation of the run was first requested of this dispatch (admin, webhook or reconcile). */
+  cancelRequestedAt: string | null
   /** The rendered Cloud Run job, already redacted: secret values never reach the store. */
   jobSpec: unknown
   error: string | null
@@ -77,6 +81,25 @@ export interface TransitionOptions {
   to?: DispatchState
   /** Narrows the states left to those the caller saw the dispatch in. */
   from?: readonly DispatchState[]
+  /** Made only while this lease is still the dispatch's and has not expired (fencing). */
+  lease?: Lease
+}
+
+/**
+ * The right to drive one dispatch until `expiresAt`. `token` fences: each acquisition of the
+ * dispatch takes a token one higher, and a write under a lease checks its token, so a holder that
+ * lost its lease (it expired and another took it) can change nothing.
+ */
+export interface Lease {
+  dispatchId: string
+  owner: string
+  token: number
+  expiresAt: string
+}
+
+export interface Held {
+  dispatch: Dispatch
+  lease: Lease
 }
 
 /**
@@ -135,12 +158,33 @@ export interface Store {
    * Returns null when another party moved the dispatch first.
    */
   transition (id: string, name: TransitionName, patch: DispatchPatch, event: EventInput, options?: TransitionOptions): Promise<Dispatch | null>
-  /** Update fields without a state change and append a note to the event log. */
-  note (id: string, type: string, patch: DispatchPatch, event: EventInput): Promise<Dispatch | null>
+  /** Update fields without a state change and append a note to the event log; under `lease`, only while it holds. */
+  note (id: string, type: string, patch: DispatchPatch, event: EventInput, options?: { lease?: Lease }): Promise<Dispatch | null>
+  /**
+   * Takes the dispatch for `owner` for `ttlMs`: one compare-and-set, which succeeds only if the
+   * dispatch is in one of `states` and no lease holds it (none was taken, it was released, or it
+   * expired). A takeover of an expired lease is logged on the dispatch.
+   */
+  acquire (id: string, states: readonly DispatchState[], owner: string, ttlMs: number): Promise<Held | null>
+  /** Extends a lease that still holds, to `ttlMs` from now; null when it was lost. */
+  renew (lease: Lease, ttlMs: number): Promise<Lease | null>
+  /** Gives a lease up at once, so another instance need not wait for it to expire. */
+  release (lease: Lease): Promise<void>
+  /**
+   * Marks the run's cancellation as requested, once: only the first of concurrent callers gets the
+   * dispatch back; the others get null and must act as a duplicate would. A final dispatch is never marked.
+   */
+  requestCancel (id: string): Promise<Dispatch | null>
+  /**
+   * Runs `fn` while no other caller, in this process or (PostgreSQL) any instance on the same
+   * database, runs under the same `key`: how a concurrency limit's count and claim stay one step.
+   */
+  exclusively<T> (key: string, fn: () => Promise<T>): Promise<T>
   listEvents (id: string): Promise<DispatchEvent[]>
   /**
-   * Dispatches in any of `states` whose due time has come (or that have none), least recently
-   * touched first (then by id): reconcile's work list. `after` pages on from the last one listed.
+   * Dispatches in any of `states` whose due time has come (or that have none) and that no live lease
+   * holds, least recently touched first (then by id): reconcile's work list. `after` pages on from
+   * the last one listed.
    */
   listActionable (states: readonly DispatchState[], now: string, limit: number, after?: ActionableCursor): Promise<Dispatch[]>
   /** Counts by state, the newest dispatch time and recent launch latencies (ms), for one pool. */

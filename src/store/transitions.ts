@@ -36,8 +36,11 @@ export const TRANSITIONS = {
   retry: { from: ['claimed', 'retrying', 'launching'], to: ['retrying'] },
   /** The launch can never succeed (a template, credential or Cloud Run refusal): the run is crashed. */
   submitFailed: { from: ['claimed', 'retrying', 'launching'], to: ['submit_failed'] },
-  /** The run was cancelled before anything was launched for it. */
-  cancelUnlaunched: { from: ['received', 'deferred', 'retrying'], to: ['cancelled'] },
+  /**
+   * The run was cancelled before anything was launched for it. Not from `launching`: a RunJob may
+   * be in flight, so that dispatch is left to record its execution, which reconcile then reaps.
+   */
+  cancelUnlaunched: { from: ['received', 'deferred', 'claimed', 'retrying'], to: ['cancelled'] },
   /** The run was cancelled and its execution cancelled by pushpool. */
   cancel: { from: ['launched'], to: ['cancelled'] },
   /** The run or its execution ended: the record takes the run's end. */

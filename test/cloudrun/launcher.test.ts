@@ -155,3 +155,32 @@ t.test('a permanent CreateJob refusal is not retried', async t => {
   t.match(errorOf(err).message, /CreateJob failed.*bad reference/)
   t.same(emulator.calls(), { CreateJob: 1 })
 })
+
+t.test('a launch asks its hook before each Cloud Run call, and makes none the hook refuses', async t => {
+  const { emulator, clients, launcher } = await setup(t)
+  const asked: string[] = []
+  const refusal = new Error('the lease was lost')
+  await t.rejects(launcher.launch(clients, plan(), {
+    maxAttempts: 3, executionMayExist: true, backoffMs: noWait, beforeCall: async call => { asked.push(call); throw refusal }
+  }), refusal, 'what the hook throws ends the launch')
+  t.same(asked, ['look'])
+  t.same(emulator.calls(), {}, 'no call was made')
+
+  asked.length = 0
+  const p = plan()
+  const outcome = await launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: true, backoffMs: noWait, beforeCall: async call => { asked.push(call) } })
+  t.equal(outcome.kind, 'launched')
+  t.same(asked, ['look', 'create', 'run'], 'one ask per call, in order')
+  t.equal(executionsOf(emulator, p), 1)
+
+  // A launch whose hook refuses CreateJob while others wait on it: the waiters create the job themselves.
+  emulator.resetCalls()
+  const jobId = `hooked-${randomUUID().slice(0, 8)}`
+  const [stopped, ...others] = await Promise.allSettled([
+    launcher.launch(clients, plan(jobId), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait, beforeCall: async call => { if (call === 'create') throw refusal } }),
+    ...Array.from({ length: 3 }, () => launcher.launch(clients, plan(jobId), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait }))
+  ])
+  t.equal(stopped.status, 'rejected')
+  t.same(others.map(o => o.status === 'fulfilled' ? o.value.kind : o.reason), ['launched', 'launched', 'launched'])
+  t.same(emulator.calls(), { CreateJob: 1, RunJob: 3 })
+})

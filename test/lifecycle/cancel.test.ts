@@ -99,3 +99,46 @@ t.test('admin cancel: Prefect is asked for Cancelling, then the same path follow
   t.equal(executionsOf(emulator, later).length, 0)
   t.equal((await prefect.readFlowRun(later)).state?.type, 'CANCELLED')
 })
+
+t.test('concurrent cancels of one run: one forced Cancelled state and one CancelExecution; the others answer as duplicates', async t => {
+  const s = await stage(t)
+  const run = await launched(t, s)
+  emulator.resetCalls()
+  const replies = await Promise.all(Array.from({ length: 8 }, () =>
+    s.app.inject({ method: 'POST', url: `/v1/dispatches/${run.dispatchId}/cancel`, headers: adminHeaders() })))
+  t.same(replies.map(r => r.statusCode), replies.map(() => 200), 'each concurrent request is answered 200')
+  t.same(new Set(replies.map(r => r.json().dispatch.id)), new Set([run.dispatchId]))
+  t.equal(emulator.calls().CancelExecution, 1, 'one CancelExecution')
+  const states = await prefect.readStates(run.flowRunId)
+  t.equal(states.filter(state => state.type === 'CANCELLED').length, 1, 'one Cancelled state in Prefect')
+  t.equal(states.filter(state => state.type === 'CANCELLING').length, 1, 'one Cancelling state in Prefect')
+  const detail = await s.detail(run.dispatchId)
+  t.equal(detail.dispatch.state, 'cancelled')
+  t.match(detail.dispatch.cancel_requested_at, /Z$/)
+  t.equal(detail.events.filter((e: { type: string }) => e.type === 'cancel_requested').length, 1, 'the request is recorded once')
+
+  // The run's Cancelling webhook, arriving after the admin cancel, is a duplicate too.
+  const webhook = await s.webhook(run.flowRunId, 'prefect.flow-run.Cancelling')
+  t.ok(['duplicate', 'ignored'].includes(webhook.json().status), `the run is Cancelled already: nothing to do (${webhook.body})`)
+  t.equal(emulator.calls().CancelExecution, 1)
+})
+
+t.test('a run cancelled while its drive is claiming is never launched', async t => {
+  const s = await stage(t)
+  const flowRunId = await s.flowRun()
+  // Prefect answers the Pending proposal slowly, so the cancellation lands while the drive is in `claimed`.
+  const created = await s.app.store.createDispatch({
+    key: `${flowRunId}:${(await prefect.readFlowRun(flowRunId)).state!.id}`, flowRunId, flowRunName: null, pool: s.pool,
+    deploymentId: s.deploymentId, state: 'received', dueAt: null, receivedAt: new Date().toISOString(), detail: 'test'
+  })
+  const held = await s.app.store.acquire(created.dispatch.id, ['received'], 'a-drive', 60_000)
+  await s.app.store.transition(created.dispatch.id, 'claim', {}, { detail: 'claimed by a drive' }, { lease: held!.lease })
+  const cancel = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${created.dispatch.id}/cancel`, headers: adminHeaders() })
+  t.equal(cancel.statusCode, 200)
+  t.equal(cancel.json().dispatch.state, 'cancelled', 'a claimed dispatch has launched nothing: it is cancelled at once')
+  t.equal(await s.app.store.transition(created.dispatch.id, 'launch', {}, { detail: 'the drive goes on' }, { lease: held!.lease }), null,
+    'the drive\'s next step finds the dispatch moved, and stops')
+  await s.reconcile()
+  t.equal(executionsOf(emulator, flowRunId).length, 0)
+  t.equal((await prefect.readFlowRun(flowRunId)).state?.type, 'CANCELLED')
+})

@@ -11,6 +11,8 @@ export interface ServiceProcess {
   output: () => string
   /** SIGTERM, then the exit: its code and how long it took. */
   stop: () => Promise<{ code: number | null, signal: NodeJS.Signals | null, ms: number }>
+  /** SIGKILL: the process dies where it stands, as a crashed or evicted instance does. */
+  kill: () => Promise<void>
 }
 
 export interface ServiceOptions {
@@ -52,6 +54,10 @@ export async function startService (t: Test, options: ServiceOptions): Promise<S
     const result = await exited
     return { ...result, ms: Date.now() - started }
   }
+  const kill = async (): Promise<void> => {
+    if (running) child.kill('SIGKILL')
+    await exited
+  }
   t.teardown(async () => { if (running) await stop() })
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
@@ -63,5 +69,5 @@ export async function startService (t: Test, options: ServiceOptions): Promise<S
     if (Date.now() > deadline) throw new Error(`the server was not ready within ${readyTimeoutMs} ms:\n${output}`)
     await sleep(100)
   }
-  return { url, output: () => output, stop }
+  return { url, output: () => output, stop, kill }
 }

@@ -1,7 +1,9 @@
 // Exactly once across instances, with real processes: two pushpool servers share one PostgreSQL
 // database and one Cloud Run emulator, both receive every webhook several times at once and both
-// reconcile at the same time. Each flow run must get one dispatch and one execution.
-import t from 'tap'
+// reconcile at the same time; one is killed while it holds leases and the survivors race to take
+// over; a pool's concurrency limit holds across both. Each flow run must get one dispatch and one
+// execution.
+import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
@@ -10,11 +12,15 @@ import { FINAL_STATES, type DispatchState } from '../../src/store/transitions.ts
 import { ADMIN_TOKEN, WEBHOOK_SECRET, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
 import { freshDatabase, NO_POSTGRES, postgresTestUrl } from '../store/postgres-database.ts'
 import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
+import type { TestPrefectServer } from '../harness/prefect.ts'
 
 const RUNS = 20
 const ROUNDS = 3
 /** How long reconcile may take to finish dispatches whose Prefect calls timed out under load. */
 const SETTLE_MS = 60_000
+const KILLED_RUNS = 8
+/** Long enough for the killed instance's leases to run out (a RunJob's 20 s and a margin), under load. */
+const KILL_SETTLE_MS = 150_000
 
 interface DispatchView { id: string, flow_run_id: string, state: DispatchState, execution_name: string | null }
 
@@ -41,36 +47,81 @@ async function dispatchDetail (instance: ServiceProcess, id: string): Promise<un
 }
 
 const serverUrl = postgresTestUrl()
+
+interface Cluster {
+  prefect: PrefectFixtures
+  emulator: Emulator
+  pool: string
+  deploymentId: string
+  /** Starts one more instance on the shared database. */
+  start: () => Promise<ServiceProcess>
+}
+
+async function cluster (t: Test, peers: TestPrefectServer, url: string, options: { concurrencyLimit?: number } = {}): Promise<Cluster> {
+  const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+  const emulator = await startEmulator({ executions: 'hold' })
+  t.teardown(() => emulator.close())
+  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { concurrencyLimit: options.concurrencyLimit })
+  const env = {
+    ...parentEnv(),
+    PUSHPOOL_STORE_URL: await freshDatabase(t, url),
+    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+    PREFECT_API_URL: peers.apiUrl,
+    PREFECT_API_AUTH_STRING: peers.authString,
+    PUSHPOOL_POOLS: pool,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    // Due at once, so the settling below need not wait out the production back-off.
+    PUSHPOOL_RETRY_DELAY_SECONDS: '0',
+    LOG_LEVEL: 'warn'
+  }
+  const started: ServiceProcess[] = []
+  t.teardown(() => { if (t.passing()) return; for (const [i, instance] of started.entries()) t.comment(`instance ${i}:\n${instance.output()}`) })
+  const start = async (): Promise<ServiceProcess> => {
+    const instance = await startService(t, { args: ['src/server.ts'], env })
+    started.push(instance)
+    return instance
+  }
+  return { prefect, emulator, pool, deploymentId, start }
+}
+
+/** Reconciles on every instance at once, again and again, until every dispatch is launched or final. */
+async function settle (instances: ServiceProcess[], pool: string, withinMs: number): Promise<DispatchView[]> {
+  let dispatches = await listDispatches(instances[0], pool)
+  const settleBy = Date.now() + withinMs
+  while (!dispatches.every(settled) && Date.now() < settleBy) {
+    await sleep(500)
+    await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
+    dispatches = await listDispatches(instances[0], pool)
+  }
+  return dispatches
+}
+
+async function oneExecutionEach (t: Test, c: Cluster, instance: ServiceProcess, runs: string[], dispatches: DispatchView[]): Promise<void> {
+  t.same(dispatches.map(d => d.flow_run_id).sort(), [...runs].sort(), 'one dispatch per run in the shared ledger')
+  t.same(dispatches.filter(d => d.state !== 'launched'), [], 'every dispatch launched')
+  for (const run of runs) {
+    const executions = executionsOf(c.emulator, run)
+    t.equal(executions.length, 1, `${run}: one execution`)
+    t.equal(dispatches.find(d => d.flow_run_id === run)?.execution_name, executions[0], `${run}: the ledger names it`)
+    const mine = dispatches.filter(d => d.flow_run_id === run)
+    // When exactly-once breaks, the event logs of the run's dispatches say how.
+    if (mine.length !== 1 || executions.length !== 1) {
+      for (const d of mine) t.comment(`${run}: dispatch ${JSON.stringify(await dispatchDetail(instance, d.id))}`)
+    }
+  }
+}
+
 if (serverUrl === undefined) {
   t.comment(NO_POSTGRES)
 } else {
   t.test('two instances, the same webhooks concurrently, reconcile on both: one dispatch and one execution per run', async t => {
-    const peers = await prefectServer()
-    const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
-    const emulator = await startEmulator({ executions: 'hold' })
-    t.teardown(() => emulator.close())
-
-    const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test')
-
-    const env = {
-      ...parentEnv(),
-      PUSHPOOL_STORE_URL: await freshDatabase(t, serverUrl),
-      PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-      PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-      PREFECT_API_URL: peers.apiUrl,
-      PREFECT_API_AUTH_STRING: peers.authString,
-      PUSHPOOL_POOLS: pool,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
-      // Due at once, so the settling below need not wait out the production back-off.
-      PUSHPOOL_RETRY_DELAY_SECONDS: '0',
-      LOG_LEVEL: 'warn'
-    }
+    const c = await cluster(t, await prefectServer(), serverUrl)
     // Started together on an empty database: both run the migrations at once.
-    const instances = await Promise.all([0, 1].map(() => startService(t, { args: ['src/server.ts'], env })))
-    t.teardown(() => { if (t.passing()) return; for (const [i, instance] of instances.entries()) t.comment(`instance ${i}:\n${instance.output()}`) })
+    const instances = await Promise.all([c.start(), c.start()])
 
     const runs: string[] = []
-    for (let i = 0; i < RUNS; i++) runs.push((await prefect.createFlowRun(deploymentId)).id)
+    for (let i = 0; i < RUNS; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
     const started = Date.now()
 
     const webhooks: Array<{ run: string, status: number, json: any }> = []
@@ -97,26 +148,47 @@ if (serverUrl === undefined) {
 
     // A Prefect call that timed out under this load leaves its dispatch `retrying`, for reconcile to
     // finish: keep reconciling on both instances at once until nothing is left in flight.
-    let dispatches = await listDispatches(instances[1], pool)
-    const settleBy = Date.now() + SETTLE_MS
-    while (!dispatches.every(settled) && Date.now() < settleBy) {
-      await sleep(500)
-      await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
-      dispatches = await listDispatches(instances[1], pool)
-    }
+    const dispatches = await settle(instances, c.pool, SETTLE_MS)
     t.comment(`settled in ${Date.now() - started} ms`)
+    await oneExecutionEach(t, c, instances[1], runs, dispatches)
+  })
 
-    t.same(dispatches.map(d => d.flow_run_id).sort(), [...runs].sort(), 'one dispatch per run in the shared ledger')
-    t.same(dispatches.filter(d => d.state !== 'launched'), [], 'every dispatch launched')
-    for (const run of runs) {
-      const executions = executionsOf(emulator, run)
-      t.equal(executions.length, 1, `${run}: one execution`)
-      t.equal(dispatches.find(d => d.flow_run_id === run)?.execution_name, executions[0], `${run}: the ledger names it`)
-      const mine = dispatches.filter(d => d.flow_run_id === run)
-      // When exactly-once breaks, the event logs of the run's dispatches say how.
-      if (mine.length !== 1 || executions.length !== 1) {
-        for (const d of mine) t.comment(`${run}: dispatch ${JSON.stringify(await dispatchDetail(instances[0], d.id))}`)
-      }
-    }
+  t.test('an instance killed while it holds leases: the survivor and its restart reconcile at once, and each run gets one execution', async t => {
+    const c = await cluster(t, await prefectServer(), serverUrl)
+    const [doomed, survivor] = await Promise.all([c.start(), c.start()])
+    const runs: string[] = []
+    for (let i = 0; i < KILLED_RUNS; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
+    // Every RunJob takes a while, so the doomed instance dies with launches in flight: Cloud Run
+    // may create their executions after their caller is gone.
+    c.emulator.addFault({ method: 'RunJob', latencyMs: 1500 })
+    const deliveries = Promise.allSettled(runs.map(run => post(doomed, '/v1/webhooks/prefect', webhookHeaders(), webhookPayload(run))))
+    await sleep(1000)
+    await doomed.kill()
+    await deliveries
+    c.emulator.clearFaults()
+    const leased = (await listDispatches(survivor, c.pool)).filter(d => !settled(d))
+    t.comment(`${leased.length} of ${runs.length} dispatches were left on their way by the killed instance`)
+
+    // The killed instance comes back while the survivor reconciles: both race for the same dispatches.
+    const restarted = await c.start()
+    const dispatches = await settle([survivor, restarted], c.pool, KILL_SETTLE_MS)
+    await oneExecutionEach(t, c, survivor, runs, dispatches)
+    const events = await Promise.all(dispatches.map(async d => (await dispatchDetail(survivor, d.id) as { events: Array<{ type: string }> }).events))
+    t.ok(leased.length === 0 || events.some(list => list.some(e => e.type === 'lease_taken_over')),
+      'a dispatch left on its way was taken over once its lease ran out')
+  })
+
+  t.test('a pool\'s concurrency limit holds across instances', async t => {
+    const c = await cluster(t, await prefectServer(), serverUrl, { concurrencyLimit: 2 })
+    const instances = await Promise.all([c.start(), c.start()])
+    const runs: string[] = []
+    for (let i = 0; i < 6; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
+    // Every run delivered to both instances at once: each instance alone would admit two.
+    await Promise.all(runs.flatMap(run => instances.map(instance => post(instance, '/v1/webhooks/prefect', webhookHeaders(), webhookPayload(run)))))
+    await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
+    const active = (await Promise.all(runs.map(run => c.prefect.readFlowRun(run))))
+      .filter(run => run.state?.type === 'PENDING' || run.state?.type === 'RUNNING')
+    t.equal(active.length, 2, 'two runs active, as the limit says')
+    t.equal(runs.reduce((n, run) => n + executionsOf(c.emulator, run).length, 0), 2, 'two executions')
   })
 }

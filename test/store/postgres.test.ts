@@ -88,6 +88,22 @@ if (serverUrl === undefined) {
     t.same((await b.listEvents(dispatch.id)).map(e => e.type), ['received', 'claimed'])
   })
 
+  t.test('two instances: one takes the lease, and the limit lock holds across them', async t => {
+    const [a, b] = await openInstances(t, await freshDatabase(t, serverUrl), 2)
+    const { dispatch } = await a.createDispatch(input('run-lease:state'))
+    const taken = await Promise.all([a, b, a, b].map((store, i) => store.acquire(dispatch.id, ['received'], `instance-${i}`, 60_000)))
+    t.equal(taken.filter(x => x !== null).length, 1, 'one lease across instances')
+    let inside = 0
+    let most = 0
+    await Promise.all([a, b, a, b, a, b].map(store => store.exclusively('limit:shared', async () => {
+      inside++
+      most = Math.max(most, inside)
+      await new Promise(resolve => setTimeout(resolve, 20))
+      inside--
+    })))
+    t.equal(most, 1, 'never two instances inside one limit at once')
+  })
+
   t.test('instances starting together on an empty database: one schema, each migration applied once', async t => {
     const url = await freshDatabase(t, serverUrl)
     const stores = await openInstances(t, url, 6)

@@ -146,6 +146,75 @@ for (const backend of backends) {
     t.equal(winners.filter(w => w !== null).length, 1, 'concurrent claims: exactly one wins')
   })
 
+  t.test(`${backend.name}: a lease is taken by one caller, fences writes, and is taken over only once it expires`, async t => {
+    const store = await backend.open(t)
+    const { dispatch } = await store.createDispatch(input('run-l:s'))
+    const racers = await Promise.all(Array.from({ length: 8 }, (_, i) => store.acquire(dispatch.id, ['received'], `owner-${i}`, 60_000)))
+    const winners = racers.filter(r => r !== null)
+    t.equal(winners.length, 1, 'one of concurrent acquisitions wins')
+    const first = winners[0]!.lease
+    t.equal(first.token, 1)
+    t.equal(winners[0]!.dispatch.lease?.owner, first.owner, 'the record names its owner')
+    t.equal(await store.acquire(dispatch.id, ['received'], 'late', 60_000), null, 'a live lease cannot be taken')
+    t.same((await store.listActionable(['received'], new Date().toISOString(), 10)).map(d => d.id), [], 'a held dispatch is nobody else\'s work')
+    t.equal(await store.acquire(dispatch.id, ['claimed'], first.owner, 60_000), null, 'nor one in another state')
+
+    const renewed = await store.renew(first, 120_000)
+    t.ok(renewed !== null && renewed.expiresAt > first.expiresAt, 'renewal extends it')
+    const claimed = await store.transition(dispatch.id, 'claim', {}, { detail: 'claim' }, { lease: renewed! })
+    t.equal(claimed?.state, 'claimed', 'a write under the live lease is made')
+
+    // The lease runs out (a drive that stalled past its own deadlines) and another instance takes over.
+    const short = await store.renew(renewed!, 1)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(await store.renew(short!, 60_000), null, 'an expired lease cannot be renewed')
+    const takeover = await store.acquire(dispatch.id, ['claimed'], 'owner-b', 60_000)
+    t.equal(takeover?.lease.token, 2, 'a takeover fences with a higher token')
+    t.equal(await store.transition(dispatch.id, 'launch', {}, { detail: 'stale drive' }, { lease: short! }), null, 'the old holder can write nothing')
+    t.equal(await store.note(dispatch.id, 'attempt_failed', { attempts: 7 }, { detail: 'stale' }, { lease: short! }), null)
+    t.equal((await store.getDispatch(dispatch.id))?.attempts, 0)
+    t.equal((await store.transition(dispatch.id, 'launch', {}, { detail: 'new owner' }, { lease: takeover!.lease }))?.state, 'launching')
+    const events = (await store.listEvents(dispatch.id)).map(e => e.type)
+    t.same(events, ['received', 'claimed', 'lease_taken_over', 'launching'], 'the takeover is in the event log')
+
+    await store.release(takeover!.lease)
+    t.equal((await store.getDispatch(dispatch.id))?.lease, null, 'released: nobody owns it')
+    t.equal((await store.acquire(dispatch.id, ['launching'], 'owner-c', 60_000))?.lease.token, 3, 'and it is to be had at once')
+    t.same((await store.listEvents(dispatch.id)).map(e => e.type).filter(type => type === 'lease_taken_over').length, 1,
+      'taking a released lease is no takeover')
+  })
+
+  t.test(`${backend.name}: cancellation is marked once, and never on a final dispatch`, async t => {
+    const store = await backend.open(t)
+    const { dispatch } = await store.createDispatch(input('run-k:s'))
+    const marks = await Promise.all(Array.from({ length: 8 }, () => store.requestCancel(dispatch.id)))
+    t.equal(marks.filter(m => m !== null).length, 1, 'one of concurrent requests marks it')
+    t.match(marks.find(m => m !== null)?.cancelRequestedAt, ISO_MS)
+    t.equal(await store.requestCancel(dispatch.id), null, 'a later request is a duplicate')
+    const done = (await store.createDispatch(input('run-k2:s'))).dispatch
+    await store.transition(done.id, 'supersede', {}, { detail: 'gone' })
+    t.equal(await store.requestCancel(done.id), null)
+  })
+
+  t.test(`${backend.name}: exclusively runs one caller per key at a time`, async t => {
+    const store = await backend.open(t)
+    let inside = 0
+    let most = 0
+    const order: number[] = []
+    await Promise.all(Array.from({ length: 6 }, (_, i) => store.exclusively('limit:p', async () => {
+      inside++
+      most = Math.max(most, inside)
+      await new Promise(resolve => setTimeout(resolve, 5))
+      order.push(i)
+      inside--
+    })))
+    t.equal(most, 1, 'never two at once under one key')
+    t.equal(order.length, 6)
+    const failed = store.exclusively('limit:p', async () => { throw new Error('boom') })
+    await t.rejects(failed, /boom/, 'a failure is its caller\'s')
+    t.equal(await store.exclusively('limit:p', async () => 'next'), 'next', 'and the next caller runs')
+  })
+
   t.test(`${backend.name}: reconcile's work list and retention`, async t => {
     const store = await backend.open(t)
     const now = new Date().toISOString()

@@ -29,7 +29,8 @@ t.test('every state is reachable from received or deferred (the states a dispatc
 t.test('drivable states are the ones a drive or redrive advances; launched is reconcile\'s alone', async t => {
   t.same([...DRIVABLE_STATES].sort(), ['claimed', 'deferred', 'launching', 'received', 'retrying'])
   t.notOk(DRIVABLE_STATES.includes('launched'))
-  t.same([...UNLAUNCHED_STATES].sort(), ['deferred', 'received', 'retrying'])
+  t.same([...UNLAUNCHED_STATES].sort(), ['claimed', 'deferred', 'received', 'retrying'])
+  t.notOk(UNLAUNCHED_STATES.includes('launching'), 'a RunJob may be in flight')
 })
 
 t.test('a launch can only be recorded through launching, and only launched runs are closed', async t => {
