@@ -15,6 +15,7 @@ import healthRoutes from './routes/health.ts'
 import webhookRoutes from './routes/webhooks.ts'
 import adminRoutes from './routes/admin.ts'
 import operationRoutes from './routes/operations.ts'
+import timerRoutes from './routes/timers.ts'
 
 export interface AppOptions {
   config: Config
@@ -45,6 +46,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(webhookRoutes)
   await fastify.register(adminRoutes)
   await fastify.register(operationRoutes)
+  await fastify.register(timerRoutes)
   await fastify.register(metricsRoutes)
 }
 

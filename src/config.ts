@@ -5,6 +5,7 @@
 // first start with the whole list rather than one variable per attempt.
 
 export type JobMode = 'reuse' | 'per-run'
+export type TimerBackend = 'process' | 'cloud-tasks'
 
 /** The rule a variable's raw string must meet: the JSON Schema keywords checkEnv knows. */
 interface EnvRule { type: 'string', pattern?: string, enum?: readonly string[], minLength?: number, default?: string }
@@ -120,6 +121,28 @@ export const VARIABLES = {
     env: 'PUSHPOOL_PREFETCH_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '10' },
     hint: 'whole seconds from 0 to 99999', parse: number
   }),
+  /** What fires a run at its time: an in-process timer (one process) or Cloud Tasks (GCP, no instance alive between runs). */
+  timers: variable({
+    env: 'PUSHPOOL_TIMERS', rule: { type: 'string', enum: ['process', 'cloud-tasks'], default: 'process' },
+    hint: '"process" (an in-process timer, re-armed from the ledger at start) or "cloud-tasks"', parse: raw => raw as TimerBackend
+  }),
+  /** How far ahead reconcile arms timers for runs that will become due; longer than its tick. */
+  timerHorizonSeconds: variable({
+    env: 'PUSHPOOL_TIMER_HORIZON_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '600' },
+    hint: 'whole seconds from 60 to 86400, longer than the reconcile interval', parse: number, check: inRange(60, 86400)
+  }),
+  tasksQueue: variable({
+    env: 'PUSHPOOL_TASKS_QUEUE', rule: { type: 'string', pattern: '^$|^projects/[^/]+/locations/[^/]+/queues/[^/]+$' },
+    hint: 'the Cloud Tasks queue: projects/<p>/locations/<l>/queues/<q>', parse: nullable
+  }),
+  /** The service account Cloud Tasks mints its OIDC token for; pushpool admits it on the timer route. */
+  tasksInvoker: variable({
+    env: 'PUSHPOOL_TASKS_INVOKER', rule: { type: 'string' }, hint: 'the service account email Cloud Tasks calls pushpool as', parse: nullable
+  }),
+  tasksEndpoint: variable({
+    env: 'PUSHPOOL_TASKS_ENDPOINT', rule: { type: 'string', pattern: HOST_PORT_RULE }, hint: 'host:port of a plaintext gRPC emulator',
+    parse: nullable
+  }),
   retentionDays: variable({
     env: 'PUSHPOOL_RETENTION_DAYS', rule: { type: 'string', pattern: '^[1-9][0-9]{0,4}$', default: '30' },
     hint: 'whole days from 1 to 99999', parse: number
@@ -130,7 +153,7 @@ export const VARIABLES = {
   }),
   webhookDeadlineMs: variable({
     env: 'PUSHPOOL_WEBHOOK_DEADLINE_MS', rule: { type: 'string', pattern: '^[0-9]{3,5}$', default: '8000' },
-    hint: 'milliseconds from 100 to 9500, below Prefect\'s 10 s webhook timeout', parse: number, check: inRange(100, 9500)
+    hint: 'milliseconds, from 100 to 99999; keep it below Prefect\'s 10 s webhook timeout', parse: number
   }),
   workerName: variable({
     env: 'PUSHPOOL_WORKER_NAME', rule: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'pushpool' },
@@ -251,6 +274,20 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     if (problem !== null) problems.push(`${name} is invalid: ${problem} (expected ${hint})`)
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  return Object.fromEntries(Object.entries(VARIABLES).map(([key, spec]: [string, Variable<unknown>]) =>
+  const config = Object.fromEntries(Object.entries(VARIABLES).map(([key, spec]: [string, Variable<unknown>]) =>
     [key, spec.parse(raw[spec.env], env)])) as Config
+  const together = combinationProblems(config)
+  if (together.length > 0) throw new ConfigError(together)
+  return config
+}
+
+/** What no single variable's rule can say: settings that need each other. */
+function combinationProblems (config: Config): string[] {
+  if (config.timers !== 'cloud-tasks') return []
+  const missing = [
+    config.tasksQueue === null ? 'PUSHPOOL_TASKS_QUEUE (the queue)' : null,
+    config.tasksInvoker === null ? 'PUSHPOOL_TASKS_INVOKER (the service account Cloud Tasks calls as)' : null,
+    config.audience === null ? 'PUSHPOOL_AUDIENCE (pushpool\'s URL, which Cloud Tasks calls and mints its token for)' : null
+  ].filter(m => m !== null)
+  return missing.length === 0 ? [] : [`PUSHPOOL_TIMERS=cloud-tasks needs ${missing.join(', ')}`]
 }

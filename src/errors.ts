@@ -84,6 +84,10 @@ export const ERRORS = {
     statusCode: 503,
     message: 'The Prefect API is unreachable or failing: the run will be picked up by reconcile once Prefect answers'
   },
+  STORE_UNAVAILABLE: {
+    statusCode: 503,
+    message: 'The dispatch ledger\'s database cannot be reached right now: retry after the Retry-After delay; nothing was lost'
+  },
   OVERLOADED: {
     statusCode: 503,
     message: 'pushpool is busy or shutting down: retry after the Retry-After delay'

@@ -31,6 +31,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "METHOD_NOT_ALLOWED",
           "BAD_REQUEST",
           "PREFECT_UNAVAILABLE",
+          "STORE_UNAVAILABLE",
           "OVERLOADED",
           "NOT_READY",
           "INTERNAL"
@@ -403,6 +404,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       "crashed",
       "cancelled",
       "reaped",
+      "armed",
       "driven",
       "discovered",
       "heartbeats",
@@ -431,6 +433,10 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
         "type": "integer",
         "description": "executions cancelled because their flow run had ended without completing"
       },
+      "armed": {
+        "type": "integer",
+        "description": "timers armed: for runs due within the horizon, and again for dispatches waiting for a time"
+      },
       "driven": {
         "type": "integer",
         "description": "deferred, retrying or stuck dispatches that moved on (launched, skipped, failed)"
@@ -456,6 +462,53 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       },
       "truncated": {
         "type": "boolean"
+      }
+    }
+  },
+  "TimerFiring": {
+    "type": "object",
+    "additionalProperties": false,
+    "required": [
+      "dispatch_id"
+    ],
+    "properties": {
+      "dispatch_id": {
+        "type": "string",
+        "format": "uuid"
+      }
+    }
+  },
+  "TimerFired": {
+    "type": "object",
+    "additionalProperties": false,
+    "required": [
+      "status",
+      "dispatch_id",
+      "state"
+    ],
+    "properties": {
+      "status": {
+        "type": "string",
+        "enum": [
+          "driven",
+          "moved-on",
+          "busy",
+          "gone"
+        ],
+        "description": "driven: the dispatch was driven now; moved-on: it no longer waits; busy: another drive owns it; gone: no such dispatch"
+      },
+      "dispatch_id": {
+        "type": "string"
+      },
+      "state": {
+        "anyOf": [
+          {
+            "type": "null"
+          },
+          {
+            "$ref": "#/components/schemas/DispatchState"
+          }
+        ]
       }
     }
   },

@@ -25,6 +25,9 @@ export async function build (t: Test, options: BuildOptions = {}): Promise<Fasti
     PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
     PREFECT_API_URL: 'http://127.0.0.1:9/api',
     LOG_LEVEL: options.logLines === undefined ? 'silent' : 'debug',
+    // The longest wait the service allows before a webhook answers: on a machine busy with other
+    // work a launch can take seconds, and the tests read the state the webhook answered with.
+    PUSHPOOL_WEBHOOK_DEADLINE_MS: '9500',
     ...options.env
   })
   const app = await buildServer(config, {

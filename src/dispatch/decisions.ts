@@ -7,6 +7,7 @@ import type { Dispatch } from '../store/store.ts'
 import { FINAL_STATES, type DispatchState } from '../store/transitions.ts'
 import type { ExecutionStatus } from '../cloudrun/executions.ts'
 import type { JobMode } from '../config.ts'
+import type { Timer } from '../timers/timers.ts'
 
 /** Scheduled-type states that start a new attempt of a run rather than restate the current one. */
 const NEW_ATTEMPT_STATES = new Set(['AwaitingRetry', 'Resuming'])
@@ -78,6 +79,23 @@ export function judgeAttempt (flowRun: FlowRun, latest: Dispatch | null): Attemp
   if (latest.key === dispatchKey(flowRun)) return { kind: 'new' }
   if (latest.state !== 'received' && latest.state !== 'deferred') return { kind: 'current', dispatch: latest }
   return { kind: 'supersede', dispatch: latest }
+}
+
+/**
+ * Whether a waiting dispatch (received or deferred) is still the run's to launch when it is driven
+ * (a timer fired, reconcile came for it, a webhook's drive began). Gone from Scheduled-type states
+ * (cancelled, taken by another party), rescheduled to a later time, or a new attempt (a retry), the
+ * run has moved on. A restatement that is due now (Late, or Scheduled again) is the same attempt,
+ * and still to launch.
+ */
+export function stillToLaunch (dispatch: Dispatch, flowRun: FlowRun, now: Date, prefetchSeconds: number): { go: true } | { go: false, why: string } {
+  const state = flowRun.state
+  if (state?.type !== 'SCHEDULED') return { go: false, why: `it is ${state?.name ?? 'stateless'} now` }
+  if (dispatchKey(flowRun) === dispatch.key) return { go: true }
+  if (NEW_ATTEMPT_STATES.has(state.name)) return { go: false, why: `it entered ${state.name} (state ${state.id}), a new attempt` }
+  const until = deferUntil(flowRun, now, prefetchSeconds)
+  if (until !== null) return { go: false, why: `it was rescheduled to ${until.toISOString()} (state ${state.id})` }
+  return { go: true }
 }
 
 export type PendingReply =
@@ -156,4 +174,18 @@ export function judgeEndedExecution (flowRun: FlowRun | null, status: ExecutionS
     ? 'the Cloud Run execution disappeared'
     : `the Cloud Run execution ${status.outcome === 'cancelled' ? 'was cancelled outside Prefect' : 'failed'}: ${reason}`
   return { kind: 'crash', message: `Flow run infrastructure exited before the run finished: ${why}.${logUri !== null ? ` Logs: ${logUri}` : ''}` }
+}
+
+/**
+ * The timer of a dispatch that waits for a time (deferred or retrying), or null. A wait longer than
+ * the prefetch window (a run deferred to its scheduled time) fires `prefetchSeconds` early, as
+ * Prefect's worker picks runs up; a shorter one (a limit's recheck) fires at its own time, so it
+ * never fires at once and spins. Computed from the record alone, so every instance and every pass
+ * arms the same timer for the same wait, and a superseded one's timer can be named to remove it.
+ */
+export function timerFor (dispatch: Dispatch, prefetchSeconds: number): Timer | null {
+  if (dispatch.dueAt === null || (dispatch.state !== 'deferred' && dispatch.state !== 'retrying')) return null
+  const due = Date.parse(dispatch.dueAt)
+  const early = due - prefetchSeconds * 1000
+  return { dispatchId: dispatch.id, dispatchKey: dispatch.key, fireAt: new Date(early > Date.parse(dispatch.updatedAt) ? early : due) }
 }

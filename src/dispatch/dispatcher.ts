@@ -13,11 +13,20 @@ import type { Canceller } from './cancel.ts'
 import { LeaseLost, Ownership, type StepDeadlines } from './ownership.ts'
 import type { DispatchDeps, DispatchEvent, DispatchOutcome } from './types.ts'
 import {
-  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, triage
+  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, stillToLaunch, timerFor, triage
 } from './decisions.ts'
 
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
 const LIMIT_RECHECK_MS = 5_000
+
+export type FireOutcome =
+  | { kind: 'driven', dispatch: Dispatch }
+  /** The dispatch no longer waits (launched, superseded, cancelled, …): the timer was stale. */
+  | { kind: 'moved-on', dispatch: Dispatch }
+  /** Another drive owns it now. */
+  | { kind: 'busy', dispatch: Dispatch }
+  /** No such dispatch (pruned, or another deployment's ledger). */
+  | { kind: 'gone' }
 
 export type RedriveOutcome =
   | { kind: 'driven', dispatch: Dispatch }
@@ -66,9 +75,49 @@ export class Dispatcher {
       detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
         (until === null ? '' : `; due at ${until.toISOString()}`)
     })
-    if (!created) return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
-    if (until !== null) return { status: 'accepted', dispatch }
+    if (!created) {
+      // Arming again is idempotent: another instance, or a lost timer, is covered.
+      await this.schedule(dispatch)
+      return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
+    }
+    if (until !== null) {
+      await this.schedule(dispatch)
+      return { status: 'accepted', dispatch }
+    }
     return { status: 'accepted', dispatch: await this.driveWithin(dispatch, run, config.webhookDeadlineMs) }
+  }
+
+  /** A timer fired for a dispatch: drive it if it still waits and nobody else drives it now. */
+  async fire (dispatchId: string): Promise<FireOutcome> {
+    const dispatch = await this.deps.store.getDispatch(dispatchId)
+    if (dispatch === null) return { kind: 'gone' }
+    if (!DRIVABLE_STATES.includes(dispatch.state)) return { kind: 'moved-on', dispatch }
+    const driven = await this.driveIfFree(dispatch)
+    return driven === null ? { kind: 'busy', dispatch } : { kind: 'driven', dispatch: driven }
+  }
+
+  /**
+   * Arms the timer of a dispatch that waits for a time (decisions.ts timerFor). A timer that
+   * cannot be armed is logged and left to reconcile, which arms every waiting dispatch again: it
+   * never fails the dispatch.
+   */
+  async schedule (dispatch: Dispatch | null): Promise<void> {
+    const timer = dispatch === null ? null : timerFor(dispatch, this.deps.config.prefetchSeconds)
+    if (timer === null) return
+    try {
+      await this.deps.timers.arm(timer)
+    } catch (err) {
+      this.deps.log.warn({ dispatch_id: timer.dispatchId, err: (err as Error).message }, 'could not arm the timer; reconcile arms it again')
+    }
+  }
+
+  /** Removes a superseded dispatch's timer where the backend allows; a timer left behind finds nothing to do. */
+  private async unschedule (dispatch: Dispatch): Promise<void> {
+    const timer = timerFor(dispatch, this.deps.config.prefetchSeconds)
+    if (timer === null) return
+    await this.deps.timers.disarm(timer).catch(err => {
+      this.deps.log.info({ dispatch_id: dispatch.id, err: (err as Error).message }, 'could not remove a stale timer; it will find nothing to do')
+    })
   }
 
   /**
@@ -100,7 +149,9 @@ export class Dispatcher {
     const superseded = await store.transition(attempt.dispatch.id, 'supersede', { dueAt: null },
       { detail: `superseded: the run entered ${flowRun.state?.name ?? 'a new'} state ${flowRun.state?.id ?? ''}` })
     // Another party moved it first: whatever it became is the attempt under way.
-    return superseded === null ? await store.getDispatch(attempt.dispatch.id) : null
+    if (superseded === null) return await store.getDispatch(attempt.dispatch.id)
+    await this.unschedule(attempt.dispatch)
+    return null
   }
 
   /**
@@ -194,6 +245,10 @@ export class Dispatcher {
     if (flowRun === null) {
       return (await own.transition('supersede', {}, { detail: 'the flow run no longer exists in Prefect' })) ?? dispatch
     }
+    const verdict = stillToLaunch(dispatch, flowRun, new Date(), this.deps.config.prefetchSeconds)
+    if (!verdict.go) {
+      return (await own.transition('supersede', { dueAt: null }, { detail: `the run moved on: ${verdict.why}` })) ?? dispatch
+    }
     let admission
     try {
       admission = await this.gate.admit(flowRun, () => this.claim(own, dispatch, log))
@@ -203,13 +258,20 @@ export class Dispatcher {
     }
     if (!admission.admitted) {
       log.info({ reason: admission.reason }, 'dispatch deferred')
-      return (await own.transition('hold',
-        { dueAt: new Date(Date.now() + LIMIT_RECHECK_MS).toISOString() }, { detail: `deferred: ${admission.reason}` })) ??
-        (await store.getDispatch(dispatch.id)) ?? dispatch
+      const held = await own.transition('hold',
+        { dueAt: new Date(Date.now() + LIMIT_RECHECK_MS).toISOString() }, { detail: `deferred: ${admission.reason}` })
+      await this.schedule(held)
+      return held ?? (await store.getDispatch(dispatch.id)) ?? dispatch
     }
     const claimed = admission.value
     if (claimed === null || claimed.state !== 'claimed') return claimed ?? dispatch
     return await this.launch(own, claimed, log, flowRun)
+  }
+
+  /** A drive that comes to rest waiting for a time arms its timer. */
+  private async rest (dispatch: Dispatch | null): Promise<Dispatch | null> {
+    await this.schedule(dispatch)
+    return dispatch
   }
 
   /** Waits for in-flight drives, up to `timeoutMs`; what is left is reconcile's to finish. */
@@ -256,9 +318,9 @@ export class Dispatcher {
       if (!(err instanceof RetryLater)) return await this.failBeforeLaunch(own, mine, err, log)
       // Not `retrying`: that state means Pending was accepted. The run is claimed again later.
       log.warn({ err: err.message }, 'could not propose Pending; the claim will be retried')
-      return await own.transition('postponeClaim',
+      return await this.rest(await own.transition('postponeClaim',
         { dueAt: new Date(Date.now() + config.retryDelaySeconds * 1000).toISOString() },
-        { detail: `could not propose Pending: ${err.message}` })
+        { detail: `could not propose Pending: ${err.message}` }))
     }
     const reply = { status: result.status, state: result.state?.type ?? null, details: result.details }
     const verdict = judgePendingReply(result)
@@ -267,9 +329,9 @@ export class Dispatcher {
         log.debug({ reply }, 'Prefect accepted Pending')
         return await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
       case 'wait':
-        return await own.transition('postponeClaim',
+        return await this.rest(await own.transition('postponeClaim',
           { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
-          { detail: `Prefect asked to wait ${verdict.seconds} s: ${result.details.reason ?? ''}`.trim(), reply })
+          { detail: `Prefect asked to wait ${verdict.seconds} s: ${result.details.reason ?? ''}`.trim(), reply }))
       case 'refused': {
         if (isOwnPending(await prefect.readFlowRun(mine.flowRunId), mine)) {
           return await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
@@ -359,10 +421,10 @@ export class Dispatcher {
     const { prefect } = this.deps
     if (err instanceof LeaseLost) throw err
     if (err instanceof RetryLater) {
-      log.warn({ err: err.message }, 'dispatch will be retried by reconcile')
-      return (await own.transition('retry',
+      log.warn({ err: err.message }, 'dispatch will be retried')
+      return (await this.rest(await own.transition('retry',
         { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message, ...launch },
-        { detail: err.message }, { from: [dispatch.state] })) ?? dispatch
+        { detail: err.message }, { from: [dispatch.state] }))) ?? dispatch
     }
     const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
     if (!(err instanceof NeverRetry)) log.error({ err }, 'unexpected dispatch error')

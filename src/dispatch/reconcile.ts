@@ -12,7 +12,7 @@ import type { Dispatcher } from './dispatcher.ts'
 import type { Canceller } from './cancel.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
 import { readExecution, deleteJob, cancelExecution, type ExecutionStatus } from '../cloudrun/executions.ts'
-import { deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, CLOSED_AS } from './decisions.ts'
+import { deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, scheduledTime, CLOSED_AS } from './decisions.ts'
 import { Ownership } from './ownership.ts'
 
 export interface ReconcileReport {
@@ -22,6 +22,8 @@ export interface ReconcileReport {
   cancelled: number
   /** Executions cancelled because their run had ended without completing (no execution outlives its run). */
   reaped: number
+  /** Timers armed for dispatches that wait for a time, and for runs due within the horizon. */
+  armed: number
   driven: number
   discovered: number
   heartbeats: number
@@ -48,6 +50,10 @@ export interface ReconcilerDeps {
 }
 
 const BATCH = 100
+/** Runs armed per pool and pass: Prefect's largest page (a horizon of minutes holds far fewer). */
+const UPCOMING_RUNS = 200
+/** Waiting dispatches armed per pass. */
+const WAITING_BATCH = 500
 const FAR_FUTURE = '9999-12-31T00:00:00.000Z'
 
 export class Reconciler {
@@ -71,7 +77,7 @@ export class Reconciler {
     const started = Date.now()
     const deadline = started + config.reconcileBudgetMs
     const report: ReconcileReport = {
-      checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, driven: 0, discovered: 0,
+      checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, armed: 0, driven: 0, discovered: 0,
       heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, duration_ms: 0, truncated: false
     }
     // Launches first: a due run waits for nothing else, while closing a finished record can wait
@@ -81,6 +87,7 @@ export class Reconciler {
       () => this.driveDue(report, deadline),
       () => this.checkLaunched(report, deadline, passStarted),
       () => this.discover(report, deadline),
+      () => this.armUpcoming(report, deadline),
       () => this.heartbeat(report),
       () => this.prune(report)
     ]
@@ -290,6 +297,41 @@ export class Reconciler {
         if (outcome.status === 'accepted') report.discovered++
       })
     }
+  }
+
+  /**
+   * Timers, so a run starts on time with no instance alive in between: every run of a served pool
+   * due within the horizon (longer than reconcile's tick) gets a deferred dispatch and its timer,
+   * and every dispatch already waiting for a time within it has its timer armed again (idempotent:
+   * a timer lost, or never armed because its backend was down, is armed now).
+   */
+  private async armUpcoming (report: ReconcileReport, deadline: number): Promise<void> {
+    const { config, prefect, dispatcher } = this.deps
+    const horizon = new Date(Date.now() + config.timerHorizonSeconds * 1000)
+    for (const pool of config.pools) {
+      let runs: FlowRun[]
+      try {
+        runs = await prefect.listUpcomingFlowRuns(pool, horizon, UPCOMING_RUNS)
+      } catch (err) {
+        report.errors++
+        this.deps.log.warn({ pool, err: (err as Error).message }, 'could not list upcoming runs')
+        continue
+      }
+      // Due within the prefetch window: discover has just dispatched those.
+      const later = runs.filter(run => (scheduledTime(run)?.getTime() ?? 0) > Date.now() + config.prefetchSeconds * 1000)
+      await this.each(later, report, deadline, async run => {
+        const outcome = await dispatcher.handle({ flowRunId: run.id, event: 'reconcile look-ahead', receivedAt: new Date() })
+        if (outcome.status === 'accepted') report.armed++
+      })
+    }
+    report.armed += await this.armWaiting(horizon)
+  }
+
+  /** Arms the timer of every dispatch waiting for a time before `horizon`; returns how many. */
+  async armWaiting (horizon = new Date(Date.now() + this.deps.config.timerHorizonSeconds * 1000)): Promise<number> {
+    const waiting = await this.deps.store.listActionable(['deferred', 'retrying'], horizon.toISOString(), WAITING_BATCH)
+    for (const dispatch of waiting) await this.deps.dispatcher.schedule(dispatch)
+    return waiting.length
   }
 
   /** A worker heartbeat per pool, so Prefect's UI shows the pool READY rather than NOT_READY. */

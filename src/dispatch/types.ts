@@ -8,6 +8,7 @@ import type { Launcher } from '../cloudrun/launcher.ts'
 import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
 import type { PrefectSnapshots } from './prefect-snapshots.ts'
+import type { Timers } from '../timers/timers.ts'
 
 export interface DispatchDeps {
   config: Config
@@ -21,6 +22,8 @@ export interface DispatchDeps {
   log: Logger
   /** This process, as the owner named on the leases it takes (docs/architecture.md, "Ownership"). */
   instanceId: string
+  /** What fires a dispatch that waits for a time. */
+  timers: Timers
 }
 
 /** Something told pushpool a flow run may need it: a webhook, or reconcile's own look. */

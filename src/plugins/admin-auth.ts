@@ -16,6 +16,8 @@ declare module 'fastify' {
     requireAdmin: onRequestAsyncHookHandler
     /** Admits what requireAdmin admits, and Cloud Scheduler's principal (POST /v1/reconcile). */
     requireReconcileCaller: onRequestAsyncHookHandler
+    /** Admits what requireAdmin admits, and the Cloud Tasks invoker's principal (POST /v1/timers/fire). */
+    requireTimerCaller: onRequestAsyncHookHandler
   }
 }
 
@@ -37,8 +39,8 @@ export default fp(async fastify => {
   const idTokens = config.audience === null
     ? null
     : new GoogleIdTokenVerifier({ certsUrl: config.googleCertsUrl, audience: config.audience })
-  if (idTokens === null && (config.adminPrincipals.length > 0 || config.schedulerPrincipal !== null)) {
-    fastify.log.warn('PUSHPOOL_ADMIN_PRINCIPALS or PUSHPOOL_SCHEDULER_PRINCIPAL is set but PUSHPOOL_AUDIENCE is not: Google ID tokens are refused')
+  if (idTokens === null && (config.adminPrincipals.length > 0 || config.schedulerPrincipal !== null || config.tasksInvoker !== null)) {
+    fastify.log.warn('PUSHPOOL_ADMIN_PRINCIPALS, PUSHPOOL_SCHEDULER_PRINCIPAL or PUSHPOOL_TASKS_INVOKER is set but PUSHPOOL_AUDIENCE is not: Google ID tokens are refused')
   }
 
   const admitting = (allowed: ReadonlySet<string>): onRequestAsyncHookHandler => async function (request: FastifyRequest) {
@@ -73,4 +75,5 @@ export default fp(async fastify => {
 
   fastify.decorate('requireAdmin', admitting(principalSet(config.adminPrincipals)))
   fastify.decorate('requireReconcileCaller', admitting(principalSet([...config.adminPrincipals, config.schedulerPrincipal])))
+  fastify.decorate('requireTimerCaller', admitting(principalSet([...config.adminPrincipals, config.tasksInvoker])))
 }, { name: 'admin-auth', dependencies: ['config'] })

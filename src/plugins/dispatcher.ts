@@ -14,6 +14,10 @@ import { Canceller } from '../dispatch/cancel.ts'
 import { Reconciler } from '../dispatch/reconcile.ts'
 import { PrefectSnapshots } from '../dispatch/prefect-snapshots.ts'
 import { instrumentStore } from '../metrics/instrument-store.ts'
+import { ProcessTimers } from '../timers/process-timers.ts'
+import { CloudTasksTimers } from '../timers/cloud-tasks.ts'
+import { TIMER_ROUTE, type Timers } from '../timers/timers.ts'
+import type { Config } from '../config.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,6 +29,19 @@ declare module 'fastify' {
 }
 
 const DRAIN_MS = 7000
+
+function makeTimers (config: Config, fire: (dispatchId: string) => Promise<void>): Timers {
+  if (config.timers === 'process') return new ProcessTimers(fire)
+  // loadConfig holds these to be set together with PUSHPOOL_TIMERS=cloud-tasks.
+  const audience = config.audience as string
+  return new CloudTasksTimers({
+    queue: config.tasksQueue as string,
+    url: `${audience.replace(/\/+$/, '')}${TIMER_ROUTE}`,
+    audience,
+    invoker: config.tasksInvoker as string,
+    endpoint: config.tasksEndpoint
+  })
+}
 
 export default fp(async fastify => {
   const { config } = fastify
@@ -53,18 +70,37 @@ export default fp(async fastify => {
   // The owner this process names on the leases it takes: one per process, so a restarted instance
   // never mistakes its predecessor's leases for its own.
   const instanceId = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
+  // Timers fire through the dispatcher, which arms them: the in-process backend is told whom to call once both exist.
+  let fire: (dispatchId: string) => Promise<void> = async () => {}
+  const timers = makeTimers(config, dispatchId => fire(dispatchId))
   const deps = {
-    config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log, instanceId
+    config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log, instanceId, timers
   }
   const clients = new DispatchClients(deps)
   const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
   const dispatcher = new Dispatcher(deps, canceller)
+  fire = async dispatchId => {
+    try {
+      await dispatcher.fire(dispatchId)
+    } catch (err) {
+      // The dispatch is still in the ledger, waiting: reconcile drives it.
+      fastify.log.warn({ dispatch_id: dispatchId, err: (err as Error).message }, 'a timer\'s drive failed; reconcile drives the dispatch')
+    }
+  }
   fastify.decorate('dispatcher', dispatcher)
   fastify.decorate('canceller', canceller)
-  fastify.decorate('reconciler', new Reconciler({
+  const reconciler = new Reconciler({
     config, store, prefect, dispatcher, canceller, clients, log: fastify.log, instanceId,
     onReaped: dispatch => { metrics.reapedExecutions.inc({ pool: dispatch.pool }) }
-  }))
+  })
+  fastify.decorate('reconciler', reconciler)
+  if (timers.backend === 'process') {
+    // In-process timers die with the process: the ledger arms them again at start.
+    fastify.addHook('onReady', async () => {
+      const armed = await reconciler.armWaiting().catch((err: Error) => { fastify.log.warn({ err: err.message }, 'could not arm waiting timers'); return 0 })
+      if (armed > 0) fastify.log.info({ armed }, 'timers armed again from the ledger')
+    })
+  }
   fastify.decorate('prefect', prefect)
   fastify.addHook('preClose', async () => {
     const left = await dispatcher.drain(DRAIN_MS)
@@ -72,6 +108,6 @@ export default fp(async fastify => {
   })
   fastify.addHook('onClose', async () => {
     prefect.close()
-    await google.close()
+    await Promise.all([google.close(), timers.close()])
   })
 }, { name: 'dispatcher', dependencies: ['config', 'store', 'metrics'] })

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import { HttpError, type ErrorCode } from '../errors.ts'
 import { PrefectUnavailable } from '../prefect/client.ts'
+import { StoreUnavailable } from '../store/store.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -25,6 +26,7 @@ const WEBHOOK_BODY_CODES: Record<string, ErrorCode> = {
 export function toHttpError (err: FastifyError | Error, isWebhook: boolean): HttpError {
   if (err instanceof HttpError) return err
   if (err instanceof PrefectUnavailable) return new HttpError('PREFECT_UNAVAILABLE', undefined, { 'retry-after': '30' })
+  if (err instanceof StoreUnavailable) return new HttpError('STORE_UNAVAILABLE', undefined, { 'retry-after': '5' })
   const fastifyCode = (err as FastifyError).code
   const mapped = fastifyCode === undefined ? undefined : WEBHOOK_BODY_CODES[fastifyCode]
   if (mapped !== undefined) return isWebhook ? new HttpError(mapped) : new HttpError('BAD_REQUEST', `The request body is refused: ${err.message}`)

@@ -137,6 +137,20 @@ export class PrefectClient {
     return (runs ?? []).map(r => r.flow_run)
   }
 
+  /**
+   * Scheduled-type runs of the pool due before `before`, soonest first, whatever the pool's
+   * concurrency limits: the runs a timer is to be armed for ahead of time.
+   */
+  async listUpcomingFlowRuns (pool: string, before: Date, limit: number): Promise<FlowRun[]> {
+    const body = {
+      flow_runs: { state: { type: { any_: ['SCHEDULED'] } }, next_scheduled_start_time: { before_: before.toISOString() } },
+      work_pools: { name: { any_: [pool] } },
+      sort: 'NEXT_SCHEDULED_START_TIME_ASC',
+      limit
+    }
+    return (await this.request<FlowRun[]>('POST', '/flow_runs/filter', '/flow_runs/filter', body)) ?? []
+  }
+
   /** Marks the pool READY in Prefect's UI, as a polling worker's heartbeat does. */
   async workerHeartbeat (pool: string, workerName: string, intervalSeconds: number): Promise<void> {
     await this.request('POST', `/work_pools/${encodeURIComponent(pool)}/workers/heartbeat`, '/work_pools/{name}/workers/heartbeat',

@@ -3,7 +3,7 @@
 // decides which insert wins, and each transition is a compare-and-set on the row's state.
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import type { DispatchEvent, DispatchPage, DispatchQuery, EventInput, Lease, NewDispatch, Store } from './store.ts'
+import { StoreUnavailable, type DispatchEvent, type DispatchPage, type DispatchQuery, type EventInput, type Lease, type NewDispatch, type Store } from './store.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
 import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
@@ -66,7 +66,7 @@ export async function openPostgresStore (url: string): Promise<Store> {
 
   let closed = false
 
-  return {
+  return unavailableWhenUnreachable({
     kind: 'postgres',
 
     async createDispatch (input: NewDispatch) {
@@ -247,7 +247,38 @@ export async function openPostgresStore (url: string): Promise<Store> {
       closed = true
       await Promise.all([connections.end(), lockConnections.end()])
     }
+  })
+}
+
+// SQLSTATE classes of a database that cannot be reached or will not serve now: connection
+// exceptions (08), operator intervention such as a shutdown or restart (57P0x), too many connections.
+const UNREACHABLE_SQLSTATE = /^(08|57P0)|^53300$/
+const UNREACHABLE_NODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND'])
+
+/**
+ * The database cannot be reached (a restart, a failover, connections exhausted, a timeout): the
+ * caller may try again later, so it is StoreUnavailable (RetryLater), never a bug to report as 500.
+ */
+function unavailableWhenUnreachable (store: Store): Store {
+  const isUnreachable = (err: unknown): boolean => {
+    const code = (err as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && (UNREACHABLE_SQLSTATE.test(code) || UNREACHABLE_NODE.has(code))) return true
+    // pg-pool's own: a connection it could not make or that ended under it carries no code.
+    return code === undefined && err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message)
   }
+  const guarded = { ...store } as Record<string, unknown>
+  for (const [name, method] of Object.entries(store)) {
+    if (typeof method !== 'function' || name === 'exclusively') continue
+    guarded[name] = async (...args: unknown[]) => {
+      try {
+        return await (method as (...a: unknown[]) => Promise<unknown>).apply(store, args)
+      } catch (err) {
+        if (!isUnreachable(err)) throw err
+        throw new StoreUnavailable(`the PostgreSQL store cannot be reached: ${(err as Error).message}`, { cause: err })
+      }
+    }
+  }
+  return guarded as unknown as Store
 }
 
 /**

@@ -2,6 +2,10 @@
 // backends (SQLite, PostgreSQL) implement this interface and pass the same test suite.
 
 import type { DispatchState, TransitionName } from './transitions.ts'
+import { RetryLater } from '../failures.ts'
+
+/** The ledger's database cannot be reached right now; what was asked of it may be asked again. */
+export class StoreUnavailable extends RetryLater {}
 
 export interface Dispatch {
   id: string

@@ -5,7 +5,7 @@ import type { FlowRun, OrchestrationResult, State } from '../../src/prefect/type
 import type { Dispatch } from '../../src/store/store.ts'
 import {
   deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgeEndedExecution, judgePendingReply, judgeRunning,
-  mustReadExecution, pendingMessage, triage
+  mustReadExecution, pendingMessage, stillToLaunch, timerFor, triage
 } from '../../src/dispatch/decisions.ts'
 
 const NOW = new Date('2026-12-06T12:00:00.000Z')
@@ -66,6 +66,18 @@ t.test('attempts: a retry is new, a restatement belongs to the attempt under way
   t.same(judgeAttempt(run({ state: state('SCHEDULED', 'Resuming') }), launched), { kind: 'new' })
 })
 
+t.test('a waiting dispatch is still to launch unless its run moved on', async t => {
+  const waiting = dispatch({ key: 'run-1:state-Scheduled', state: 'deferred' })
+  const at = (seconds: number): string => new Date(NOW.getTime() + seconds * 1000).toISOString()
+  t.same(stillToLaunch(waiting, run(), NOW, 10), { go: true }, 'the state dispatched')
+  t.same(stillToLaunch(waiting, run({ state: state('SCHEDULED', 'Late') }), NOW, 10), { go: true }, 'restated as Late, due now: the same attempt')
+  t.match(stillToLaunch(waiting, run({ state: state('SCHEDULED', 'Scheduled', { id: 'state-new', state_details: { scheduled_time: at(600) } }) }), NOW, 10),
+    { go: false, why: /rescheduled to 2026-12-06T12:10:00.000Z/ })
+  t.match(stillToLaunch(waiting, run({ state: state('SCHEDULED', 'AwaitingRetry') }), NOW, 10), { go: false, why: /new attempt/ })
+  t.match(stillToLaunch(waiting, run({ state: state('CANCELLED', 'Cancelled') }), NOW, 10), { go: false, why: /Cancelled now/ })
+  t.match(stillToLaunch(waiting, run({ state: state('PENDING', 'Pending') }), NOW, 10), { go: false, why: /Pending now/ })
+})
+
 t.test('Pending replies: accept, wait (at least 1 s, 5 s when Prefect names none), or refused', async t => {
   const reply = (status: OrchestrationResult['status'], details: Partial<OrchestrationResult['details']> = {}): OrchestrationResult =>
     ({ status, state: null, details: { type: `${status.toLowerCase()}_details`, ...details } }) as OrchestrationResult
@@ -115,4 +127,18 @@ t.test('an ended execution closes the record as Prefect holds the run, or crashe
     { kind: 'crash', message: /the Cloud Run execution disappeared\.$/ })
   t.match(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'cancelled', message: null, logUri: null }, null),
     { kind: 'crash', message: /was cancelled outside Prefect: no reason given\.$/ })
+})
+
+t.test('a waiting dispatch\'s timer: early by the prefetch for a wait longer than it, on time for a shorter one', async t => {
+  const rest = '2026-12-06T12:00:00.000Z'
+  t.equal(timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:10:00.000Z' }), 10)?.fireAt.toISOString(),
+    '2026-12-06T12:09:50.000Z', 'deferred to its scheduled time: fires prefetch early')
+  t.equal(timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:00:05.000Z' }), 10)?.fireAt.toISOString(),
+    '2026-12-06T12:00:05.000Z', 'a limit\'s 5 s recheck fires at its time, never at once')
+  t.equal(timerFor(dispatch({ state: 'retrying', updatedAt: rest, dueAt: '2026-12-06T12:00:30.000Z' }), 10)?.fireAt.toISOString(), '2026-12-06T12:00:20.000Z')
+  t.equal(timerFor(dispatch({ state: 'launched', dueAt: '2026-12-06T12:10:00.000Z' }), 10), null, 'only a waiting dispatch has one')
+  t.equal(timerFor(dispatch({ state: 'deferred', dueAt: null }), 10), null)
+  const a = timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:10:00.000Z' }), 10)
+  const b = timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:10:00.000Z' }), 10)
+  t.same(a, b, 'the same wait, the same timer, whoever arms it')
 })

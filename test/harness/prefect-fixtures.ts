@@ -97,6 +97,12 @@ export class PrefectRequestError extends Error {
 
 const POLL_MS = 200
 // Waits of ~0.1, 0.2, 0.4 … 3.2 s (plus jitter) between attempts: over 6 s in all.
+/** The connection was closed under the request (undici's UND_ERR_SOCKET, or a reset). */
+function closedUnderUs (err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET'
+}
+
 const BUSY_STATUSES = new Set([429, 502, 503])
 const BUSY_PATIENCE_MS = 120_000
 
@@ -123,14 +129,22 @@ export class PrefectFixtures {
   async request<T> (method: string, path: string, body?: unknown): Promise<T> {
     const giveUpAt = Date.now() + BUSY_PATIENCE_MS
     for (let attempt = 1; ; attempt++) {
-      const res = await fetch(`${this.apiUrl}${path}`, {
-        method,
-        headers: {
-          authorization: this.#authorization,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      })
+      let res: Response
+      try {
+        res = await fetch(`${this.apiUrl}${path}`, {
+          method,
+          headers: {
+            authorization: this.#authorization,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+        })
+      } catch (err) {
+        // A kept-alive connection the server closed as the request went out ("other side
+        // closed"): the server never read it, so it is sent again on a new connection.
+        if (!closedUnderUs(err) || attempt > 3) throw err
+        continue
+      }
       const text = await res.text()
       if (BUSY_STATUSES.has(res.status) && Date.now() < giveUpAt) {
         const retryAfter = Number(res.headers.get('retry-after'))
