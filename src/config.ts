@@ -147,6 +147,11 @@ export const VARIABLES = {
     env: 'PUSHPOOL_RETENTION_DAYS', rule: { type: 'string', pattern: '^[1-9][0-9]{0,4}$', default: '30' },
     hint: 'whole days from 1 to 99999', parse: number
   }),
+  /** Drives in flight at once in one process; more due runs wait their turn (recorded, and timed). */
+  maxInFlight: variable({
+    env: 'PUSHPOOL_MAX_IN_FLIGHT', rule: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', default: '64' },
+    hint: 'a whole number from 1 to 9999; match Cloud Run\'s --concurrency', parse: number
+  }),
   launchAttempts: variable({
     env: 'PUSHPOOL_LAUNCH_ATTEMPTS', rule: { type: 'string', pattern: '^([1-9]|10)$', default: '3' }, hint: 'a whole number from 1 to 10',
     parse: number

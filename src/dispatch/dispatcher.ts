@@ -18,6 +18,11 @@ import {
 
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
 const LIMIT_RECHECK_MS = 5_000
+/**
+ * How long a dispatch over the bound of drives in flight waits at most: its timer fires then (less
+ * the prefetch) should no slot of this process have freed by then.
+ */
+const OVERFLOW_WAIT_MS = 30_000
 
 export type FireOutcome =
   | { kind: 'driven', dispatch: Dispatch }
@@ -25,6 +30,8 @@ export type FireOutcome =
   | { kind: 'moved-on', dispatch: Dispatch }
   /** Another drive owns it now. */
   | { kind: 'busy', dispatch: Dispatch }
+  /** This process has as many drives in flight as it may; it is queued here, and driven when one ends. */
+  | { kind: 'saturated', dispatch: Dispatch }
   /** No such dispatch (pruned, or another deployment's ledger). */
   | { kind: 'gone' }
 
@@ -37,6 +44,10 @@ export type RedriveOutcome =
 export class Dispatcher {
   private readonly deps: DispatchDeps
   private readonly inFlight = new Set<Promise<unknown>>()
+  /** Due dispatches waiting for a drive slot of this process, in arrival order. */
+  private readonly queued = new Map<string, Dispatch>()
+  /** Slots taken by webhooks between deciding to drive and the drive being in flight. */
+  private reservedSlots = 0
   private readonly gate: ConcurrencyGate
   private readonly canceller: Canceller
   readonly deadlines: StepDeadlines
@@ -62,37 +73,93 @@ export class Dispatcher {
     if (current !== null) return { status: 'duplicate', reason: `this run's current attempt is dispatch ${current.id} (${current.state})`, dispatch: current }
 
     const state = run.state!
-    const until = deferUntil(run, event.receivedAt, config.prefetchSeconds)
-    const { dispatch, created } = await store.createDispatch({
-      key: dispatchKey(run),
-      flowRunId: run.id,
-      flowRunName: run.name,
-      pool: run.work_pool_name ?? '',
-      deploymentId: run.deployment_id,
-      state: until === null ? 'received' : 'deferred',
-      dueAt: until?.toISOString() ?? null,
-      receivedAt: event.receivedAt.toISOString(),
-      detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
-        (until === null ? '' : `; due at ${until.toISOString()}`)
-    })
+    const due = deferUntil(run, event.receivedAt, config.prefetchSeconds)
+    // Over the bound of drives in flight, a due run is recorded to wait a little: it is driven here
+    // as soon as a drive ends, and its timer (or reconcile) drives it should this process die first.
+    // A slot is reserved now, before any await, so concurrent webhooks cannot all take the last one.
+    const reserved = due === null && this.reserve()
+    const overflow = due === null && !reserved
+    const until = overflow ? new Date(event.receivedAt.getTime() + OVERFLOW_WAIT_MS) : due
+    let recorded
+    try {
+      recorded = await store.createDispatch({
+        key: dispatchKey(run),
+        flowRunId: run.id,
+        flowRunName: run.name,
+        pool: run.work_pool_name ?? '',
+        deploymentId: run.deployment_id,
+        state: until === null ? 'received' : 'deferred',
+        dueAt: until?.toISOString() ?? null,
+        receivedAt: event.receivedAt.toISOString(),
+        detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
+          (overflow
+            ? `; ${config.maxInFlight} drives in flight already: driven when one ends`
+            : until === null ? '' : `; due at ${until.toISOString()}`)
+      })
+    } catch (err) {
+      this.unreserve(reserved)
+      throw err
+    }
+    const { dispatch, created } = recorded
     if (!created) {
+      this.unreserve(reserved)
       // Arming again is idempotent: another instance, or a lost timer, is covered.
       await this.schedule(dispatch)
       return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
     }
     if (until !== null) {
       await this.schedule(dispatch)
+      if (overflow) this.enqueue(dispatch)
       return { status: 'accepted', dispatch }
     }
     return { status: 'accepted', dispatch: await this.driveWithin(dispatch, run, config.webhookDeadlineMs) }
   }
 
-  /** A timer fired for a dispatch: drive it if it still waits and nobody else drives it now. */
+  /** The bound of drives in flight in this process is reached (PUSHPOOL_MAX_IN_FLIGHT), counting slots reserved. */
+  private saturated (): boolean {
+    return this.inFlight.size + this.reservedSlots >= this.deps.config.maxInFlight
+  }
+
+  /** Takes a drive slot for a drive about to start, if one is free. */
+  private reserve (): boolean {
+    if (this.saturated()) return false
+    this.reservedSlots++
+    return true
+  }
+
+  private unreserve (reserved: boolean): void {
+    if (reserved) this.reservedSlots--
+  }
+
+  /** Waits for a drive slot in this process: driven in arrival order as drives end. */
+  private enqueue (dispatch: Dispatch): void {
+    if (!this.queued.has(dispatch.id)) this.queued.set(dispatch.id, dispatch)
+  }
+
+  /** Starts queued dispatches while there are free slots; each starts only if nobody else drives it now. */
+  private startQueued (): void {
+    for (const [id, dispatch] of this.queued) {
+      if (!this.reserve()) return
+      this.queued.delete(id)
+      this.driveIfFree(dispatch, undefined, { reserved: true }).catch(err => {
+        this.deps.log.warn({ dispatch_id: id, err: (err as Error).message }, 'a queued drive failed; its timer or reconcile drives it')
+      })
+    }
+  }
+
+  /**
+   * A timer fired for a dispatch: drive it if it still waits and nobody else drives it now. Over
+   * the bound of drives in flight it joins the queue instead (`saturated`).
+   */
   async fire (dispatchId: string): Promise<FireOutcome> {
     const dispatch = await this.deps.store.getDispatch(dispatchId)
     if (dispatch === null) return { kind: 'gone' }
     if (!DRIVABLE_STATES.includes(dispatch.state)) return { kind: 'moved-on', dispatch }
-    const driven = await this.driveIfFree(dispatch)
+    if (!this.reserve()) {
+      this.enqueue(dispatch)
+      return { kind: 'saturated', dispatch }
+    }
+    const driven = await this.driveIfFree(dispatch, undefined, { reserved: true })
     return driven === null ? { kind: 'busy', dispatch } : { kind: 'driven', dispatch: driven }
   }
 
@@ -124,9 +191,15 @@ export class Dispatcher {
    * Drives a dispatch if it is to be had: in a drivable state, and owned by no live drive. Null
    * when it is not (another drive owns it, or it moved on).
    */
-  async driveIfFree (dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<Dispatch | null> {
-    const taken = await Ownership.acquire(this.deps.store, dispatch.id, DRIVABLE_STATES, this.deps.instanceId, this.deadlines,
-      this.firstStepMs())
+  async driveIfFree (dispatch: Dispatch, knownFlowRun?: FlowRun, slot: { reserved: boolean } = { reserved: false }): Promise<Dispatch | null> {
+    let taken
+    try {
+      taken = await Ownership.acquire(this.deps.store, dispatch.id, DRIVABLE_STATES, this.deps.instanceId, this.deadlines,
+        this.firstStepMs())
+    } finally {
+      // From here the drive counts in flight (or there is none): the reservation has served.
+      this.unreserve(slot.reserved)
+    }
     if (taken === null) return null
     return await this.track(this.drive(taken.own, taken.dispatch, knownFlowRun))
   }
@@ -190,7 +263,7 @@ export class Dispatcher {
    * webhook 10 s. The drive itself goes on; if this instance dies first, reconcile finishes it.
    */
   private async driveWithin (dispatch: Dispatch, flowRun: FlowRun, deadlineMs: number): Promise<Dispatch> {
-    const drive = this.driveIfFree(dispatch, flowRun).then(driven => driven ?? dispatch)
+    const drive = this.driveIfFree(dispatch, flowRun, { reserved: true }).then(driven => driven ?? dispatch)
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<null>(resolve => { timer = setTimeout(resolve, deadlineMs, null) })
     try {
@@ -289,7 +362,10 @@ export class Dispatcher {
 
   private track<T>(promise: Promise<T>): Promise<T> {
     this.inFlight.add(promise)
-    const forget = (): void => { this.inFlight.delete(promise) }
+    const forget = (): void => {
+      this.inFlight.delete(promise)
+      this.startQueued()
+    }
     promise.then(forget, forget)
     return promise
   }

@@ -1,0 +1,46 @@
+// Bounded work per instance: at most PUSHPOOL_MAX_IN_FLIGHT drives at once. A burst beyond it is
+// recorded (nothing lost: Prefect never retries a webhook) and driven here as drives end, with a
+// timer behind each in case the process dies first.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { adminHeaders } from '../helper.ts'
+import { scene, executionsOf } from '../harness/scene.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const emulator = await startEmulator({ executions: 'hold' })
+t.teardown(() => emulator.close())
+
+t.test('a burst beyond the bound is recorded, then driven as drives end, never more than the bound at once', async t => {
+  const s = await scene(t, prefect, peers, emulator, { env: { PUSHPOOL_MAX_IN_FLIGHT: '2' } })
+  // Each RunJob takes a while, so the first two drives are still in flight when the rest arrive.
+  emulator.addFault({ method: 'RunJob', latencyMs: 1500 })
+  t.teardown(() => emulator.clearFaults())
+  const runs: string[] = []
+  for (let i = 0; i < 6; i++) runs.push(await s.flowRun())
+
+  const replies = await Promise.all(runs.map(run => s.webhook(run)))
+  t.same(replies.map(r => r.statusCode), replies.map(() => 202), 'every webhook is accepted: nothing is refused or lost')
+  const waiting = replies.filter(r => r.json().state === 'deferred')
+  t.ok(waiting.length >= 4, `the burst beyond the bound waits its turn (${waiting.length} of 6 recorded as waiting)`)
+  t.match((await s.detail(waiting[0].json().dispatch_id)).events[0].detail, /2 drives in flight already/)
+
+  // No reconcile, no timer yet (its time is 30 s away): the drives that end start the queued ones.
+  for (const giveUp = Date.now() + 60_000; Date.now() < giveUp; await sleep(200)) {
+    const launched = runs.filter(run => executionsOf(emulator, run).length === 1).length
+    if (launched === runs.length) break
+  }
+  for (const run of runs) t.equal(executionsOf(emulator, run).length, 1, 'each launched once')
+  const list = (await s.app.inject({ method: 'GET', url: `/v1/dispatches?pool=${s.pool}`, headers: adminHeaders() })).json()
+  t.same(list.items.map((d: { state: string }) => d.state), runs.map(() => 'launched'))
+  // From each dispatch's own log: the time from its claim to its launch. Never more than 2 overlap.
+  const spans = await Promise.all(list.items.map(async (d: { id: string }) => {
+    const events = (await s.detail(d.id)).events as Array<{ type: string, at: string }>
+    return [Date.parse(events.find(e => e.type === 'claimed')!.at), Date.parse(events.find(e => e.type === 'launched')!.at)]
+  }))
+  const most = Math.max(...spans.map(([start]) => spans.filter(([a, b]) => a <= start && start < b).length))
+  t.ok(most <= 2, `never more than 2 drives at once (${most})`)
+})
