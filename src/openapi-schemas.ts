@@ -29,7 +29,10 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "ROUTE_NOT_FOUND",
           "METHOD_NOT_ALLOWED",
           "BAD_REQUEST",
+          "REQUEST_TIMEOUT",
+          "HEADERS_TOO_LARGE",
           "PREFECT_UNAVAILABLE",
+          "PREFECT_UNAUTHORIZED",
           "OVERLOADED",
           "NOT_READY",
           "INTERNAL"

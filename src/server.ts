@@ -8,6 +8,7 @@ import pino from 'pino'
 import app from './app.ts'
 import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
+import { clientErrorHandler } from './plugins/errors.ts'
 import { OneLinePerRequest } from './request-log.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
@@ -39,6 +40,8 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
     http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
     // Requests arriving while shutting down get our own 503 (plugins/shutdown.ts), with a code.
     return503OnClosing: false,
+    // What Node refuses before routing (408, 431, 400) answers in the error schema too.
+    clientErrorHandler,
     frameworkErrors: (error, _request, reply) => {
       // Errors before routing (a malformed URL, say) answer in the error schema too.
       void (reply as FastifyReply).code(400).send({ code: 'BAD_REQUEST', message: `The request is malformed: ${error.message}` })
