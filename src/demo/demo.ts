@@ -30,6 +30,7 @@ by that signal.
 
 const POOL = 'pushpool-demo'
 const DEADLINE_MS = 240_000
+const DEMO_CALL_TIMEOUT_MS = 30_000
 
 interface Tracked { scenario: Scenario, flowRunId: string, cancelRequested: boolean }
 
@@ -71,8 +72,12 @@ export async function demo (argv: string[], out: (line: string) => void = line =
     await sleep(1000)
     return 128 + constants.signals[signalled]
   } catch (err) {
+    // What failed, in words (a peer's message names the call and the cause), then the same stop.
+    const cause = (err as Error).cause instanceof Error ? ` (${((err as Error).cause as Error).message})` : ''
+    out(`• the demo failed: ${(err as Error).message ?? String(err)}${cause}`)
+    out('• stopping everything the demo started')
     await teardown.run()
-    throw err
+    return 1
   } finally {
     stopSignal.release()
   }
@@ -82,7 +87,9 @@ export async function demo (argv: string[], out: (line: string) => void = line =
 async function showcase (exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
   stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
   const stack = await startStack({ pool: POOL, ui: !exitWhenDone, progress: line => { out(`• ${line}`) } }, teardown)
-  const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null })
+  // The demo's own calls (deploy, trigger, watch) wait as long as a local Prefect on SQLite may
+  // take on a busy laptop; they stage the show, so a slow answer is no failure of pushpool's.
+  const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null, timeoutMs: DEMO_CALL_TIMEOUT_MS })
   teardown.add(async () => { prefect.close() })
   out('• pushpool setup: work pool, Webhook block and automations')
   const report = await runSetup({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null }, {
