@@ -6,6 +6,7 @@
 #
 #   bash scripts/postgres.sh         start (or reuse); prints PUSHPOOL_TEST_POSTGRES_URL=postgres://…
 #   bash scripts/postgres.sh stop    stop the cluster (its directory is kept for the next start)
+#   bash scripts/postgres.sh status  exit 0 when the cluster is running, 1 when it is not
 #
 # Only that one line goes to stdout, so a caller can `export "$(bash scripts/postgres.sh)"`.
 # Settings: PUSHPOOL_POSTGRES_DIR (default /tmp/pushpool-postgres), PUSHPOOL_POSTGRES_PORT (55432).
@@ -21,14 +22,24 @@ say() { echo "[postgres.sh] $*" >&2; }
 newest_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 bin=$(newest_bin)
-if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+if [ "${1:-start}" = start ] && { [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; }; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    say "PostgreSQL's server is not installed (no /usr/lib/postgresql/*/bin/initdb), and this script installs it only as root, with apt-get: install the postgresql package, or point PUSHPOOL_TEST_POSTGRES_URL at a server of your own"
+    exit 1
+  fi
   say "installing PostgreSQL from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq postgresql >&2
   bin=$(newest_bin)
 fi
-[ -x "$bin/pg_ctl" ] || { say "no PostgreSQL server binaries under /usr/lib/postgresql"; exit 1; }
+if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
+  case "${1:-start}" in
+    stop) exit 0 ;;
+    status) exit 1 ;;
+    *) say "no PostgreSQL server binaries under /usr/lib/postgresql"; exit 1 ;;
+  esac
+fi
 
 # initdb refuses to run as root, so as root the cluster belongs to Debian's postgres user; anyone
 # else owns their cluster themselves.
@@ -37,6 +48,11 @@ owner=$(id -un)
 as_owner() {
   if [ "$owner" = "$(id -un)" ]; then (cd / && "$@"); else (cd / && runuser -u "$owner" -- "$@"); fi
 }
+
+if [ "${1:-start}" = status ]; then
+  if [ -f "$data/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then exit 0; fi
+  exit 1
+fi
 
 if [ "${1:-start}" = stop ]; then
   if [ -f "$data/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then

@@ -80,6 +80,14 @@ export const ERRORS = {
     statusCode: 400,
     message: 'The request is malformed'
   },
+  REQUEST_TIMEOUT: {
+    statusCode: 408,
+    message: 'The request did not arrive in time: send it whole, without pausing'
+  },
+  HEADERS_TOO_LARGE: {
+    statusCode: 431,
+    message: 'The request headers are too large: send fewer or smaller headers'
+  },
   PREFECT_UNAVAILABLE: {
     statusCode: 503,
     message: 'The Prefect API is unreachable or failing: the run will be picked up by reconcile once Prefect answers'
@@ -87,6 +95,10 @@ export const ERRORS = {
   STORE_UNAVAILABLE: {
     statusCode: 503,
     message: 'The dispatch ledger\'s database cannot be reached right now: retry after the Retry-After delay; nothing was lost'
+  },
+  PREFECT_UNAUTHORIZED: {
+    statusCode: 503,
+    message: 'The Prefect API refused pushpool\'s credentials: set PREFECT_API_AUTH_STRING (user:password of a self-hosted server) or PREFECT_API_KEY (Prefect Cloud) to what the server accepts; the run will be picked up by reconcile once it does'
   },
   OVERLOADED: {
     statusCode: 503,

@@ -30,8 +30,11 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "ROUTE_NOT_FOUND",
           "METHOD_NOT_ALLOWED",
           "BAD_REQUEST",
+          "REQUEST_TIMEOUT",
+          "HEADERS_TOO_LARGE",
           "PREFECT_UNAVAILABLE",
           "STORE_UNAVAILABLE",
+          "PREFECT_UNAUTHORIZED",
           "OVERLOADED",
           "NOT_READY",
           "INTERNAL"
@@ -455,7 +458,54 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
         "type": "integer"
       },
       "errors": {
-        "type": "integer"
+        "type": "integer",
+        "description": "steps that failed in this pass; the next pass retries each"
+      },
+      "failures": {
+        "type": "array",
+        "maxItems": 20,
+        "description": "The first failures behind `errors`, each with the step it happened in, what it was about and\nwhy (the error's message, which never holds a credential), e.g. a heartbeat when Prefect is\nunreachable. Present once the reconciler reports it.\n",
+        "items": {
+          "type": "object",
+          "additionalProperties": false,
+          "required": [
+            "step",
+            "message"
+          ],
+          "properties": {
+            "step": {
+              "type": "string",
+              "enum": [
+                "drive",
+                "check",
+                "discover",
+                "heartbeat",
+                "prune"
+              ]
+            },
+            "pool": {
+              "type": [
+                "string",
+                "null"
+              ]
+            },
+            "dispatch_id": {
+              "type": [
+                "string",
+                "null"
+              ]
+            },
+            "flow_run_id": {
+              "type": [
+                "string",
+                "null"
+              ]
+            },
+            "message": {
+              "type": "string"
+            }
+          }
+        }
       },
       "duration_ms": {
         "type": "integer"
@@ -548,6 +598,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
               ]
             },
             "launch_latency_ms": {
+              "description": "Launch latency of the pool's most recent launches (at most 100): from a run's scheduled\nstart (the scheduled time of the Scheduled-type state dispatched; for a run started at\nonce, about its creation) to Cloud Run accepting its execution (launched_at). It includes\nPrefect's event and webhook delivery, and is negative when pushpool started a container\nahead of a due time, within PUSHPOOL_PREFETCH_SECONDS. /metrics'\npushpool_dispatch_latency_seconds and the demo's \"to launch\" use the same definition.\n",
               "anyOf": [
                 {
                   "type": "null"

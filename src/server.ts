@@ -4,9 +4,11 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
+import pino from 'pino'
 import app from './app.ts'
 import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
+import { clientErrorHandler } from './plugins/errors.ts'
 import { OneLinePerRequest } from './request-log.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
@@ -38,6 +40,8 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
     http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
     // Requests arriving while shutting down get our own 503 (plugins/shutdown.ts), with a code.
     return503OnClosing: false,
+    // What Node refuses before routing (408, 431, 400) answers in the error schema too.
+    clientErrorHandler,
     frameworkErrors: (error, _request, reply) => {
       // Errors before routing (a malformed URL, say) answer in the error schema too.
       void (reply as FastifyReply).code(400).send({ code: 'BAD_REQUEST', message: `The request is malformed: ${error.message}` })
@@ -50,18 +54,46 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
   return fastify
 }
 
+/** Exit codes of a start that cannot complete. */
+const EXIT_FAILURE = 1
+const EXIT_CONFIG = 78 // EX_CONFIG
+
+/**
+ * Ends a start that cannot complete with one JSON log line on stderr, as Cloud Logging reads every
+ * other line: a stack trace printed as text would arrive as one log entry per line.
+ */
+function failStart (message: string, code: number, fields: Record<string, unknown>): never {
+  pino(loggerOptions('info'), pino.destination({ dest: 2, sync: true })).fatal({ ...fields, exit_code: code }, message)
+  process.exit(code)
+}
+
+/**
+ * Node prints process warnings (a library's deprecation or notice) as plain text on stderr, which
+ * Cloud Logging splits line by line; in the service they become warning lines of pushpool's log.
+ */
+function logProcessWarnings (log: pino.Logger): void {
+  process.removeAllListeners('warning')
+  process.on('warning', warning => {
+    log.warn({ warning: { name: warning.name, code: (warning as NodeJS.ErrnoException).code } }, warning.message)
+  })
+}
+
 export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config: Config
   try {
     config = loadConfig(env)
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`pushpool: ${err.message}\n`)
-      process.exit(78) // EX_CONFIG
-    }
+    if (err instanceof ConfigError) failStart(err.message, EXIT_CONFIG, { problems: err.problems })
     throw err
   }
-  const server = await buildServer(config)
+  // From here on, before the store is opened: its driver may warn (node-postgres does).
+  logProcessWarnings(pino(loggerOptions(config.logLevel)))
+  let server: FastifyInstance
+  try {
+    server = await buildServer(config)
+  } catch (err) {
+    failStart(`pushpool cannot start: ${(err as Error).message}`, EXIT_FAILURE, { err })
+  }
   let closing = false
   const shutdown = (signal: string): void => {
     if (closing) return
@@ -80,7 +112,11 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   }
   process.once('SIGTERM', () => { shutdown('SIGTERM') })
   process.once('SIGINT', () => { shutdown('SIGINT') })
-  await server.listen({ port: config.port, host: config.host })
+  try {
+    await server.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    failStart(`pushpool cannot start: ${(err as Error).message}`, EXIT_FAILURE, { err })
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

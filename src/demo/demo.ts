@@ -1,12 +1,14 @@
 // `pushpool demo`: brings the whole push pool up offline, sets up the Prefect side with
 // `pushpool setup`, deploys the example flows, triggers runs that show each feature — every
 // webhook delivered by Prefect's own automation — and reports how each ended.
+import { constants } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun } from '../prefect/types.ts'
 import type { Dispatch } from '../store/store.ts'
 import { runSetup } from '../setup/setup.ts'
 import { startStack, type Stack } from './stack.ts'
+import { firstStopSignal, Teardown } from './teardown.ts'
 import { SCENARIOS, EXAMPLE_FLOWS_DIR, type Scenario } from './scenarios.ts'
 import { formatTable, type Row } from './table.ts'
 
@@ -18,72 +20,122 @@ schedule and get cancelled. Prefect's automation delivers every webhook.
 
 Options:
   --exit      Exit when every run has ended: 0 if each ended as expected, 1 otherwise.
-              Without it the stack keeps running (with Prefect's UI) until Ctrl-C.
+              Without it the stack keeps running (with Prefect's UI and its login,
+              and pushpool's admin API) until Ctrl-C.
   -h, --help  Show this help.
+
+SIGINT or SIGTERM at any point stops everything the demo started, then ends the demo
+by that signal.
 `
 
 const POOL = 'pushpool-demo'
 const DEADLINE_MS = 240_000
+const DEMO_CALL_TIMEOUT_MS = 30_000
 
-interface Tracked { scenario: Scenario, flowRunId: string, createdAt: number, cancelRequested: boolean }
+interface Tracked { scenario: Scenario, flowRunId: string, cancelRequested: boolean }
+
+const LATENCY_NOTE = '"to launch": launch latency, from the run\'s scheduled start (its creation when it is to start at once) to\n' +
+  'Cloud Run accepting its execution; negative when the container was started ahead of a due time, within\n' +
+  'PUSHPOOL_PREFETCH_SECONDS (Prefect holds the engine until then).'
 
 export async function demo (argv: string[], out: (line: string) => void = line => { process.stdout.write(`${line}\n`) }): Promise<number> {
-  const exitWhenDone = argv.includes('--exit')
-  const stack = await startStack({ pool: POOL, ui: !exitWhenDone, progress: line => { out(`• ${line}`) } })
-  let stopping = false
-  const stop = async (): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    out('• stopping everything the demo started')
-    await stack.stop()
-  }
+  const teardown = new Teardown()
+  const stopSignal = firstStopSignal(signal => {
+    out(`• ${signal} again: exiting without waiting for the stack to stop`)
+    process.exit(130)
+  })
+  const running = { waitingForCtrlC: false }
+  const main = showcase(argv.includes('--exit'), out, teardown, stopSignal.received, running)
   try {
-    const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null })
-    out('• pushpool setup: work pool, Webhook block and automations')
-    const report = await runSetup({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null }, {
-      pool: POOL, adopt: false, url: stack.pushpoolUrl, webhookSecret: stack.webhookSecret,
-      webhookSecretSource: 'the demo', dryRun: false
-    })
-    for (const r of report.results) out(`  ${r.outcome.padEnd(9)} ${r.kind} ${r.name}`)
-
-    out('• deploying examples/flows and triggering one run per scenario')
-    const tracked: Tracked[] = []
-    for (const scenario of SCENARIOS) {
-      const deploymentId = await deploy(prefect, scenario)
-      const when = scenario.scheduleIn === undefined ? undefined : new Date(Date.now() + scenario.scheduleIn * 1000).toISOString()
-      const run = await prefect.request<FlowRun>('POST', `/deployments/${deploymentId}/create_flow_run`, undefined,
-        when === undefined ? {} : { state: { type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: when } } })
-      if (run === null) throw new Error(`Prefect did not create a flow run for ${scenario.name}`)
-      tracked.push({ scenario, flowRunId: run.id, createdAt: Date.parse(run.created ?? new Date().toISOString()), cancelRequested: false })
-      out(`  ${scenario.name.padEnd(10)} ${scenario.shows}`)
+    const ended = await Promise.race([
+      main.then(code => ({ code })),
+      stopSignal.received.then(signal => ({ signal }))
+    ])
+    const signalled = 'signal' in ended && !running.waitingForCtrlC ? ended.signal : null
+    if (signalled !== null) {
+      // The interrupted run may now fail on the stack going away under it; only the stop matters.
+      main.catch(() => undefined)
+      out(`• ${signalled}: stopping everything the demo started`)
+    } else {
+      out('• stopping everything the demo started')
     }
-
-    const rows = await watch(stack, prefect, tracked, out)
-    out('')
-    out(formatTable(rows))
-    out('"to launch": from flow-run creation, or from the due time of a scheduled run (negative: the container')
-    out('was up before the run was due, within PUSHPOOL_PREFETCH_SECONDS; Prefect holds the engine until then).')
-    out('')
-    const ok = rows.every(r => r.ok)
-    out(ok ? 'every run ended as expected' : 'some runs did not end as expected (marked ✗)')
-    out('')
-    out(`Prefect UI:   ${stack.prefect.uiUrl}${exitWhenDone ? ' (started without the UI in --exit mode)' : ''}`)
-    out(`pushpool log: ${stack.logFile}`)
-    out('Admin API examples:')
-    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/dispatches`)
-    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/pools`)
-    out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/metrics`)
-    if (exitWhenDone) return ok ? 0 : 1
-    out('')
-    out('The stack keeps running; press Ctrl-C to stop it.')
-    await new Promise<void>(resolve => {
-      process.once('SIGINT', resolve)
-      process.once('SIGTERM', resolve)
-    })
-    return 0
+    const stopping = Date.now()
+    await teardown.run()
+    out(`• stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`)
+    if (signalled === null) return 'code' in ended ? ended.code : 0
+    // Ended by the signal itself, as an interrupted program should: the caller (npm, a shell
+    // script) sees it so and stays quiet instead of reporting a failed command.
+    stopSignal.release()
+    process.kill(process.pid, signalled)
+    // Without a listener the kill is immediate. A listener of another library (signal-exit, say)
+    // handles it on the event loop, which must stay alive for it; else the conventional status.
+    await sleep(1000)
+    return 128 + constants.signals[signalled]
+  } catch (err) {
+    // What failed, in words (a peer's message names the call and the cause), then the same stop.
+    const cause = (err as Error).cause instanceof Error ? ` (${((err as Error).cause as Error).message})` : ''
+    out(`• the demo failed: ${(err as Error).message ?? String(err)}${cause}`)
+    out('• stopping everything the demo started')
+    await teardown.run()
+    return 1
   } finally {
-    await stop()
+    stopSignal.release()
   }
+}
+
+/** Brings the stack up, runs the scenarios and reports; without --exit, then waits for Ctrl-C. */
+async function showcase (exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
+  stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
+  const stack = await startStack({ pool: POOL, ui: !exitWhenDone, progress: line => { out(`• ${line}`) } }, teardown)
+  // The demo's own calls (deploy, trigger, watch) wait as long as a local Prefect on SQLite may
+  // take on a busy laptop; they stage the show, so a slow answer is no failure of pushpool's.
+  const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null, timeoutMs: DEMO_CALL_TIMEOUT_MS })
+  teardown.add(async () => { prefect.close() })
+  out('• pushpool setup: work pool, Webhook block and automations')
+  const report = await runSetup({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null }, {
+    pool: POOL, adopt: false, url: stack.pushpoolUrl, webhookSecret: stack.webhookSecret,
+    webhookSecretSource: 'the demo', dryRun: false
+  })
+  for (const r of report.results) out(`  ${r.outcome.padEnd(9)} ${r.kind} ${r.name}`)
+
+  out('• deploying examples/flows and triggering one run per scenario')
+  const tracked: Tracked[] = []
+  for (const scenario of SCENARIOS) {
+    const deploymentId = await deploy(prefect, scenario)
+    const when = scenario.scheduleIn === undefined ? undefined : new Date(Date.now() + scenario.scheduleIn * 1000).toISOString()
+    const run = await prefect.request<FlowRun>('POST', `/deployments/${deploymentId}/create_flow_run`, undefined,
+      when === undefined ? {} : { state: { type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: when } } })
+    if (run === null) throw new Error(`Prefect did not create a flow run for ${scenario.name}`)
+    tracked.push({ scenario, flowRunId: run.id, cancelRequested: false })
+    out(`  ${scenario.name.padEnd(10)} ${scenario.shows}`)
+  }
+
+  const rows = await watch(stack, prefect, tracked, out)
+  out('')
+  out(formatTable(rows))
+  out(LATENCY_NOTE)
+  out('')
+  const ok = rows.every(r => r.ok)
+  out(ok ? 'every run ended as expected' : 'some runs did not end as expected (marked ✗)')
+  out('')
+  if (exitWhenDone) {
+    // Nothing below outlives the demo in this mode, so nothing is offered to look at later.
+    out('The stack stops now (--exit). Run `npm run demo` without --exit to keep it running, with Prefect\'s UI and pushpool\'s admin API.')
+    return ok ? 0 : 1
+  }
+  out(`Prefect UI:   ${stack.prefect.uiUrl}`)
+  // The server wants Basic auth; its UI asks for the whole user:password as its "password".
+  out(`              log in with the password ${stack.prefect.authString ?? '(none needed)'}`)
+  out(`pushpool:     ${stack.pushpoolUrl}, log ${stack.logFile}`)
+  out('Admin API examples:')
+  out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/dispatches`)
+  out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/v1/pools`)
+  out(`  curl -s -H "Authorization: Bearer ${stack.adminToken}" ${stack.pushpoolUrl}/metrics`)
+  out('')
+  out('The stack keeps running; press Ctrl-C to stop it.')
+  running.waitingForCtrlC = true
+  await stopRequested
+  return 0
 }
 
 async function deploy (prefect: PrefectClient, scenario: Scenario): Promise<string> {
@@ -125,15 +177,15 @@ async function watch (stack: Stack, prefect: PrefectClient, tracked: Tracked[], 
 }
 
 function row (t: Tracked, run: FlowRun | null, dispatch: Dispatch | null): Row {
-  const launchedAt = dispatch?.launchedAt === null || dispatch?.launchedAt === undefined ? null : Date.parse(dispatch.launchedAt)
-  // For a scheduled run the latency that matters is from its due time, not its creation.
-  const from = t.scenario.scheduleIn === undefined ? t.createdAt : t.createdAt + t.scenario.scheduleIn * 1000
+  const launchedAt = dispatch?.launchedAt ?? null
+  // Prefect's expected start is the scheduled time of the run's Scheduled state (LATENCY_NOTE).
+  const scheduledStart = run?.expected_start_time ?? null
   return {
     scenario: t.scenario.name,
     prefect: run?.state?.name ?? 'unknown',
     dispatch: dispatch?.state ?? 'none',
     execution: dispatch?.executionName?.split('/').at(-1) ?? '-',
-    latencyMs: launchedAt === null ? null : launchedAt - from,
+    latencyMs: launchedAt === null || scheduledStart === null ? null : Date.parse(launchedAt) - Date.parse(scheduledStart),
     ok: run?.state?.type === t.scenario.expect.prefect && dispatch?.state === t.scenario.expect.dispatch
   }
 }

@@ -1,6 +1,6 @@
 // The whole push pool on one machine, offline: a Prefect server, the Cloud Run emulator running
 // executions as local processes, and pushpool on its embedded SQLite store. Everything listens on
-// loopback and everything started here is stopped by stop().
+// loopback, and each thing is registered with the caller's Teardown as soon as it has started.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,6 +12,7 @@ import { startPrefectServer, type PrefectServer } from '../devstack/prefect-serv
 import { startEmulator, type Emulator } from '../emulator/index.ts'
 import { buildServer } from '../server.ts'
 import { loadConfig } from '../config.ts'
+import type { Teardown } from './teardown.ts'
 
 export interface Stack {
   prefect: PrefectServer
@@ -22,7 +23,6 @@ export interface Stack {
   webhookSecret: string
   adminToken: string
   logFile: string
-  stop: () => Promise<void>
 }
 
 export interface StackOptions {
@@ -31,66 +31,60 @@ export interface StackOptions {
   progress: (line: string) => void
 }
 
-export async function startStack (options: StackOptions): Promise<Stack> {
+export async function startStack (options: StackOptions, teardown: Teardown): Promise<Stack> {
   const { progress } = options
   const dir = await mkdtemp(join(tmpdir(), 'pushpool-demo-'))
-  const stops: Array<() => Promise<void>> = [async () => { await rm(dir, { recursive: true, force: true }) }]
-  const stop = async (): Promise<void> => {
-    for (const step of stops.reverse()) await step().catch(() => undefined)
-  }
-  try {
-    progress('checking the Prefect virtualenv (created on first use; this takes a few minutes)')
-    const venv = await ensurePrefectVenv({ onProgress: line => { if (/^(Collecting|Successfully)/.test(line)) progress(`  pip: ${line}`) } })
+  teardown.add(async () => { await rm(dir, { recursive: true, force: true }) })
+  progress(`working directory ${dir} (removed when the demo stops)`)
+  progress('checking the Prefect virtualenv (created on first use; this takes a few minutes)')
+  const venv = await ensurePrefectVenv({ onProgress: line => { if (/^(Collecting|Successfully)/.test(line)) progress(`  pip: ${line}`) } })
 
-    progress('starting a Prefect server on loopback')
-    const prefect = await startPrefectServer({
-      venv,
-      authString: `demo:${randomBytes(12).toString('hex')}`,
-      ui: options.ui,
-      // Runs the scheduler creates surface only as Late events; the setup guide lowers this.
-      env: { PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: '5' }
-    })
-    stops.push(() => prefect.stop())
+  progress('starting a Prefect server on loopback')
+  const prefect = await startPrefectServer({
+    venv,
+    authString: `demo:${randomBytes(12).toString('hex')}`,
+    ui: options.ui,
+    // Runs the scheduler creates surface only as Late events; the setup guide lowers this.
+    env: { PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: '5' }
+  })
+  teardown.add(() => prefect.stop())
+  progress(`Prefect server up at ${prefect.apiUrl}`)
 
-    progress('starting the Cloud Run emulator (executions run as local processes)')
-    const emulator = await startEmulator({
-      executions: 'process',
-      processEnv: { PATH: `${venv.bin}:${process.env.PATH ?? ''}`, PREFECT_HOME: join(dir, 'prefect-home'), HOME: dir }
-    })
-    stops.push(() => emulator.close())
+  progress('starting the Cloud Run emulator (executions run as local processes)')
+  const emulator = await startEmulator({
+    executions: 'process',
+    processEnv: { PATH: `${venv.bin}:${process.env.PATH ?? ''}`, PREFECT_HOME: join(dir, 'prefect-home'), HOME: dir }
+  })
+  teardown.add(() => emulator.close())
 
-    progress('starting pushpool on its embedded SQLite store')
-    const webhookSecret = randomBytes(24).toString('hex')
-    const adminToken = randomBytes(24).toString('hex')
-    const logFile = join(dir, 'pushpool.log')
-    const log = createWriteStream(logFile)
-    const config = loadConfig({
-      PORT: '0',
-      PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
-      PREFECT_API_URL: prefect.apiUrl,
-      PREFECT_API_AUTH_STRING: prefect.authString ?? '',
-      PUSHPOOL_PREFECT_UI_URL: prefect.uiUrl,
-      PUSHPOOL_POOLS: options.pool,
-      PUSHPOOL_WEBHOOK_SECRETS: webhookSecret,
-      PUSHPOOL_ADMIN_TOKENS: adminToken,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
-      PUSHPOOL_GCP_PROJECT: 'demo-project',
-      PUSHPOOL_PREFETCH_SECONDS: '2',
-      PUSHPOOL_CANCEL_GRACE_SECONDS: '15',
-      PUSHPOOL_RETRY_DELAY_SECONDS: '2',
-      LOG_LEVEL: 'info'
-    })
-    const pushpool = await buildServer(config, { logStream: log })
-    stops.push(async () => { await pushpool.close(); log.end() })
-    await pushpool.listen({ port: 0, host: '127.0.0.1' })
-    const address = pushpool.server.address()
-    const port = typeof address === 'object' && address !== null ? address.port : 0
-    return {
-      prefect, emulator, pushpool, pushpoolUrl: `http://127.0.0.1:${port}`, pool: options.pool,
-      webhookSecret, adminToken, logFile, stop
-    }
-  } catch (err) {
-    await stop()
-    throw err
+  progress('starting pushpool on its embedded SQLite store')
+  const webhookSecret = randomBytes(24).toString('hex')
+  const adminToken = randomBytes(24).toString('hex')
+  const logFile = join(dir, 'pushpool.log')
+  const log = createWriteStream(logFile)
+  const config = loadConfig({
+    PORT: '0',
+    PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
+    PREFECT_API_URL: prefect.apiUrl,
+    PREFECT_API_AUTH_STRING: prefect.authString ?? '',
+    PUSHPOOL_PREFECT_UI_URL: prefect.uiUrl,
+    PUSHPOOL_POOLS: options.pool,
+    PUSHPOOL_WEBHOOK_SECRETS: webhookSecret,
+    PUSHPOOL_ADMIN_TOKENS: adminToken,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    PUSHPOOL_GCP_PROJECT: 'demo-project',
+    PUSHPOOL_PREFETCH_SECONDS: '2',
+    PUSHPOOL_CANCEL_GRACE_SECONDS: '15',
+    PUSHPOOL_RETRY_DELAY_SECONDS: '2',
+    LOG_LEVEL: 'info'
+  })
+  const pushpool = await buildServer(config, { logStream: log })
+  teardown.add(async () => { await pushpool.close(); log.end() })
+  await pushpool.listen({ port: 0, host: '127.0.0.1' })
+  const address = pushpool.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  return {
+    prefect, emulator, pushpool, pushpoolUrl: `http://127.0.0.1:${port}`, pool: options.pool,
+    webhookSecret, adminToken, logFile
   }
 }

@@ -47,8 +47,8 @@ const admin: FastifyPluginAsync = async fastify => {
       pool: q.pool,
       deploymentId: q.deployment_id,
       flowRunId: q.flow_run_id,
-      since: q.since === undefined ? undefined : new Date(q.since).toISOString(),
-      until: q.until === undefined ? undefined : new Date(q.until).toISOString(),
+      since: instant('since', q.since),
+      until: instant('until', q.until),
       limit: q.limit,
       cursor: q.cursor === undefined ? undefined : decodeCursor(q.cursor)
     }
@@ -89,14 +89,37 @@ function links (d: Dispatch, config: Config): Record<string, string | null> {
   }
 }
 
+/**
+ * A `date-time` as the store compares it. RFC 3339, and so the schema, allows a leap second
+ * (23:59:60), which JavaScript's Date cannot hold.
+ */
+function instant (name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const ms = Date.parse(value)
+  if (Number.isNaN(ms)) {
+    throw new HttpError('INVALID_QUERY', `Invalid querystring: ${name} is a leap second (seconds 60), which pushpool cannot compare: use 59`)
+  }
+  return new Date(ms).toISOString()
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
 function encodeCursor (position: { createdAt: string, id: string }): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url')
 }
 
+/**
+ * Only what encodeCursor makes: [an ISO timestamp as toISOString writes it, a dispatch uuid]. Any
+ * other value would reach the store's comparison (PostgreSQL refuses a malformed timestamp or uuid).
+ */
 function decodeCursor (cursor: string): { createdAt: string, id: string } {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]
-    if (typeof createdAt === 'string' && typeof id === 'string' && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id }
+    const position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown
+    if (Array.isArray(position) && position.length === 2) {
+      const [createdAt, id] = position as unknown[]
+      if (typeof createdAt === 'string' && typeof id === 'string' && UUID.test(id) &&
+        !Number.isNaN(Date.parse(createdAt)) && new Date(createdAt).toISOString() === createdAt) return { createdAt, id }
+    }
   } catch {}
   throw new HttpError('INVALID_CURSOR')
 }

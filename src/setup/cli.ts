@@ -8,6 +8,7 @@ import { DEFAULT_SECRET_VARIABLE, readSetupEnv, type SetupEnv } from './env.ts'
 import { formatReport } from './report.ts'
 import { defaultWebhookBlockName, runSetup, type SetupOptions } from './setup.ts'
 import { SetupFailure } from './step.ts'
+import type { SecretRef } from './work-pool.ts'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const
 
@@ -32,8 +33,18 @@ Options:
   --image <image>              default container image of the pool's jobs
   --credentials-block <name>   GCP Credentials block that jobs use by default
   --concurrency-limit <n>      the pool's concurrency limit
-                               (without --region, --image, --credentials-block or --concurrency-limit,
-                               an existing pool keeps its current value)
+  --service-account <email>    service account the pool's jobs run as by default
+                               (service_account_name); the identity pushpool runs as needs
+                               roles/iam.serviceAccountUser on it
+  --prefect-auth-string-secret <secret>[:<version>]
+                               Secret Manager secret holding Prefect's auth string (user:password):
+                               jobs read PREFECT_API_AUTH_STRING from it, never as a plain value
+                               (prefect_api_auth_string_secret; version default: latest). The jobs'
+                               service account needs roles/secretmanager.secretAccessor on it
+  --prefect-api-key-secret <secret>[:<version>]
+                               the same for a Prefect Cloud API key (prefect_api_key_secret)
+                               (from --region to here, an option not given leaves an existing
+                               pool's value as it is)
   --webhook-block <name>       Webhook block name (default: <pool>-pushpool)
   --webhook-secret-env <NAME>  variable holding the webhook secret (default: ${DEFAULT_SECRET_VARIABLE});
                                its first comma-separated value is used and never printed
@@ -103,6 +114,9 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
       image: { type: 'string' },
       'credentials-block': { type: 'string' },
       'concurrency-limit': { type: 'string' },
+      'service-account': { type: 'string' },
+      'prefect-auth-string-secret': { type: 'string' },
+      'prefect-api-key-secret': { type: 'string' },
       'webhook-block': { type: 'string' },
       'webhook-secret-env': { type: 'string', default: DEFAULT_SECRET_VARIABLE },
       'dry-run': { type: 'boolean', default: false },
@@ -125,8 +139,15 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
   if (limit !== undefined && !/^[0-9]{1,6}$/.test(limit)) throw new UsageError('--concurrency-limit must be a whole number (0 or more)')
   const secretVariable = values['webhook-secret-env']
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(secretVariable)) throw new UsageError('--webhook-secret-env must be an environment variable name')
+  const serviceAccount = values['service-account']
+  if (serviceAccount !== undefined && !SERVICE_ACCOUNT.test(serviceAccount)) {
+    throw new UsageError('--service-account must be a service account\'s email, e.g. pushpool-jobs@my-project.iam.gserviceaccount.com')
+  }
+  const prefectAuthStringSecret = secretRef('--prefect-auth-string-secret', values['prefect-auth-string-secret'])
+  const prefectApiKeySecret = secretRef('--prefect-api-key-secret', values['prefect-api-key-secret'])
   if (values.adopt) {
-    const given = (['region', 'image', 'credentials-block', 'concurrency-limit'] as const).filter(name => values[name] !== undefined)
+    const given = (['region', 'image', 'credentials-block', 'concurrency-limit', 'service-account', 'prefect-auth-string-secret',
+      'prefect-api-key-secret'] as const).filter(name => values[name] !== undefined)
     if (given.length > 0) {
       throw new UsageError(`--adopt leaves the pool as it is, so it cannot be combined with ${given.map(name => `--${name}`).join(', ')}`)
     }
@@ -142,10 +163,30 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
       image: values.image,
       credentialsBlock: values['credentials-block'],
       concurrencyLimit: limit === undefined ? undefined : Number(limit),
+      serviceAccount,
+      prefectAuthStringSecret,
+      prefectApiKeySecret,
       webhookBlock: values['webhook-block'] ?? defaultWebhookBlockName(pool),
       dryRun: values['dry-run']
     }
   }
+}
+
+// Cloud Run names a job's identity by its email: a user-managed account, or a Google-managed one.
+const SERVICE_ACCOUNT = /^[a-z0-9][a-z0-9-]*@[a-z0-9][a-z0-9.-]*\.gserviceaccount\.com$/
+// Secret Manager ids are letters, digits, - and _; a secret of another project is named in full.
+const SECRET = /^(projects\/[a-z0-9-]+\/secrets\/)?[A-Za-z0-9_-]{1,255}$/
+const VERSION = /^(latest|[1-9][0-9]*)$/
+
+/** `<secret>[:<version>]` as the template's {secret, version}; the version defaults to latest. */
+function secretRef (option: string, value: string | undefined): SecretRef | undefined {
+  if (value === undefined) return undefined
+  const [secret, version = 'latest', ...rest] = value.split(':')
+  if (!SECRET.test(secret) || !VERSION.test(version) || rest.length > 0) {
+    throw new UsageError(`${option} must be a Secret Manager secret, as <secret>[:<version>] (e.g. pushpool-prefect-auth-string, ` +
+      'or projects/<project>/secrets/<secret>:3); the version is "latest" or a number')
+  }
+  return { secret, version }
 }
 
 function isHttpUrl (value: string): boolean {

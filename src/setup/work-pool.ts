@@ -10,6 +10,13 @@ import shippedTemplate from './cloud-run-v2-base-job-template.json' with { type:
 
 export const POOL_TYPE = 'cloud-run-v2'
 
+/** A Secret Manager secret as the template's SecretKeySelector names it. */
+export interface SecretRef {
+  /** The secret's id in the jobs' project, or `projects/<project>/secrets/<id>` in another. */
+  secret: string
+  version: string
+}
+
 export interface WorkPoolOptions {
   pool: string
   /** Use an existing Cloud Run pool as it is: its type, template and limit are left alone. */
@@ -19,10 +26,16 @@ export interface WorkPoolOptions {
   /** Name of a GCP Credentials block that jobs use unless a deployment says otherwise. */
   credentialsBlock?: string
   concurrencyLimit?: number
+  /** Where jobs read PREFECT_API_AUTH_STRING from, instead of a plain environment value. */
+  prefectAuthStringSecret?: SecretRef
+  /** Where jobs read PREFECT_API_KEY from, instead of a plain environment value. */
+  prefectApiKeySecret?: SecretRef
+  /** The service account jobs run as, unless a deployment says otherwise. */
+  serviceAccount?: string
 }
 
 /** The template variables whose defaults the options set. Absent options keep the pool's current value. */
-const OPTION_DEFAULTS = ['region', 'image', 'credentials'] as const
+const OPTION_DEFAULTS = ['region', 'image', 'credentials', 'prefect_api_auth_string_secret', 'prefect_api_key_secret', 'service_account_name'] as const
 
 export function defaultCloudRunV2Template (): BaseJobTemplate {
   return structuredClone(shippedTemplate) as BaseJobTemplate
@@ -38,7 +51,14 @@ export async function planWorkPool (api: SetupPrefectApi, options: WorkPoolOptio
   const credentials = options.credentialsBlock === undefined
     ? undefined
     : { $ref: { block_document_id: await credentialsBlockId(api, options.credentialsBlock) } }
-  const template = desiredTemplate(existing?.base_job_template ?? null, { region: options.region, image: options.image, credentials })
+  const template = desiredTemplate(existing?.base_job_template ?? null, {
+    region: options.region,
+    image: options.image,
+    credentials,
+    prefect_api_auth_string_secret: options.prefectAuthStringSecret,
+    prefect_api_key_secret: options.prefectApiKeySecret,
+    service_account_name: options.serviceAccount
+  })
 
   if (existing === null) {
     const pool = {

@@ -56,7 +56,11 @@ t.test('setup: usage errors exit 2', async t => {
     [['--url', 'http://127.0.0.1:8080', '--concurrency-limit', 'many'], /--concurrency-limit must be a whole number/],
     [['--url', 'http://127.0.0.1:8080', '--region', 'Mars 1'], /--region must be a Cloud Run region/],
     [['--url', 'http://127.0.0.1:8080', '--adopt', '--image', 'x:1'], /cannot be combined with --image/],
-    [['--url', 'http://127.0.0.1:8080', '--webhook-secret-env', 'not a name'], /--webhook-secret-env must be/]
+    [['--url', 'http://127.0.0.1:8080', '--webhook-secret-env', 'not a name'], /--webhook-secret-env must be/],
+    [['--url', 'http://127.0.0.1:8080', '--service-account', 'jobs'], /--service-account must be a service account's email/],
+    [['--url', 'http://127.0.0.1:8080', '--prefect-auth-string-secret', 'my secret'], /--prefect-auth-string-secret must be a Secret Manager secret/],
+    [['--url', 'http://127.0.0.1:8080', '--prefect-api-key-secret', 'key:newest'], /--prefect-api-key-secret must be a Secret Manager secret/],
+    [['--url', 'http://127.0.0.1:8080', '--adopt', '--prefect-auth-string-secret', 'auth'], /cannot be combined with --prefect-auth-string-secret/]
   ]
   await Promise.all(usages.map(async ([args, message]) => {
     const res = await runCli(['setup', ...args], env)

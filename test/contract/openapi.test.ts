@@ -87,3 +87,54 @@ t.test('unknown routes answer with the error schema', async t => {
   t.equal(res.statusCode, 404)
   t.equal(res.json().code, 'ROUTE_NOT_FOUND')
 })
+
+t.test('query values the schema lets through but pushpool cannot use are 400 INVALID_QUERY, with what to fix', async t => {
+  const app = await build(t)
+  const get = async (query: string): Promise<{ status: number, body: { code?: string, message?: string } }> => {
+    const res = await app.inject({ method: 'GET', url: `/v1/dispatches?${query}`, headers: adminHeaders() })
+    return { status: res.statusCode, body: res.json() }
+  }
+  // RFC 3339 (and so format: date-time) allows a leap second; JavaScript's Date does not.
+  for (const name of ['since', 'until']) {
+    const leap = await get(`${name}=2026-12-31T23:59:60Z`)
+    t.equal(leap.status, 400, `${name} on a leap second: 400`)
+    t.equal(leap.body.code, 'INVALID_QUERY')
+    t.match(leap.body.message, new RegExp(`${name}.*leap second`), 'the message names the parameter and why')
+  }
+  const state = await get('state=bogus')
+  t.equal(state.body.code, 'INVALID_QUERY')
+  t.match(state.body.message, 'state must be one of received, deferred, skipped, claimed, launching, launched, succeeded, failed, crashed, cancelled, retrying, submit_failed',
+    'a bad state lists the states')
+})
+
+t.test('a cursor pushpool did not make is refused, however it is dressed', async t => {
+  const app = await build(t)
+  const cursor = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const forged = [
+    cursor(['1', 'zzz']),
+    cursor(['2026-01-01T00:00:00.000Z', 'zzz']),
+    cursor(['1', '8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e']),
+    cursor(['2026-01-01', '8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e']),
+    cursor(['2026-01-01T00:00:00.000Z', '8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e', 'extra']),
+    cursor({ createdAt: '2026-01-01T00:00:00.000Z', id: '8f14e45f-ceea-4167-a3a6-9f7e1b2c3d4e' }),
+    'not base64url!'
+  ]
+  for (const value of forged) {
+    const res = await app.inject({ method: 'GET', url: `/v1/dispatches?cursor=${encodeURIComponent(value)}`, headers: adminHeaders() })
+    t.equal(res.statusCode, 400, `${Buffer.from(value, 'base64url').toString()} → 400`)
+    t.equal(res.json().code, 'INVALID_CURSOR')
+  }
+  // The cursors pushpool hands out still page.
+  for (const key of ['a', 'b', 'c']) {
+    await app.store.createDispatch({ key: `${key}:1`, flowRunId: `${key}`, flowRunName: null, pool: 'p', deploymentId: null, state: 'received', dueAt: null, receivedAt: new Date().toISOString(), detail: 'test' })
+  }
+  const seen: string[] = []
+  let next: string | null = null
+  do {
+    const res: { statusCode: number, json: () => { items: Array<{ key: string }>, next_cursor: string | null } } = await app.inject({ method: 'GET', url: `/v1/dispatches?limit=1${next === null ? '' : `&cursor=${next}`}`, headers: adminHeaders() })
+    t.equal(res.statusCode, 200)
+    seen.push(...res.json().items.map(d => d.key))
+    next = res.json().next_cursor
+  } while (next !== null && seen.length < 5)
+  t.same(seen.sort(), ['a:1', 'b:1', 'c:1'], 'three pages of one, each once')
+})

@@ -1,8 +1,8 @@
 // Usage: node test/harness/run-with-peers.ts -- <command> [args...]     (npm test: `-- tap`)
 //
 // Starts the services the tests talk to — one Prefect server for the whole run, instead of one per
-// test file — runs the command with their coordinates in its environment, stops them, and exits
-// with the command's status.
+// test file, and PostgreSQL as .ci/run does (postgres-server.ts) — runs the command with their
+// coordinates in its environment, stops what it started, and exits with the command's status.
 
 import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
@@ -10,6 +10,8 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startPrefectServer } from '../../src/devstack/prefect-server.ts'
 import { ensurePrefectVenv } from '../../src/devstack/venv.ts'
+import { POSTGRES_URL_ENV } from '../store/postgres-database.ts'
+import { provideTestPostgres } from './postgres-server.ts'
 import { newTestAuthString, TEST_ENV } from './test-env.ts'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -23,14 +25,28 @@ if (!command) {
 
 const say = (line: string): void => { process.stderr.write(`[run-with-peers] ${line}\n`) }
 
-const venvStarted = Date.now()
-const venv = await ensurePrefectVenv({ onProgress: (line) => say(`venv: ${line}`) })
-say(`Prefect venv ${venv.dir} ready in ${Date.now() - venvStarted} ms`)
+// PostgreSQL comes up while the venv is checked and Prefect starts.
+const postgresReady = provideTestPostgres(REPO_ROOT, process.env)
 
-const serverStarted = Date.now()
+const venvStarted = Date.now()
 const authString = newTestAuthString()
-const server = await startPrefectServer({ venv, authString })
-say(`Prefect server ${server.apiUrl} ready in ${Date.now() - serverStarted} ms`)
+const { venv, server } = await (async () => {
+  try {
+    const venv = await ensurePrefectVenv({ onProgress: (line) => say(`venv: ${line}`) })
+    say(`Prefect venv ${venv.dir} ready in ${Date.now() - venvStarted} ms`)
+    const serverStarted = Date.now()
+    const server = await startPrefectServer({ venv, authString })
+    say(`Prefect server ${server.apiUrl} ready in ${Date.now() - serverStarted} ms`)
+    return { venv, server }
+  } catch (err) {
+    await (await postgresReady).stop()
+    throw err
+  }
+})()
+
+const postgres = await postgresReady
+say(postgres.describe)
+const stopPeers = async (): Promise<void> => { await Promise.all([server.stop(), postgres.stop()]) }
 
 const child = spawn(command, args, {
   stdio: 'inherit',
@@ -41,6 +57,7 @@ const child = spawn(command, args, {
     [TEST_ENV.apiUrl]: server.apiUrl,
     [TEST_ENV.authString]: authString,
     [TEST_ENV.venv]: venv.dir,
+    ...(postgres.url !== null ? { [POSTGRES_URL_ENV]: postgres.url } : {}),
   },
 })
 
@@ -52,11 +69,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 child.once('error', async (err) => {
   say(`cannot run ${command}: ${err.message}`)
-  await server.stop()
+  await stopPeers()
   process.exit(127)
 })
 
 child.once('exit', async (code, signal) => {
-  await server.stop()
+  await stopPeers()
   process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0))
 })

@@ -2,11 +2,13 @@
 // Registry, deploys with every variable the service needs (secrets as secrets), and schedules
 // reconcile with an OIDC token for the service URL.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { ConfigError, envSchema, loadConfig } from '../../src/config.ts'
+import { ConfigError, loadConfig, VARIABLES } from '../../src/config.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const read = (path: string): string => readFileSync(join(REPO, path), 'utf8')
@@ -35,8 +37,8 @@ function keyValues (list: string): Record<string, string> {
   }))
 }
 
-// The variables src/config.ts declares.
-const schemaVariables = new Set(Object.keys(envSchema.properties))
+// The variables src/config.ts reads.
+const schemaVariables = new Set(Object.values(VARIABLES).map(v => v.env))
 
 /** Required by the schema: what loadConfig reports missing from an empty environment. */
 function requiredVariables (): string[] {
@@ -113,14 +115,81 @@ t.test('Cloud Scheduler calls POST /v1/reconcile every minute with an OIDC token
   const { entrypoint, args } = step('reconcile-schedule')
   t.equal(entrypoint, 'bash')
   const script = args.at(-1) ?? ''
-  t.match(script, /gcloud scheduler jobs create http \$\{_SCHEDULER_JOB\} [^\n]*\\\n\s*\|\| gcloud scheduler jobs update http \$\{_SCHEDULER_JOB\}/,
-    'created, or updated when it exists')
   t.match(script, `url="${SERVICE_URL}"`)
   t.match(script, '--uri="$$url/v1/reconcile"')
   t.match(script, '--http-method=POST')
   t.match(script, "--schedule='* * * * *'")
   t.match(script, '--oidc-service-account-email=${_SCHEDULER_SERVICE_ACCOUNT}')
   t.match(script, '--oidc-token-audience="$$url"')
+})
+
+/**
+ * The schedule step's script as Cloud Build hands it to bash (substitutions applied, `$$` → `$`),
+ * run against a stand-in gcloud that records its calls: `list` prints `jobs` or fails with
+ * `listError`, `create` fails with `createError` if given.
+ */
+async function runScheduleStep (gcloud: { jobs?: string[], listError?: string, createError?: string }): Promise<{ code: number | null, calls: string[], stderr: string }> {
+  const values: Record<string, string> = { ...build.substitutions, PROJECT_ID: 'proj', PROJECT_NUMBER: '123', BUILD_ID: 'b1', _SCHEDULER_SERVICE_ACCOUNT: 'sched@proj.iam.gserviceaccount.com' }
+  const script = (step('reconcile-schedule').args.at(-1) ?? '')
+    .replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (_, name: string) => values[name] ?? '')
+    .replaceAll('$$', '$')
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-gcloud-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  writeFileSync(join(dir, 'gcloud'), [
+    '#!/usr/bin/env bash',
+    'echo "$*" >> "$GCLOUD_CALLS"',
+    'case "$1 $2 $3" in',
+    `  "scheduler jobs list") ${gcloud.listError !== undefined ? `echo ${JSON.stringify(gcloud.listError)} >&2; exit 1` : `printf '%s\\n' ${(gcloud.jobs ?? []).map(j => `'${j}'`).join(' ')}`} ;;`,
+    `  "scheduler jobs create") ${gcloud.createError !== undefined ? `echo ${JSON.stringify(gcloud.createError)} >&2; exit 1` : 'exit 0'} ;;`,
+    'esac'
+  ].join('\n'), { mode: 0o755 })
+  const calls = join(dir, 'calls')
+  writeFileSync(calls, '')
+  const child = spawn('bash', ['-c', script], { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}`, GCLOUD_CALLS: calls }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>(resolve => child.once('close', resolve))
+  return { code, stderr, calls: readFileSync(calls, 'utf8').split('\n').filter(line => line !== '').map(line => line.split(' ').slice(0, 4).join(' ')) }
+}
+
+t.test('the scheduler job is updated when it exists and created when not; a failure shows its own error', async t => {
+  const job = build.substitutions._SCHEDULER_JOB
+  const exists = await runScheduleStep({ jobs: ['other-job', job] })
+  t.equal(exists.code, 0, exists.stderr)
+  t.same(exists.calls, ['scheduler jobs list --location=us-central1', 'scheduler jobs update http'], 'an existing job is updated')
+
+  const missing = await runScheduleStep({ jobs: [`${job}-old`] })
+  t.equal(missing.code, 0, missing.stderr)
+  t.equal(missing.calls.at(-1), 'scheduler jobs create http', 'a missing one is created (a job whose name only starts alike does not count)')
+
+  const denied = await runScheduleStep({ createError: 'ERROR: (gcloud.scheduler.jobs.create.http) PERMISSION_DENIED: cloudscheduler.jobs.create' })
+  t.not(denied.code, 0, 'a failed create fails the step')
+  t.match(denied.stderr, 'PERMISSION_DENIED: cloudscheduler.jobs.create', 'with its own error')
+  t.notOk(denied.calls.some(c => c.startsWith('scheduler jobs update')), 'no update is tried after it')
+
+  const unlisted = await runScheduleStep({ listError: 'ERROR: (gcloud.scheduler.jobs.list) API [cloudscheduler.googleapis.com] not enabled' })
+  t.not(unlisted.code, 0, 'a failed listing fails the step')
+  t.match(unlisted.stderr, 'not enabled')
+  t.same(unlisted.calls, ['scheduler jobs list --location=us-central1'], 'and nothing else is tried')
+})
+
+/** Each `--substitutions=…` value in docs/deploy.md, with the guide's shell variables filled in. */
+function guideSubstitutions (variables: Record<string, string>): string[] {
+  const guide = read('docs/deploy.md')
+  return [...guide.matchAll(/--substitutions='([^']*)'|--substitutions="([^"]*)"/g)]
+    .map(m => (m[1] ?? m[2]).replace(/\$([A-Z_][A-Z0-9_]*)/g, (_, name: string) => variables[name] ?? `<${name}>`))
+}
+
+t.test('the guide\'s --substitutions survive several admin principals (gcloud splits on commas)', async t => {
+  const admins = 'ana@example.com,bo@example.com'
+  const found = guideSubstitutions({ ADMIN_EMAILS: admins, PREFECT_UI_URL: 'https://prefect.example.com' })
+  t.ok(found.length >= 2, `the guide passes substitutions to the trigger and to builds submit (${found.length})`)
+  for (const value of found) {
+    const parsed = keyValues(value)
+    t.equal(parsed._ADMIN_PRINCIPALS, admins, 'both principals reach _ADMIN_PRINCIPALS')
+    t.equal(parsed._PREFECT_UI_URL, 'https://prefect.example.com', 'the Prefect UI URL is a substitution, no edit of cloudbuild.yaml')
+    for (const key of Object.keys(parsed)) t.ok(key in build.substitutions, `${key} is a substitution cloudbuild.yaml declares`)
+  }
 })
 
 t.test('every substitution used is declared, and every declared one is used', async t => {
@@ -131,4 +200,18 @@ t.test('every substitution used is declared, and every declared one is used', as
   for (const name of used) t.ok(builtIn.has(name) || name in build.substitutions, `${name} is declared or built in`)
   for (const name of Object.keys(build.substitutions)) t.ok(used.has(name), `${name} is used`)
   t.equal(build.options.dynamicSubstitutions, true, 'substitutions may refer to PROJECT_ID under `gcloud builds submit` too')
+})
+
+t.test('the guide\'s example URL for another PostgreSQL starts without node-postgres\'s SECURITY WARNING', async t => {
+  const example = /`(postgresql:\/\/[^`]*sslmode=[^`]*)`/.exec(read('docs/deploy.md'))?.[1]
+  t.ok(example, 'the guide gives a URL with an sslmode')
+  const warnings: string[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning.message) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const { parse } = await import('pg-connection-string')
+  const config = parse(example ?? '')
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(warnings, [], 'no warning is emitted for it')
+  t.same(config.ssl, {}, 'and the connection is TLS with the certificate checked (rejectUnauthorized is not turned off)')
 })

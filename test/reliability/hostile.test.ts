@@ -21,7 +21,8 @@ const ERROR_CODES = new Set([
   'WEBHOOK_UNAUTHORIZED', 'WEBHOOK_UNSUPPORTED_MEDIA_TYPE', 'WEBHOOK_BODY_TOO_LARGE', 'WEBHOOK_INVALID_JSON',
   'WEBHOOK_INVALID_PAYLOAD', 'WEBHOOK_FOREIGN_RESOURCE', 'ADMIN_UNAUTHORIZED', 'ADMIN_FORBIDDEN', 'DISPATCH_NOT_FOUND',
   'DISPATCH_NOT_CANCELLABLE', 'DISPATCH_NOT_REDRIVABLE', 'INVALID_QUERY', 'INVALID_CURSOR', 'ROUTE_NOT_FOUND',
-  'METHOD_NOT_ALLOWED', 'BAD_REQUEST', 'PREFECT_UNAVAILABLE', 'OVERLOADED', 'NOT_READY', 'INTERNAL'
+  'METHOD_NOT_ALLOWED', 'BAD_REQUEST', 'REQUEST_TIMEOUT', 'HEADERS_TOO_LARGE', 'PREFECT_UNAVAILABLE', 'PREFECT_UNAUTHORIZED',
+  'OVERLOADED', 'NOT_READY', 'INTERNAL'
 ])
 
 /** An error reply as openapi.yaml's Error schema has it: exactly {code, message}, code from the table. */
@@ -104,12 +105,51 @@ t.test('huge headers are refused with 431 on a real socket', async t => {
   const port = await listening(app)
   const big = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\nConnection: close\r\n\r\n`)
   t.equal(big.status, 431, 'a 20 KB header is over Node\'s 16 KiB limit')
+  t.ok(isContractError(big.body), `with a contract error: ${big.body}`)
+  t.equal(JSON.parse(big.body).code, 'HEADERS_TOO_LARGE')
   const auth = await rawRequest(port, `POST /v1/webhooks/prefect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'s'.repeat(17_000)}\r\n` +
     'Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}')
   t.equal(auth.status, 431, 'so is a 17 KB Authorization header, before any secret comparison')
+  t.ok(isContractError(auth.body))
   const many = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\nConnection: close\r\n\r\n`)
   t.equal(many.status, 431, '3000 small headers add up to too much as well')
+  t.ok(isContractError(many.body))
   await healthy(t, app)
+})
+
+t.test('a request that is not valid HTTP is refused with the error schema, before any route', async t => {
+  const app = await build(t)
+  const port = await listening(app)
+  const cases: Array<[string, string]> = [
+    ['a Content-Length that is not a number', 'POST /v1/webhooks/prefect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12abc\r\n\r\n{}'],
+    ['two Content-Length headers that differ', 'POST /v1/reconcile HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'],
+    ['Content-Length beside chunked Transfer-Encoding', 'POST /v1/reconcile HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}'],
+    ['a request line that is not HTTP', 'HELLO\r\n\r\n']
+  ]
+  for (const [what, head] of cases) {
+    const res = await rawRequest(port, head, { deadlineMs: 10_000 })
+    t.equal(res.status, 400, `${what}: 400`)
+    t.ok(isContractError(res.body), `${what}: a contract error: ${res.body}`)
+    t.equal(JSON.parse(res.body || '{}').code, 'BAD_REQUEST')
+  }
+  await healthy(t, app)
+})
+
+t.test('connections that never send a byte are closed within headersTimeout, and a slow first byte is still served', async t => {
+  const app = await build(t)
+  const port = await listening(app)
+  const headersTimeoutMs = app.server.headersTimeout
+  const silent = await Promise.all(Array.from({ length: 50 }, () => rawRequest(port, '', { deadlineMs: 30_000 })))
+  const closed = silent.filter(r => r.closedByServer)
+  t.equal(closed.length, silent.length, `the server closed all ${silent.length} silent connections`)
+  const slowest = Math.max(...silent.map(r => r.closedAfterMs))
+  t.ok(slowest <= headersTimeoutMs + 3000, `the last after ${slowest} ms (headersTimeout ${headersTimeoutMs} ms + 3 s)`)
+  t.same([...new Set(silent.map(r => r.status))], [408], 'each with 408')
+  t.ok(silent.every(r => isContractError(r.body) && JSON.parse(r.body).code === 'REQUEST_TIMEOUT'), `and a contract error: ${silent[0]?.body}`)
+
+  // A client that waits a while before it speaks, but less than the limit, is served as usual.
+  const late = await rawRequest(port, '', { delayMs: Math.floor(headersTimeoutMs / 2), then: 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', deadlineMs: 30_000 })
+  t.equal(late.status, 200, `a request sent ${Math.floor(headersTimeoutMs / 2)} ms after connecting is answered`)
 })
 
 t.test('slow clients are cut off: a trickled body and trickled headers', async t => {
@@ -130,8 +170,10 @@ t.test('slow clients are cut off: a trickled body and trickled headers', async t
   ])
   t.ok(body.closedByServer, `the server closed the slow body (after ${body.closedAfterMs} ms)`)
   t.equal(body.status, 408, 'with 408 Request Timeout')
+  t.ok(isContractError(body.body) && JSON.parse(body.body).code === 'REQUEST_TIMEOUT', `in the error schema: ${body.body}`)
   t.ok(headers.closedByServer, `the server closed the slow headers (after ${headers.closedAfterMs} ms)`)
   t.equal(headers.status, 408)
+  t.ok(isContractError(headers.body) && JSON.parse(headers.body).code === 'REQUEST_TIMEOUT', `in the error schema: ${headers.body}`)
   // Node enforces both timeouts when it sweeps its connections, every connectionsCheckingInterval.
   const slack = 3000
   t.ok(checkMs <= 1000, `connections are swept every ${checkMs} ms`)
@@ -322,4 +364,16 @@ t.test('{{ $NAME }} placeholders in a pool template never read pushpool\'s envir
   const auth = env.find(v => v.name === 'PREFECT_API_AUTH_STRING')
   t.same(auth?.valueSource, { secretKeyRef: { secret: 'prefect-auth-string', version: 'latest' } }, 'Prefect\'s auth reaches the job as a secret reference')
   t.notOk(logLines.join('\n').includes(peers.authString), 'and no log line has the auth string')
+})
+
+t.test('Prefect refusing pushpool\'s credentials is a 503 that says which setting to fix, never a 500', async t => {
+  const wrong = 'pushpool-test:not-the-password-0123'
+  const logLines: string[] = []
+  const app = await build(t, { logLines, env: { PREFECT_API_URL: peers.apiUrl, PREFECT_API_AUTH_STRING: wrong, PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint } })
+  const res = await post(app, webhookPayload(randomUUID()))
+  t.equal(res.statusCode, 503)
+  t.ok(isContractError(res.body), res.body)
+  t.equal(res.json().code, 'PREFECT_UNAUTHORIZED')
+  t.match(res.json().message, /PREFECT_API_AUTH_STRING.*PREFECT_API_KEY/, 'the message names the settings')
+  t.notMatch(res.body + logLines.join('\n'), 'not-the-password', 'the credentials themselves are nowhere')
 })

@@ -18,6 +18,9 @@ export interface RawOptions {
   trickle?: { chunk: string, everyMs: number }
   /** Give up (and destroy the socket) after this long. */
   deadlineMs?: number
+  /** Wait this long after connecting, then write `then` (after `head`, which may be empty). */
+  delayMs?: number
+  then?: string
 }
 
 /** Writes `head` as is, then optionally trickles more, and reads until the server closes. */
@@ -29,7 +32,11 @@ export function rawRequest (port: number, head: string | Buffer, options: RawOpt
     let deadline: NodeJS.Timeout | undefined
     let byServer = true
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write(head)
+      if (head.length > 0) socket.write(head)
+      if (options.then !== undefined) {
+        const rest = options.then
+        setTimeout(() => { if (!socket.destroyed) socket.write(rest) }, options.delayMs ?? 0)
+      }
       if (options.trickle !== undefined) {
         const { chunk, everyMs } = options.trickle
         timer = setInterval(() => { if (!socket.destroyed && socket.writable) socket.write(chunk) }, everyMs)

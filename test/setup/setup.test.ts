@@ -247,6 +247,39 @@ t.test('--dry-run prints the objects with the secret redacted, and creates nothi
   t.same(await readBlock(`${main.pool}-pushpool`), before, 'the block is untouched')
 })
 
+t.test('--service-account and --prefect-auth-string-secret: jobs run as the account and read Prefect\'s auth from Secret Manager', async t => {
+  const pool = newPoolName()
+  const served = await servePushpool(t, pool)
+  const jobsAccount = 'pushpool-jobs@proj-setup.iam.gserviceaccount.com'
+  await prefect.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: serviceAccountKey('proj-setup'), project: 'proj-setup' })
+  const res = await runCli(['setup', '--url', served.url, '--pool', pool, '--credentials-block', `creds-${pool}`,
+    '--service-account', jobsAccount, '--prefect-auth-string-secret', 'pushpool-prefect-auth-string'], cliEnv())
+  t.equal(res.code, 0, exitMessage(res))
+  const variables = (await prefect.readWorkPool(pool)).base_job_template.variables.properties!
+  t.equal(variables.service_account_name.default, jobsAccount, 'the pool\'s default service account')
+  t.same(variables.prefect_api_auth_string_secret.default, { secret: 'pushpool-prefect-auth-string', version: 'latest' }, 'the version defaults to latest')
+  t.equal(variables.prefect_api_key_secret.default, null, 'the API key secret is not set')
+
+  // A run the automation pushes: its job names the account and takes the auth string by reference.
+  const deploymentId = await prefect.createDeployment({ name: `dep-${pool}`, flowId: await prefect.createFlow(`flow-${pool}`), workPoolName: pool })
+  const run = await prefect.createFlowRun(deploymentId)
+  await prefect.waitForFlowRunState(run.id, r => r.state?.type === 'PENDING' && r.infrastructure_pid !== null)
+  const [execution] = executionsOf(emulator, run.id)
+  const job = emulator.jobs().find(j => execution.name.startsWith(`${j.name}/`))
+  t.equal(job?.template.template?.serviceAccount, jobsAccount, 'the job runs as the account')
+  const env = execution.template.containers?.[0]?.env ?? []
+  t.same(env.find(v => v.name === 'PREFECT_API_AUTH_STRING'), {
+    name: 'PREFECT_API_AUTH_STRING', valueSource: { secretKeyRef: { secret: 'pushpool-prefect-auth-string', version: 'latest' } }
+  }, 'PREFECT_API_AUTH_STRING comes from the secret')
+  t.notOk(JSON.stringify({ execution, job }).includes(peers.authString), 'the auth string itself is nowhere in the job')
+  const [dispatch] = (await served.app.inject({ method: 'GET', url: `/v1/dispatches?flow_run_id=${run.id}`, headers: adminHeaders() })).json().items
+  const detail = (await served.app.inject({ method: 'GET', url: `/v1/dispatches/${dispatch.id}`, headers: adminHeaders() })).json()
+  t.notMatch(JSON.stringify(detail.events), /plaintext/, 'and Prefect\'s plaintext-credential warning is not raised')
+
+  const again = await runSetup(connection, options(pool, served.url))
+  t.equal(again.results[0].outcome, 'unchanged', 'running setup again without the options keeps them')
+})
+
 /** A template made by hand, not prefect-gcp's. */
 const customTemplate: BaseJobTemplate = {
   job_configuration: { image: '{{ image }}' },
