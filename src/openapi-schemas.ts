@@ -173,6 +173,27 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "null"
         ]
       },
+      "deployment_name": {
+        "type": [
+          "string",
+          "null"
+        ],
+        "description": "known once the launch has read the deployment"
+      },
+      "flow_name": {
+        "type": [
+          "string",
+          "null"
+        ],
+        "description": "known once the launch has read the flow"
+      },
+      "scheduled_at": {
+        "type": [
+          "string",
+          "null"
+        ],
+        "description": "when the dispatched Scheduled-type state was due; launch latency counts from it"
+      },
       "state": {
         "$ref": "#/components/schemas/DispatchState"
       },
@@ -414,6 +435,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       "jobs_deleted",
       "pruned",
       "errors",
+      "failures",
       "duration_ms",
       "truncated"
     ],
@@ -464,7 +486,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       "failures": {
         "type": "array",
         "maxItems": 20,
-        "description": "The first failures behind `errors`, each with the step it happened in, what it was about and\nwhy (the error's message, which never holds a credential), e.g. a heartbeat when Prefect is\nunreachable. Present once the reconciler reports it.\n",
+        "description": "The first failures behind `errors`, each with the step it happened in, what it was about and\nwhy (the error's message, which never holds a credential), e.g. a heartbeat when Prefect is\nunreachable.\n",
         "items": {
           "type": "object",
           "additionalProperties": false,
@@ -479,6 +501,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
                 "drive",
                 "check",
                 "discover",
+                "arm",
                 "heartbeat",
                 "prune"
               ]

@@ -304,7 +304,9 @@ export class Launcher {
         const name = job.latestCreatedExecution?.name ?? null
         return name === null || name === '' ? { kind: 'none' } : { kind: 'found', name, logUri: null }
       }
-      for await (const execution of clients.executions.listExecutionsAsync({ parent: plan.jobName, pageSize: 50 }, CALL)) {
+      // autoPaginate off: the async iterator pages by itself, and google-gax otherwise prints an
+      // AutopaginateTrueWarning line (not JSON) on stderr for every call.
+      for await (const execution of clients.executions.listExecutionsAsync({ parent: plan.jobName, pageSize: 50 }, { ...CALL, autoPaginate: false })) {
         const created = timestampToDate(execution.createTime)
         if (created !== null && created < plan.notBefore) break
         const env = execution.template?.containers?.[0]?.env ?? []

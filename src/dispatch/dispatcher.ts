@@ -13,7 +13,7 @@ import type { Canceller } from './cancel.ts'
 import { LeaseLost, Ownership, type StepDeadlines } from './ownership.ts'
 import type { DispatchDeps, DispatchEvent, DispatchOutcome } from './types.ts'
 import {
-  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, stillToLaunch, timerFor, triage
+  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, scheduledTime, stillToLaunch, timerFor, triage
 } from './decisions.ts'
 
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
@@ -88,6 +88,7 @@ export class Dispatcher {
         flowRunName: run.name,
         pool: run.work_pool_name ?? '',
         deploymentId: run.deployment_id,
+        scheduledAt: scheduledTime(run)?.toISOString() ?? null,
         state: until === null ? 'received' : 'deferred',
         dueAt: until?.toISOString() ?? null,
         receivedAt: event.receivedAt.toISOString(),
@@ -249,6 +250,7 @@ export class Dispatcher {
       flowRunName: flowRun.name,
       pool: flowRun.work_pool_name ?? '',
       deploymentId: flowRun.deployment_id,
+      scheduledAt: scheduled.state_details?.scheduled_time ?? null,
       state: 'skipped',
       dueAt: null,
       receivedAt: event.receivedAt.toISOString(),
@@ -437,7 +439,9 @@ export class Dispatcher {
       jobName: prepared.plan.jobName,
       jobSpec: prepared.redactedJob,
       keepJob: prepared.config.keepJob,
-      gcpIdentity: prepared.identity
+      gcpIdentity: prepared.identity,
+      deploymentName: prepared.deploymentName,
+      flowName: prepared.flowName
     }, {
       detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}`,
       reply: prepared.config.warnings.length > 0 ? { warnings: prepared.config.warnings } : undefined

@@ -26,6 +26,8 @@ export interface PreparedLaunch {
   redactedJob: V2Job
   /** Where the identity can be found again after launch, without rendering. */
   identity: GcpIdentityRef
+  deploymentName: string | null
+  flowName: string | null
 }
 
 export type PrepareDeps = Pick<DispatchDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
@@ -64,8 +66,12 @@ export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, know
     config: rendered,
     plan,
     clients,
-    redactedJob: redactJob(plan.job),
-    identity: identityRef(identity, rendered.credentials, lookups.documentsRead())
+    // The whole job as rendered, before reuse mode moves its per-run env into the RunJob overrides:
+    // an operator sees every variable the run got (values redacted).
+    redactedJob: redactJob(rendered.job),
+    identity: identityRef(identity, rendered.credentials, lookups.documentsRead()),
+    deploymentName: deployment?.name ?? null,
+    flowName: flow?.name ?? null
   }
 }
 

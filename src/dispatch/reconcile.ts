@@ -30,10 +30,26 @@ export interface ReconcileReport {
   jobs_deleted: number
   pruned: number
   errors: number
+  /** The first failures behind `errors`: which step, about what, and why. */
+  failures: ReconcileFailure[]
   duration_ms: number
   /** The time budget ran out before every step was done; the next pass continues. */
   truncated: boolean
 }
+
+export type ReconcileStep = 'drive' | 'check' | 'discover' | 'arm' | 'heartbeat' | 'prune'
+
+export interface ReconcileFailure {
+  step: ReconcileStep
+  pool: string | null
+  dispatch_id: string | null
+  flow_run_id: string | null
+  /** The error's message: pushpool's own wording and its peers', never a credential. */
+  message: string
+}
+
+/** What a failure was about, for the report. */
+interface About { step: ReconcileStep, pool?: string, dispatch?: Dispatch, flowRunId?: string }
 
 export interface ReconcilerDeps {
   config: Config
@@ -50,6 +66,10 @@ export interface ReconcilerDeps {
 }
 
 const BATCH = 100
+/** The longest state message kept as a dispatch's error. */
+const ERROR_CHARS = 500
+/** Failures listed in one report; `errors` counts them all. */
+const LISTED_FAILURES = 20
 /** Runs armed per pool and pass: Prefect's largest page (a horizon of minutes holds far fewer). */
 const UPCOMING_RUNS = 200
 /** Waiting dispatches armed per pass. */
@@ -78,43 +98,59 @@ export class Reconciler {
     const deadline = started + config.reconcileBudgetMs
     const report: ReconcileReport = {
       checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, armed: 0, driven: 0, discovered: 0,
-      heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, duration_ms: 0, truncated: false
+      heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, failures: [], duration_ms: 0, truncated: false
     }
     // Launches first: a due run waits for nothing else, while closing a finished record can wait
     // for the next pass if the budget runs out.
     const passStarted = new Date(started).toISOString()
-    const steps: Array<() => Promise<void>> = [
-      () => this.driveDue(report, deadline),
-      () => this.checkLaunched(report, deadline, passStarted),
-      () => this.discover(report, deadline),
-      () => this.armUpcoming(report, deadline),
-      () => this.heartbeat(report),
-      () => this.prune(report)
+    const steps: Array<[ReconcileStep, () => Promise<void>]> = [
+      ['drive', () => this.driveDue(report, deadline)],
+      ['check', () => this.checkLaunched(report, deadline, passStarted)],
+      ['discover', () => this.discover(report, deadline)],
+      ['arm', () => this.armUpcoming(report, deadline)],
+      ['heartbeat', () => this.heartbeat(report)],
+      ['prune', () => this.prune(report)]
     ]
-    for (const step of steps) {
+    for (const [step, work] of steps) {
       if (Date.now() >= deadline) { report.truncated = true; break }
-      await step()
+      // A step that fails as a whole (its list could not be read) is reported, and the pass goes on.
+      await this.attempt(report, { step }, work)
     }
     report.duration_ms = Date.now() - started
     log.info({ reconcile: report }, 'reconcile pass done')
     return report
   }
 
-  /** Runs `work` for each item until the deadline, counting failures instead of stopping on them. */
-  private async each<T>(items: T[], report: ReconcileReport, deadline: number, work: (item: T) => Promise<void>): Promise<void> {
+  /** Runs `work` for each item until the deadline, reporting failures instead of stopping on them. */
+  private async each<T>(items: T[], report: ReconcileReport, deadline: number, about: (item: T) => About,
+    work: (item: T) => Promise<void>): Promise<void> {
     for (const item of items) {
       if (Date.now() >= deadline) { report.truncated = true; return }
-      await this.attempt(report, () => work(item))
+      await this.attempt(report, about(item), () => work(item))
     }
   }
 
-  private async attempt (report: ReconcileReport, work: () => Promise<void>): Promise<void> {
+  private async attempt (report: ReconcileReport, about: About, work: () => Promise<void>): Promise<void> {
     try {
       await work()
     } catch (err) {
-      report.errors++
-      this.deps.log.warn({ err: (err as Error).message }, 'reconcile step failed; the next pass retries it')
+      this.fail(report, about, err)
     }
+  }
+
+  /** Counts a failure, lists the first ones in the report, and logs it; the next pass retries what failed. */
+  private fail (report: ReconcileReport, about: About, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err)
+    const failure: ReconcileFailure = {
+      step: about.step,
+      pool: about.pool ?? about.dispatch?.pool ?? null,
+      dispatch_id: about.dispatch?.id ?? null,
+      flow_run_id: about.flowRunId ?? about.dispatch?.flowRunId ?? null,
+      message
+    }
+    report.errors++
+    if (report.failures.length < LISTED_FAILURES) report.failures.push(failure)
+    this.deps.log.warn({ failure }, 'reconcile step failed; the next pass retries it')
   }
 
   /**
@@ -220,17 +256,29 @@ export class Reconciler {
         // A record touched during the pass moves behind the cursor and comes round again.
         if (seen.has(dispatch.id)) continue
         seen.add(dispatch.id)
-        await this.attempt(report, () => work(dispatch))
+        await this.attempt(report, { step: 'check', dispatch }, () => work(dispatch))
       }
     }
   }
 
-  /** Prefect holds the run as terminal: record its state. `status` is the execution's, if read. */
+  /**
+   * Prefect holds the run as terminal: record its state. `status` is the execution's, if read. A run
+   * that ended Failed or Crashed carries Prefect's message as the dispatch's error, so an operator
+   * sees why without opening Prefect.
+   */
   private async closeTerminal (own: Ownership, dispatch: Dispatch, flowRun: FlowRun, status: ExecutionStatus | null): Promise<Dispatch | null> {
     const type = flowRun.state?.type ?? 'COMPLETED'
-    const patch = { ...(status !== null ? { logUri: status.logUri ?? dispatch.logUri } : {}), dueAt: null }
+    const name = flowRun.state?.name ?? type
+    const message = (flowRun.state?.message ?? '').trim()
+    const failed = type === 'FAILED' || type === 'CRASHED'
+    const patch = {
+      ...(status !== null ? { logUri: status.logUri ?? dispatch.logUri } : {}),
+      ...(failed ? { error: message === '' ? `flow run ended ${name}` : message.slice(0, ERROR_CHARS) } : {}),
+      dueAt: null
+    }
+    const source = status === null ? 'Prefect reported it; the execution was not read' : `the execution ${status.outcome}`
     return await own.transition('close', patch,
-      { detail: `${status === null ? 'execution not read' : `execution ${status.outcome}`}; flow run is ${flowRun.state?.name ?? type}` },
+      { detail: `flow run ended ${name}${message === '' ? '' : `: ${message.slice(0, ERROR_CHARS)}`} (${source})` },
       { to: CLOSED_AS[type] ?? 'succeeded' })
   }
 
@@ -272,7 +320,7 @@ export class Reconciler {
     const horizon = new Date(Date.now() + config.prefetchSeconds * 1000).toISOString()
     const due = await store.listActionable(['deferred', 'retrying'], horizon, BATCH)
     const cutShort = await store.listActionable(['received', 'claimed', 'launching'], FAR_FUTURE, BATCH)
-    await this.each([...due, ...cutShort], report, deadline, async dispatch => {
+    await this.each([...due, ...cutShort], report, deadline, dispatch => ({ step: 'drive', dispatch }), async dispatch => {
       const after = await dispatcher.driveIfFree(dispatch)
       // Only a dispatch that moved on counts: one still held back by a limit is not "driven".
       if (after !== null && after.state !== 'deferred' && after.state !== 'retrying') report.driven++
@@ -288,11 +336,10 @@ export class Reconciler {
       try {
         runs = await prefect.getScheduledFlowRuns(pool, before, BATCH)
       } catch (err) {
-        report.errors++
-        this.deps.log.warn({ pool, err: (err as Error).message }, 'could not list scheduled runs')
+        this.fail(report, { step: 'discover', pool }, err)
         continue
       }
-      await this.each(runs, report, deadline, async run => {
+      await this.each(runs, report, deadline, run => ({ step: 'discover', pool, flowRunId: run.id }), async run => {
         const outcome = await dispatcher.handle({ flowRunId: run.id, event: 'reconcile', receivedAt: new Date() })
         if (outcome.status === 'accepted') report.discovered++
       })
@@ -313,13 +360,12 @@ export class Reconciler {
       try {
         runs = await prefect.listUpcomingFlowRuns(pool, horizon, UPCOMING_RUNS)
       } catch (err) {
-        report.errors++
-        this.deps.log.warn({ pool, err: (err as Error).message }, 'could not list upcoming runs')
+        this.fail(report, { step: 'arm', pool }, err)
         continue
       }
       // Due within the prefetch window: discover has just dispatched those.
       const later = runs.filter(run => (scheduledTime(run)?.getTime() ?? 0) > Date.now() + config.prefetchSeconds * 1000)
-      await this.each(later, report, deadline, async run => {
+      await this.each(later, report, deadline, run => ({ step: 'arm', pool, flowRunId: run.id }), async run => {
         const outcome = await dispatcher.handle({ flowRunId: run.id, event: 'reconcile look-ahead', receivedAt: new Date() })
         if (outcome.status === 'accepted') report.armed++
       })
@@ -341,8 +387,7 @@ export class Reconciler {
         await this.deps.prefect.workerHeartbeat(pool, this.deps.config.workerName, 90)
         report.heartbeats++
       } catch (err) {
-        report.errors++
-        this.deps.log.warn({ pool, err: (err as Error).message }, 'worker heartbeat failed')
+        this.fail(report, { step: 'heartbeat', pool }, err)
       }
     }
   }

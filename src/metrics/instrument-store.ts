@@ -17,7 +17,7 @@ export function instrumentStore (store: Store, metrics: PushpoolMetrics): Store 
     if (moved !== null) {
       metrics.dispatches.inc({ pool: moved.pool, state: moved.state })
       if (moved.state === 'launched' && moved.launchedAt !== null) {
-        metrics.dispatchLatency.observe((Date.parse(moved.launchedAt) - Date.parse(moved.receivedAt)) / 1000, { pool: moved.pool })
+        metrics.dispatchLatency.observe((Date.parse(moved.launchedAt) - Date.parse(moved.scheduledAt ?? moved.receivedAt)) / 1000, { pool: moved.pool })
       }
     }
     return moved

@@ -51,7 +51,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `ALTER TABLE dispatches ADD COLUMN lease_owner TEXT;
   ALTER TABLE dispatches ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE dispatches ADD COLUMN lease_expires_at TEXT;
-  ALTER TABLE dispatches ADD COLUMN cancel_requested_at TEXT;`
+  ALTER TABLE dispatches ADD COLUMN cancel_requested_at TEXT;`,
+  // 6: what operators read in a listing: when the run was due (launch latency counts from it) and the
+  // names of its deployment and flow.
+  `ALTER TABLE dispatches ADD COLUMN scheduled_at TEXT;
+  ALTER TABLE dispatches ADD COLUMN deployment_name TEXT;
+  ALTER TABLE dispatches ADD COLUMN flow_name TEXT;`
 ]
 
 // PostgreSQL has real types where SQLite has text: timestamptz(3) keeps the millisecond precision
@@ -106,5 +111,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `ALTER TABLE dispatches ADD COLUMN lease_owner text;
   ALTER TABLE dispatches ADD COLUMN lease_token bigint NOT NULL DEFAULT 0;
   ALTER TABLE dispatches ADD COLUMN lease_expires_at timestamptz(3);
-  ALTER TABLE dispatches ADD COLUMN cancel_requested_at timestamptz(3);`
+  ALTER TABLE dispatches ADD COLUMN cancel_requested_at timestamptz(3);`,
+  // 6: what operators read in a listing: when the run was due (launch latency counts from it) and the
+  // names of its deployment and flow.
+  `ALTER TABLE dispatches ADD COLUMN scheduled_at timestamptz(3);
+  ALTER TABLE dispatches ADD COLUMN deployment_name text;
+  ALTER TABLE dispatches ADD COLUMN flow_name text;`
 ]

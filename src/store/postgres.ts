@@ -73,10 +73,10 @@ export async function openPostgresStore (url: string): Promise<Store> {
       const id = randomUUID()
       const inserted = await inTransaction(connections, async db => {
         // The database clock, not this instance's: rows written by several instances order by one time.
-        const row = await one(db, `INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state,
-          attempts, due_at, received_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, now(), now())
+        const row = await one(db, `INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, scheduled_at, state,
+          attempts, due_at, received_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, now(), now())
           ON CONFLICT (key) DO NOTHING RETURNING *`,
-        [id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state, input.dueAt, input.receivedAt])
+        [id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.scheduledAt ?? null, input.state, input.dueAt, input.receivedAt])
         if (row !== null) await appendEvent(db, id, input.state, null, input.state, { detail: input.detail })
         return row
       })
@@ -207,13 +207,13 @@ export async function openPostgresStore (url: string): Promise<Store> {
       const [counts, last, launches] = await Promise.all([
         connections.query<{ state: DispatchState, n: number }>('SELECT state, count(*)::integer AS n FROM dispatches WHERE pool = $1 GROUP BY state', [pool]),
         connections.query<{ at: Date | null }>('SELECT max(created_at) AS at FROM dispatches WHERE pool = $1', [pool]),
-        connections.query<{ received_at: Date, launched_at: Date }>(`SELECT received_at, launched_at FROM dispatches
+        connections.query<{ due: Date, launched_at: Date }>(`SELECT COALESCE(scheduled_at, received_at) AS due, launched_at FROM dispatches
           WHERE pool = $1 AND launched_at IS NOT NULL ORDER BY launched_at DESC LIMIT 100`, [pool])
       ])
       return {
         counts: Object.fromEntries(counts.rows.map(r => [r.state, r.n])),
         lastDispatchAt: last.rows[0]?.at?.toISOString() ?? null,
-        recentLatenciesMs: launches.rows.map(r => r.launched_at.getTime() - r.received_at.getTime())
+        recentLatenciesMs: launches.rows.map(r => r.launched_at.getTime() - r.due.getTime())
       }
     },
 

@@ -18,6 +18,9 @@ export function rowToDispatch (row: Row): Dispatch {
     flowRunName: str(row.flow_run_name),
     pool: String(row.pool),
     deploymentId: str(row.deployment_id),
+    deploymentName: str(row.deployment_name),
+    flowName: str(row.flow_name),
+    scheduledAt: isoOrNull(row.scheduled_at),
     state: row.state as DispatchState,
     attempts: Number(row.attempts),
     dueAt: isoOrNull(row.due_at),
@@ -68,6 +71,8 @@ const COLUMNS: Record<keyof DispatchPatch, string> = {
   launchedAt: 'launched_at',
   keepJob: 'keep_job',
   executionMayExist: 'execution_may_exist',
+  deploymentName: 'deployment_name',
+  flowName: 'flow_name',
   gcpIdentity: 'gcp_identity'
 }
 

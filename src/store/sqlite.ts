@@ -16,7 +16,7 @@ import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from '
 import { KeyedQueue } from '../util/keyed-queue.ts'
 
 export function openSqliteStore (path: string): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:') makeOwnDirectory(path)
   const db = new DatabaseSync(path)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
   migrate(db)
@@ -90,9 +90,9 @@ export function openSqliteStore (path: string): Store {
         if (existing !== undefined) return { dispatch: rowToDispatch(existing), created: false }
         const id = randomUUID()
         const at = now()
-        const row = prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, state, attempts,
-          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`)
-          .get(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.state,
+        const row = prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, scheduled_at, state, attempts,
+          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`)
+          .get(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.scheduledAt ?? null, input.state,
             input.dueAt, input.receivedAt, at, at) as Row
         appendEvent(id, at, input.state, null, input.state, { detail: input.detail })
         return { dispatch: rowToDispatch(row), created: true }
@@ -196,12 +196,12 @@ export function openSqliteStore (path: string): Store {
       const counts = Object.fromEntries((prepare('SELECT state, COUNT(*) AS n FROM dispatches WHERE pool = ? GROUP BY state')
         .all(pool) as Array<{ state: string, n: number }>).map(r => [r.state, Number(r.n)]))
       const last = prepare('SELECT MAX(created_at) AS at FROM dispatches WHERE pool = ?').get(pool) as { at: string | null }
-      const launches = prepare(`SELECT received_at, launched_at FROM dispatches WHERE pool = ? AND launched_at IS NOT NULL
-        ORDER BY launched_at DESC LIMIT 100`).all(pool) as Array<{ received_at: string, launched_at: string }>
+      const launches = prepare(`SELECT COALESCE(scheduled_at, received_at) AS due, launched_at FROM dispatches WHERE pool = ? AND launched_at IS NOT NULL
+        ORDER BY launched_at DESC LIMIT 100`).all(pool) as Array<{ due: string, launched_at: string }>
       return {
         counts,
         lastDispatchAt: last.at,
-        recentLatenciesMs: launches.map(r => Date.parse(r.launched_at) - Date.parse(r.received_at))
+        recentLatenciesMs: launches.map(r => Date.parse(r.launched_at) - Date.parse(r.due))
       }
     },
 
@@ -230,6 +230,25 @@ export function openSqliteStore (path: string): Store {
     async ping () { prepare('SELECT 1').get() },
 
     async close () { if (db.isOpen) db.close() }
+  }
+}
+
+/**
+ * Creates the database file's own directory (so the default ./data/pushpool.db works), but not its
+ * parents: a path whose parent does not exist is a mistyped PUSHPOOL_STORE_URL, not a tree to make.
+ */
+function makeOwnDirectory (path: string): void {
+  const directory = dirname(path)
+  try {
+    mkdirSync(directory)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return
+    if (code === 'ENOENT') {
+      throw new Error(`cannot open the SQLite store at ${path}: ${dirname(directory)} does not exist (pushpool creates only the ` +
+        'file\'s own directory, such as ./data): create it, or correct PUSHPOOL_STORE_URL')
+    }
+    throw err
   }
 }
 

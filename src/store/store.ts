@@ -15,6 +15,11 @@ export interface Dispatch {
   flowRunName: string | null
   pool: string
   deploymentId: string | null
+  /** Names, for operators: known once the launch has read them. */
+  deploymentName: string | null
+  flowName: string | null
+  /** When the dispatched Scheduled-type state was due: launch latency counts from here. */
+  scheduledAt: string | null
   state: DispatchState
   /** Launch attempts made so far (each RunJob call counts). */
   attempts: number
@@ -69,6 +74,8 @@ export interface NewDispatch {
   flowRunName: string | null
   pool: string
   deploymentId: string | null
+  /** When the Scheduled-type state dispatched is due, if it says. */
+  scheduledAt?: string | null
   state: DispatchState
   dueAt: string | null
   receivedAt: string
@@ -78,7 +85,7 @@ export interface NewDispatch {
 /** Fields a transition may set alongside the state. */
 export type DispatchPatch = Partial<Pick<Dispatch,
 'attempts' | 'dueAt' | 'project' | 'region' | 'jobName' | 'executionName' | 'logUri' | 'jobSpec' | 'error' | 'launchedAt' | 'keepJob' |
-'executionMayExist' | 'gcpIdentity'>>
+'executionMayExist' | 'gcpIdentity' | 'deploymentName' | 'flowName'>>
 
 export interface TransitionOptions {
   /** The target, for a transition with several (close). */
@@ -140,7 +147,7 @@ export interface DispatchPage {
 export interface PoolSummary {
   counts: Partial<Record<DispatchState, number>>
   lastDispatchAt: string | null
-  /** received → launched, in ms, for the most recent launches (at most 100). */
+  /** Launch latency, in ms, for the most recent launches (at most 100): launched less scheduled (else received). */
   recentLatenciesMs: number[]
 }
 

@@ -25,7 +25,8 @@ function run (overrides: Partial<FlowRun> = {}): FlowRun {
 
 function dispatch (overrides: Partial<Dispatch> = {}): Dispatch {
   return {
-    id: 'd-1', key: 'run-1:state-old', flowRunId: 'run-1', flowRunName: null, pool: 'pool', deploymentId: 'dep-1', state: 'received',
+    id: 'd-1', key: 'run-1:state-old', flowRunId: 'run-1', flowRunName: null, pool: 'pool', deploymentId: 'dep-1', deploymentName: null,
+    flowName: null, scheduledAt: null, state: 'received',
     attempts: 0, dueAt: null, project: 'p', region: 'r', jobName: 'projects/p/locations/r/jobs/j', executionName: 'projects/p/locations/r/jobs/j/executions/j-1',
     logUri: 'https://console.cloud.google.com/logs', keepJob: false, executionMayExist: false, gcpIdentity: null, lease: null, cancelRequestedAt: null, jobSpec: null, error: null,
     receivedAt: NOW.toISOString(), launchedAt: NOW.toISOString(), createdAt: NOW.toISOString(), updatedAt: NOW.toISOString(), ...overrides

@@ -43,9 +43,12 @@ t.test('main path: Pending accepted, one execution with the run\'s env and job v
   const d = await s.detail(res.json().dispatch_id)
   t.same(d.events.map((e: { type: string }) => e.type), ['received', 'claimed', 'pending_accepted', 'launching', 'launched'])
   t.equal(d.dispatch.execution_name, execution.name)
-  const storedEnv = d.job_spec.template.template.containers[0].env ?? []
+  const storedEnv: Array<{ name: string, value?: string }> = d.job_spec.template.template.containers[0].env ?? []
   t.notOk(JSON.stringify(d).includes(peers.authString), 'the auth string is not in the admin view')
-  t.ok(Array.isArray(storedEnv))
+  t.equal(storedEnv.find(e => e.name === 'PREFECT__FLOW_RUN_ID')?.value, flowRunId, 'the per-run env is shown, not only the shared job\'s')
+  t.equal(storedEnv.find(e => e.name === 'PREFECT_API_AUTH_STRING')?.value, '[redacted]', 'redacted')
+  t.ok(d.dispatch.deployment_name !== null && d.dispatch.flow_name !== null, 'the listing names the deployment and the flow')
+  t.match(d.dispatch.scheduled_at, /Z$/, 'and when the run was due')
 })
 
 t.test('the same webhook 10 times in sequence and 10 concurrently: one dispatch, one execution', async t => {

@@ -233,7 +233,7 @@ t.test('a run Prefect already holds as terminal is closed without reading its ex
   const d = await s.detail(run.dispatchId)
   t.equal(d.dispatch.state, 'succeeded')
   t.match(d.dispatch.log_uri, /^https:\/\/console\.cloud\.google\.com\/logs/)
-  t.match(d.events.at(-1).detail, /execution not read; flow run is Completed/)
+  t.match(d.events.at(-1).detail, /flow run ended Completed \(Prefect reported it; the execution was not read\)/)
   emulator.finishExecution(run.execution, { exitCode: 0 })
 })
 
