@@ -7,7 +7,7 @@ import type { Dispatch } from '../store/store.ts'
 import { DRIVABLE_STATES } from '../store/transitions.ts'
 import { NeverRetry, RetryLater } from '../failures.ts'
 import { CLOUD_RUN_CALL_MS, CREATE_JOB_MS, type LaunchCall } from '../cloudrun/launcher.ts'
-import { prepareLaunch } from './prepare.ts'
+import { DeploymentGone, prepareLaunch } from './prepare.ts'
 import { ConcurrencyGate } from './concurrency.ts'
 import type { Canceller } from './cancel.ts'
 import { LeaseLost, Ownership, type StepDeadlines } from './ownership.ts'
@@ -411,8 +411,14 @@ export class Dispatcher {
           { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
           { detail: `Prefect asked to wait ${verdict.seconds} s: ${result.details.reason ?? ''}`.trim(), reply }))
       case 'refused': {
-        if (isOwnPending(await prefect.readFlowRun(mine.flowRunId), mine)) {
+        const current = await prefect.readFlowRun(mine.flowRunId)
+        if (isOwnPending(current, mine)) {
           return await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
+        }
+        // Prefect refuses Pending for a run whose deployment was deleted ("Deployment not found.").
+        const deploymentId = current?.deployment_id ?? null
+        if (deploymentId !== null && await prefect.readDeployment(deploymentId) === null) {
+          return await this.cancelForGoneDeployment(own, mine, new DeploymentGone(deploymentId), log)
         }
         log.info({ reply }, 'another party owns the flow run')
         return await own.transition('yield', {},
@@ -500,6 +506,7 @@ export class Dispatcher {
     launch: { executionMayExist?: boolean } = {}): Promise<Dispatch> {
     const { prefect } = this.deps
     if (err instanceof LeaseLost) throw err
+    if (err instanceof DeploymentGone) return await this.cancelForGoneDeployment(own, dispatch, err, log)
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried')
       return (await this.rest(await own.transition('retry',
@@ -520,6 +527,16 @@ export class Dispatcher {
     }
     return (await own.transition('submitFailed', { error: message },
       { detail: CRASH_PREFIX + message, reply }, { from: [dispatch.state] })) ?? dispatch
+  }
+
+  /** The run's deployment is gone: the run is cancelled, as Prefect's worker cancels it, and nothing launched. */
+  private async cancelForGoneDeployment (own: Ownership, dispatch: Dispatch, gone: DeploymentGone, log: Logger): Promise<Dispatch> {
+    log.warn({ reason: gone.message }, 'the run\'s deployment no longer exists; cancelling the run')
+    await own.hold(this.deadlines.prefectCallMs)
+    const result = await this.deps.prefect.setFlowRunState(dispatch.flowRunId, { type: 'CANCELLED', name: 'Cancelled', message: gone.message }, true)
+    return (await own.transition('cancelUnlaunched', { dueAt: null },
+      { detail: gone.message, reply: { status: result.status, state: result.state?.type ?? null } }, { from: [dispatch.state] })) ??
+      (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
   }
 
   /** Admin redrive: drive a dispatch that is waiting or stuck, now rather than at reconcile. */

@@ -13,7 +13,7 @@ import type { JobConfiguration } from '../jobconfig/types.ts'
 import { reuseJobId } from '../jobconfig/names.ts'
 import { canonicalJson, splitForReuse } from '../jobconfig/reuse.ts'
 import { PrefectRequestError } from '../prefect/client.ts'
-import { TemplateError } from '../failures.ts'
+import { NeverRetry, TemplateError } from '../failures.ts'
 import { redactJob } from './redact.ts'
 import { memoizedLookups } from './memoized-lookups.ts'
 
@@ -32,6 +32,17 @@ export interface PreparedLaunch {
 
 export type PrepareDeps = Pick<DispatchDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
 
+/**
+ * The run's deployment was deleted. Prefect's worker cancels such a run rather than launch it
+ * (workers/base.py `_submit_run`), with this message; so does pushpool.
+ */
+export class DeploymentGone extends NeverRetry {
+  constructor (deploymentId: string) {
+    super(`Deployment ${deploymentId} no longer exists, cancelled run.`)
+    this.name = 'DeploymentGone'
+  }
+}
+
 export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, knownFlowRun?: FlowRun): Promise<PreparedLaunch> {
   const { config, prefect, snapshots, identities, google } = deps
   const flowRun = knownFlowRun ?? await prefect.readFlowRun(dispatch.flowRunId)
@@ -43,6 +54,7 @@ export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, know
     prefect.readServerVersion()
   ])
   if (workPool === null) throw new TemplateError('work_pool', `Work pool ${dispatch.pool} does not exist in Prefect: create it, or remove it from PUSHPOOL_POOLS`)
+  if (flowRun.deployment_id !== null && deployment === null) throw new DeploymentGone(flowRun.deployment_id)
 
   const lookups = memoizedLookups(prefect)
   const rendered = await renderJobConfiguration({
