@@ -1,6 +1,7 @@
-// Standalone emulator: `node src/emulator/main.ts [--host h] [--port n] [--executions process|hold|succeed]
-// [--missing-image-pattern re] [--env KEY=VALUE]...`. Prints one JSON line {"endpoint":"host:port"} on stdout
-// once listening, so a parent process can read where to connect; stops on SIGTERM/SIGINT.
+// Standalone emulator: `node src/emulator/main.ts [--host h] [--port n] [--http-port n]
+// [--executions process|hold|succeed] [--missing-image-pattern re] [--env KEY=VALUE]...`. Prints one JSON
+// line {"endpoint":"host:port","httpUrl":"http://host:port","certsUrl":"…"} on stdout once listening, so a
+// parent process can read where to connect; stops on SIGTERM/SIGINT.
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startEmulator, type EmulatorOptions } from './server.ts'
@@ -17,7 +18,8 @@ export async function main (argv: string[]): Promise<void> {
     return
   }
   const emulator = await startEmulator(options)
-  process.stdout.write(`${JSON.stringify({ endpoint: emulator.endpoint })}\n`)
+  const { endpoint, httpUrl, certsUrl } = emulator
+  process.stdout.write(`${JSON.stringify({ endpoint, httpUrl, certsUrl })}\n`)
   await new Promise<void>(resolve => {
     const stop = (): void => {
       process.off('SIGTERM', stop)
@@ -36,13 +38,14 @@ function parseOptions (argv: string[]): EmulatorOptions {
     options: {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '0' },
+      'http-port': { type: 'string', default: '0' },
       executions: { type: 'string', default: 'process' },
       'missing-image-pattern': { type: 'string' },
       env: { type: 'string', multiple: true, default: [] }
     }
   })
-  const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a port number, got '${values.port}'`)
+  const port = portNumber('--port', values.port)
+  const httpPort = portNumber('--http-port', values['http-port'])
   const mode = MODES.find(m => m === values.executions)
   if (!mode) throw new Error(`--executions must be one of ${MODES.join(', ')}, got '${values.executions}'`)
   const processEnv: Record<string, string> = {}
@@ -55,11 +58,18 @@ function parseOptions (argv: string[]): EmulatorOptions {
   return {
     host: values.host,
     port,
+    httpPort,
     executions: mode,
     processEnv,
     ...(pattern ? { missingImagePattern: new RegExp(pattern) } : {}),
     logger: { info: (...args) => console.error(...args), warn: (...args) => console.error(...args) }
   }
+}
+
+function portNumber (flag: string, text: string): number {
+  const port = Number(text)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${flag} must be a port number, got '${text}'`)
+  return port
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -1,9 +1,13 @@
-// Wires the stores to a loopback gRPC server and exposes the test-facing Emulator handle.
+// Wires the stores to a loopback gRPC server and a loopback HTTP server, and exposes the test-facing
+// Emulator handle.
 import * as grpc from '@grpc/grpc-js'
 import { ExecutionStore, runOperationResult, type HeldOutcome } from './executions.ts'
 import { CallPolicy, type FaultRule } from './faults.ts'
+import { startHttpSide } from './http.ts'
+import { IdTokenIssuer } from './id-tokens.ts'
 import { JobStore } from './jobs.ts'
 import { parseExecutionName } from './names.ts'
+import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
 import { OperationStore } from './operations.ts'
 import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
@@ -20,8 +24,10 @@ export interface EmulatorLogger {
 export interface EmulatorOptions {
   /** Default '127.0.0.1' */
   host?: string
-  /** Default 0 (ephemeral) */
+  /** gRPC port. Default 0 (ephemeral) */
   port?: number
+  /** HTTP port (REST APIs and certificates). Default 0 (ephemeral) */
+  httpPort?: number
   /** How executions progress. 'process': run the container's command+args as a local child process with the
    *  execution's env (exit 0 → succeeded, non-zero → failed). 'hold': stay running until the test calls
    *  finishExecution(). 'succeed': succeed at once. Default 'hold'. */
@@ -36,8 +42,17 @@ export interface EmulatorOptions {
 
 export interface Emulator {
   readonly port: number
-  /** 'host:port' */
+  /** gRPC 'host:port' (Cloud Run, Operations, Secret Manager, Cloud Tasks) */
   readonly endpoint: string
+  /** HTTP 'host:port' */
+  readonly httpEndpoint: string
+  /** 'http://host:port', the base of every REST API the emulator serves */
+  readonly httpUrl: string
+  /** Where the ID-token certificates are served as Google serves https://www.googleapis.com/oauth2/v1/certs
+   *  (PUSHPOOL_GOOGLE_CERTS_URL). The JWK form is at /oauth2/v3/certs. */
+  readonly certsUrl: string
+  /** A Google-shaped ID token for a service account, signed with the key served at certsUrl. */
+  idToken (serviceAccountEmail: string, audience: string): string
   addFault (rule: FaultRule): void
   clearFaults (): void
   /** Per-method rate limit: above `perMinute` calls in a sliding 60 s window → RESOURCE_EXHAUSTED. */
@@ -62,6 +77,8 @@ export interface Emulator {
 }
 
 export async function startEmulator (options: EmulatorOptions = {}): Promise<Emulator> {
+  // The key is generated on the thread pool while the protos load below.
+  const issuerReady = IdTokenIssuer.create()
   const secrets = new SecretStore()
   const jobs = new JobStore()
   const operations = new OperationStore()
@@ -83,12 +100,22 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   }
   const host = options.host ?? '127.0.0.1'
   const address = host.includes(':') ? `[${host}]` : host
-  const port = await bind(server, `${address}:${options.port ?? 0}`)
+  const issuer = await issuerReady
+  const [port, http] = await Promise.all([
+    bind(server, `${address}:${options.port ?? 0}`),
+    startHttpSide(host, options.httpPort ?? 0, oauth2Routes(issuer), policy,
+      (route, error) => options.logger?.warn(`emulator: ${route} failed unexpectedly`, error))
+  ])
+  const httpUrl = `http://${address}:${http.port}`
   let closed = false
 
   return {
     port,
     endpoint: `${address}:${port}`,
+    httpEndpoint: `${address}:${http.port}`,
+    httpUrl,
+    certsUrl: `${httpUrl}${CERTS_PATH.pem}`,
+    idToken: (email, audience) => issuer.mint({ email, audience }),
     addFault: rule => policy.addFault(rule),
     clearFaults: () => policy.clearFaults(),
     setRateLimit: (method, perMinute) => policy.setRateLimit(method, perMinute),
@@ -105,8 +132,10 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
       if (closed) return
       closed = true
       executions.killAll()
-      // Clients keep their channels open; a graceful shutdown would wait for them.
+      // Clients keep their channels (and keep-alive sockets) open; a graceful shutdown would wait for them.
       server.forceShutdown()
+      http.server.closeAllConnections()
+      await new Promise<void>(resolve => http.server.close(() => resolve()))
     }
   }
 }

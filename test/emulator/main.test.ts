@@ -12,12 +12,15 @@ const MAIN = fileURLToPath(new URL('../../src/emulator/main.ts', import.meta.url
 // coverage of the same files compiled two ways corrupts tap's merged report, so the child records none.
 const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 
-t.test('prints {"endpoint"} once listening, serves the real client, stops on SIGTERM', async t => {
+t.test('prints {"endpoint", "httpUrl", "certsUrl"} once listening, serves the real client, stops on SIGTERM', async t => {
   const child = spawn(process.execPath, [MAIN, '--port', '0', '--executions', 'succeed'], { stdio: ['ignore', 'pipe', 'inherit'], env })
   t.teardown(() => child.kill('SIGKILL'))
   const [line] = await once(createInterface({ input: child.stdout }), 'line') as [string]
-  const { endpoint } = JSON.parse(line) as { endpoint: string }
+  const { endpoint, httpUrl, certsUrl } = JSON.parse(line) as { endpoint: string, httpUrl: string, certsUrl: string }
   t.match(endpoint, /^127\.0\.0\.1:\d+$/)
+  t.match(httpUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.equal(certsUrl, `${httpUrl}/oauth2/v1/certs`)
+  t.equal((await fetch(certsUrl)).status, 200)
 
   const jobs = new v2.JobsClient({ ...emulatorClientOptions(endpoint), projectId: 'p' })
   t.teardown(() => jobs.close())
