@@ -2,6 +2,7 @@
 // started, then finished by a local process, by the test (finishExecution), by a cancel, or at once.
 import { randomUUID } from 'node:crypto'
 import { status } from '@grpc/grpc-js'
+import { durationMs } from './durations.ts'
 import { executionSuffix, newEtag } from './ids.ts'
 import { parseExecutionName, parseJobName } from './names.ts'
 import type { OperationResult } from './operations.ts'
@@ -117,7 +118,7 @@ export class ExecutionStore {
           return
         }
         // workingDir is a path inside the image, so the process runs in the emulator's directory instead.
-        const spec = { argv, env: env.env, timeoutMs: durationMs(execution.template.timeout) }
+        const spec = { argv, env: env.env, timeoutMs: durationMs(execution.template.timeout ?? '600s') }
         record.process = new TaskProcess(spec, end => this.#finish(record, processOutcome(end, id)))
       }
     }
@@ -320,10 +321,6 @@ function setCondition (execution: Execution, condition: Condition): void {
   const index = execution.conditions.findIndex(c => c.type === condition.type)
   if (index === -1) execution.conditions.push(condition)
   else execution.conditions[index] = condition
-}
-
-function durationMs (duration: string | undefined): number {
-  return Number.parseFloat(duration ?? '600s') * 1000
 }
 
 function logUri (project: string, location: string, job: string, execution: string): string {

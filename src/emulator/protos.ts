@@ -13,7 +13,8 @@ export const SERVICE = {
   jobs: 'google.cloud.run.v2.Jobs',
   executions: 'google.cloud.run.v2.Executions',
   operations: 'google.longrunning.Operations',
-  secretManager: 'google.cloud.secretmanager.v1.SecretManagerService'
+  secretManager: 'google.cloud.secretmanager.v1.SecretManagerService',
+  tasks: 'google.cloud.tasks.v2.CloudTasks'
 } as const
 
 export type ServiceName = typeof SERVICE[keyof typeof SERVICE]
@@ -42,29 +43,38 @@ function protocol (): Protocol {
   if (loaded) return loaded
   const runProtos = path.dirname(require.resolve('@google-cloud/run/build/protos/protos.json'))
   const secretManagerProtos = path.dirname(require.resolve('@google-cloud/secret-manager/build/protos/protos.json'))
+  // @google-cloud/tasks' exports map hides its protos folder too; it sits two levels above its cjs entry.
+  const tasksProtos = path.join(path.dirname(require.resolve('@google-cloud/tasks')), '..', '..', 'protos')
   // google-gax's exports map hides its package.json, so find its common protos relative to its main file.
   const gaxProtos = path.join(path.dirname(require.resolve('google-gax')), '..', 'protos')
   const packageDefinition = protoLoader.loadSync([
     'google/cloud/run/v2/job.proto',
     'google/cloud/run/v2/execution.proto',
     'google/longrunning/operations.proto',
-    'google/cloud/secretmanager/v1/service.proto'
+    'google/cloud/secretmanager/v1/service.proto',
+    'google/cloud/tasks/v2/cloudtasks.proto'
   ], {
     // No defaults and no virtual oneof fields: requests then look like REST JSON, where an absent field
     // is absent and a oneof member (e.g. maxRetries: 0) is present only when the caller set it.
     keepCase: false, longs: String, enums: String, defaults: false, oneofs: false,
-    includeDirs: [runProtos, secretManagerProtos, gaxProtos]
+    includeDirs: [runProtos, secretManagerProtos, tasksProtos, gaxProtos]
   })
   const definitions = Object.fromEntries(Object.values(SERVICE).map(name =>
     [name, packageDefinition[name] as ServiceDefinition])) as Record<ServiceName, ServiceDefinition>
   // Reflection (field types for the conversion, encoding Any) uses the bundled descriptors of the same packages.
   const roots = [
     protobuf.Root.fromJSON(require('@google-cloud/run/build/protos/protos.json')),
-    protobuf.Root.fromJSON(require('@google-cloud/secret-manager/build/protos/protos.json'))
+    protobuf.Root.fromJSON(require('@google-cloud/secret-manager/build/protos/protos.json')),
+    protobuf.Root.fromJSON(require(path.join(tasksProtos, 'protos.json')))
   ]
   for (const root of roots) root.resolveAll()
   loaded = { definitions, roots }
   return loaded
+}
+
+/** Loads the protos now (synchronously, ~150 ms), e.g. while other start-up work runs off the main thread. */
+export function loadProtos (): void {
+  protocol()
 }
 
 export function serviceDefinition (service: ServiceName): ServiceDefinition {

@@ -16,3 +16,4 @@ export const notFound = (message: string): RpcError => new RpcError(status.NOT_F
 export const alreadyExists = (message: string): RpcError => new RpcError(status.ALREADY_EXISTS, message)
 export const failedPrecondition = (message: string): RpcError => new RpcError(status.FAILED_PRECONDITION, message)
 export const resourceExhausted = (message: string): RpcError => new RpcError(status.RESOURCE_EXHAUSTED, message)
+export const unimplemented = (message: string): RpcError => new RpcError(status.UNIMPLEMENTED, message)

@@ -9,12 +9,13 @@ import { JobStore } from './jobs.ts'
 import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
 import { OperationStore } from './operations.ts'
-import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
+import { fromWire, loadProtos, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
 import { SecretStore } from './secrets.ts'
 import { serviceHandlers, type Handlers } from './services.ts'
 import { baseProcessEnv } from './task-env.ts'
-import type { Execution, Job } from './types.ts'
+import { TaskQueues, type TaskDelivery, type TaskEnd } from './task-queues.ts'
+import type { Execution, Job, Queue, Task } from './types.ts'
 
 export interface EmulatorLogger {
   info (...args: unknown[]): void
@@ -37,6 +38,12 @@ export interface EmulatorOptions {
   processEnv?: Record<string, string>
   /** Images whose name matches this regex make the execution fail like a missing image (CONTAINER_MISSING). */
   missingImagePattern?: RegExp
+  /** Cloud Tasks: how long the name of a finished or deleted task stays taken. Default 1 h, Google's ~1 h for
+   *  queues made through the API. */
+  taskDedupWindowMs?: number
+  /** Cloud Tasks: cut every delivery off after this long, whatever its dispatch_deadline (at least 15 s on
+   *  Google), so a test of a worker that never answers need not wait that long. Default: no cap. */
+  taskDispatchDeadlineCapMs?: number
   logger?: EmulatorLogger
 }
 
@@ -72,13 +79,23 @@ export interface Emulator {
   finishExecution (name: string, outcome: HeldOutcome): void
   /** Adds a new version (creating the secret if needed); `latest` then resolves to it. */
   putSecret (project: string, secretId: string, value: string | Buffer): void
+  /** Cloud Tasks queues. */
+  queues (): Queue[]
+  /** Cloud Tasks tasks not yet finished or deleted, in the FULL view (bodies included). */
+  tasks (): Task[]
+  /** Every request sent for a task, oldest first: url, method, headers (Authorization included), body, status. */
+  taskDeliveries (): TaskDelivery[]
+  /** Resolves once the task succeeded (a 2xx answer), used up its retries, or was deleted. */
+  waitForTask (name: string): Promise<TaskEnd>
   /** Kills child processes and stops the server. */
   close (): Promise<void>
 }
 
 export async function startEmulator (options: EmulatorOptions = {}): Promise<Emulator> {
-  // The key is generated on the thread pool while the protos load below.
+  // The key is generated on the thread pool while the protos load on this one.
   const issuerReady = IdTokenIssuer.create()
+  loadProtos()
+  const issuer = await issuerReady
   const secrets = new SecretStore()
   const jobs = new JobStore()
   const operations = new OperationStore()
@@ -92,15 +109,19 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
       operations.refresh(TYPE_URL.execution, execution, runOperationResult(execution))
     }
   })
+  const tasks = new TaskQueues({
+    issuer,
+    dedupWindowMs: options.taskDedupWindowMs ?? 3600_000,
+    ...(options.taskDispatchDeadlineCapMs ? { dispatchDeadlineCapMs: options.taskDispatchDeadlineCapMs } : {})
+  })
   const policy = new CallPolicy()
   const server = new grpc.Server()
-  const handlers = serviceHandlers({ jobs, executions, operations, secrets })
+  const handlers = serviceHandlers({ jobs, executions, operations, secrets, tasks })
   for (const service of Object.values(SERVICE)) {
     server.addService(serviceDefinition(service), implement(service, handlers[service], policy, options.logger))
   }
   const host = options.host ?? '127.0.0.1'
   const address = host.includes(':') ? `[${host}]` : host
-  const issuer = await issuerReady
   const [port, http] = await Promise.all([
     bind(server, `${address}:${options.port ?? 0}`),
     startHttpSide(host, options.httpPort ?? 0, oauth2Routes(issuer), policy,
@@ -128,10 +149,15 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     logs: name => executions.logs(name),
     finishExecution: (name, outcome) => executions.finish(name, outcome),
     putSecret: (project, secretId, value) => { secrets.put(project, secretId, value) },
+    queues: () => tasks.queues(),
+    tasks: () => tasks.tasks(),
+    taskDeliveries: () => tasks.deliveries(),
+    waitForTask: name => tasks.waitForTask(name),
     close: async () => {
       if (closed) return
       closed = true
       executions.killAll()
+      tasks.close()
       // Clients keep their channels (and keep-alive sockets) open; a graceful shutdown would wait for them.
       server.forceShutdown()
       http.server.closeAllConnections()
@@ -140,10 +166,18 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   }
 }
 
+const QUOTA_SERVICE: Record<ServiceName, string> = {
+  [SERVICE.jobs]: 'run.googleapis.com',
+  [SERVICE.executions]: 'run.googleapis.com',
+  [SERVICE.operations]: 'run.googleapis.com',
+  [SERVICE.secretManager]: 'secretmanager.googleapis.com',
+  [SERVICE.tasks]: 'cloudtasks.googleapis.com'
+}
+
 /** Wraps each REST-form handler with the call policy and the wire ⇄ REST conversion. */
 function implement (service: ServiceName, handlers: Handlers, policy: CallPolicy,
   logger: EmulatorLogger | undefined): grpc.UntypedServiceImplementation {
-  const quotaService = service === SERVICE.secretManager ? 'secretmanager.googleapis.com' : 'run.googleapis.com'
+  const quotaService = QUOTA_SERVICE[service]
   return Object.fromEntries(Object.entries(handlers).map(([method, handler]) => {
     const types = methodTypes(service, method)
     const handle = handler as (request: Plain) => unknown

@@ -1,0 +1,148 @@
+// One delivery attempt of a Cloud Tasks HTTP task, made as Cloud Tasks makes it, and the backoff
+// before the next one. What is sent follows
+// https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler and the HttpRequest comments
+// of google/cloud/tasks/v2/target.proto; the backoff follows the RetryConfig comments of queue.proto.
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { durationMs } from './durations.ts'
+import type { HttpRequest, RetryConfig, RpcStatus } from './types.ts'
+
+export interface AttemptContext {
+  queueId: string
+  taskId: string
+  /** Seconds since the epoch, as X-CloudTasks-TaskETA carries the schedule time */
+  scheduleTime: string
+  /** Attempts dispatched before this one */
+  retryCount: number
+  /** Earlier attempts the handler answered with something other than a 5xx */
+  executionCount: number
+  /** The HTTP status of the previous attempt, if it got one */
+  previousResponse?: number
+  /** `Bearer <ID token>` when the task has an oidc_token */
+  authorization?: string
+}
+
+export interface OutgoingRequest {
+  url: string
+  method: string
+  headers: Record<string, string>
+  body?: Buffer
+}
+
+export type AttemptResult =
+  | { status: number, rpcStatus: RpcStatus }
+  | { error: string, rpcStatus: RpcStatus }
+
+/** Headers Cloud Tasks computes or reserves, whatever the task says. */
+const REPLACED = /^(host|content-length|user-agent|x-google-.*|x-appengine-.*|x-cloudtasks-.*)$/i
+
+export function outgoingRequest (request: HttpRequest, context: AttemptContext): OutgoingRequest {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    // An OIDC token overrides the task's own Authorization header; without one, that header is sent as is.
+    const overridden = context.authorization !== undefined && name.toLowerCase() === 'authorization'
+    if (!REPLACED.test(name) && !overridden) headers[name] = value
+  }
+  Object.assign(headers, {
+    'User-Agent': 'Google-Cloud-Tasks',
+    'X-CloudTasks-QueueName': context.queueId,
+    'X-CloudTasks-TaskName': context.taskId,
+    'X-CloudTasks-TaskRetryCount': String(context.retryCount),
+    'X-CloudTasks-TaskExecutionCount': String(context.executionCount),
+    'X-CloudTasks-TaskETA': (Date.parse(context.scheduleTime) / 1000).toFixed(6),
+    ...(context.previousResponse === undefined ? {} : { 'X-CloudTasks-TaskPreviousResponse': String(context.previousResponse) }),
+    ...(context.authorization ? { Authorization: context.authorization } : {})
+  })
+  return { url: request.url, method: request.httpMethod, headers, ...(request.body?.length ? { body: request.body } : {}) }
+}
+
+/**
+ * Sends the request with node:http, so the worker sees the task's headers and Cloud Tasks' own, and
+ * nothing a browser-minded fetch would add. A response of any status is an answer; none within the
+ * deadline is DEADLINE_EXCEEDED. Redirects are followed and are not separate attempts.
+ */
+export async function sendAttempt (request: OutgoingRequest, deadlineMs: number, cancelled: AbortSignal): Promise<AttemptResult> {
+  const deadline = AbortSignal.timeout(deadlineMs)
+  const signal = AbortSignal.any([deadline, cancelled])
+  let current = request
+  try {
+    for (let redirects = 0; ; redirects++) {
+      const { status, location } = await exchange(current, signal)
+      if (!location || !REDIRECTS.has(status) || redirects === MAX_REDIRECTS) return { status, rpcStatus: httpStatus(status) }
+      current = redirected(current, status, location)
+    }
+  } catch (error) {
+    if (deadline.aborted) {
+      return { error: 'deadline exceeded', rpcStatus: { code: 4, message: 'DEADLINE_EXCEEDED(4): The request deadline was exceeded.' } }
+    }
+    const reason = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error))
+    return { error: reason, rpcStatus: { code: 14, message: `UNAVAILABLE(14): ${reason}` } }
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const MAX_REDIRECTS = 10
+
+function exchange (request: OutgoingRequest, signal: AbortSignal): Promise<{ status: number, location?: string }> {
+  const send = request.url.startsWith('https:') ? httpsRequest : httpRequest
+  return new Promise((resolve, reject) => {
+    const headers = { ...request.headers, ...(request.body ? { 'Content-Length': String(request.body.length) } : {}) }
+    const req = send(request.url, { method: request.method, headers, signal }, res => {
+      // The answer's body is not kept, only read to its end so the socket is freed.
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(request.body)
+  })
+}
+
+/** The next hop of a redirect: 307/308 repeat the request; 301/302/303 turn it into a GET without a body. */
+function redirected (request: OutgoingRequest, status: number, location: string): OutgoingRequest {
+  const url = new URL(location, request.url).toString()
+  if (status === 307 || status === 308) return { ...request, url }
+  const { body: _body, ...rest } = request
+  return { ...rest, url, method: 'GET' }
+}
+
+/**
+ * The wait before retry number `retry` (0 for the first retry): min_backoff, doubled max_doublings
+ * times, then growing linearly by 2^max_doublings × min_backoff, never above max_backoff. With 10s,
+ * 300s and 3 doublings: 10s, 20s, 40s, 80s, 160s, 240s, 300s, 300s, … as queue.proto documents.
+ */
+export function retryDelayMs (config: RetryConfig, retry: number): number {
+  const min = durationMs(config.minBackoff)
+  const doublings = config.maxDoublings
+  const interval = retry < doublings ? min * 2 ** retry : min * 2 ** doublings * (retry - doublings + 1)
+  return Math.min(interval, durationMs(config.maxBackoff))
+}
+
+/** Whether a failed task is done with: max_attempts reached AND max_retry_duration passed (both, as documented). */
+export function retriesExhausted (config: RetryConfig, dispatchCount: number, firstDispatchMs: number, now: number): boolean {
+  const attemptsDone = config.maxAttempts !== -1 && dispatchCount >= config.maxAttempts
+  const age = durationMs(config.maxRetryDuration)
+  return attemptsDone && (age === 0 || now - firstDispatchMs >= age)
+}
+
+/** A worker's HTTP status as the google.rpc.Status Cloud Tasks records, e.g. "INTERNAL(13): HTTP status code 500". */
+export function httpStatus (status: number): RpcStatus {
+  if (status >= 200 && status < 300) return { code: 0, message: `OK(0): HTTP status code ${status}` }
+  const [code, name] = RPC_CODE_OF_HTTP[status] ?? (status >= 500 ? [2, 'UNKNOWN'] : [9, 'FAILED_PRECONDITION'])
+  return { code, message: `${name}(${code}): HTTP status code ${status}` }
+}
+
+// The HTTP mapping of google/rpc/code.proto, read backwards.
+const RPC_CODE_OF_HTTP: Record<number, [number, string]> = {
+  400: [3, 'INVALID_ARGUMENT'],
+  401: [16, 'UNAUTHENTICATED'],
+  403: [7, 'PERMISSION_DENIED'],
+  404: [5, 'NOT_FOUND'],
+  409: [10, 'ABORTED'],
+  429: [8, 'RESOURCE_EXHAUSTED'],
+  499: [1, 'CANCELLED'],
+  500: [13, 'INTERNAL'],
+  501: [12, 'UNIMPLEMENTED'],
+  503: [14, 'UNAVAILABLE'],
+  504: [4, 'DEADLINE_EXCEEDED']
+}
