@@ -6,7 +6,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { CallPolicy } from './faults.ts'
-import { invalidArgument, notFound, RpcError } from './rpc-error.ts'
+import { invalidArgument, notFound, RpcError, unauthenticated } from './rpc-error.ts'
 
 export interface HttpCall {
   method: string
@@ -150,4 +150,14 @@ export function jsonBody (call: HttpCall): Record<string, unknown> {
     throw invalidArgument('Invalid JSON payload received. Expected an object.')
   }
   return parsed as Record<string, unknown>
+}
+
+/** The caller's OAuth bearer token; Google's APIs refuse a call without one, in these words. */
+export function bearerToken (call: HttpCall): string {
+  const m = /^Bearer\s+(\S+)$/i.exec(call.headers.authorization ?? '')
+  if (!m) {
+    throw unauthenticated('Request is missing required authentication credential. Expected OAuth 2 access token, ' +
+      'login cookie or other valid authentication credential.')
+  }
+  return m[1]
 }

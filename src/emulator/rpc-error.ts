@@ -17,3 +17,5 @@ export const alreadyExists = (message: string): RpcError => new RpcError(status.
 export const failedPrecondition = (message: string): RpcError => new RpcError(status.FAILED_PRECONDITION, message)
 export const resourceExhausted = (message: string): RpcError => new RpcError(status.RESOURCE_EXHAUSTED, message)
 export const unimplemented = (message: string): RpcError => new RpcError(status.UNIMPLEMENTED, message)
+export const unauthenticated = (message: string): RpcError => new RpcError(status.UNAUTHENTICATED, message)
+export const permissionDenied = (message: string): RpcError => new RpcError(status.PERMISSION_DENIED, message)

@@ -1,10 +1,13 @@
 // Wires the stores to a loopback gRPC server and a loopback HTTP server, and exposes the test-facing
 // Emulator handle.
 import * as grpc from '@grpc/grpc-js'
+import { ContainerLogs } from './container-logs.ts'
 import { ExecutionStore, runOperationResult, type HeldOutcome } from './executions.ts'
 import { CallPolicy, type FaultRule } from './faults.ts'
 import { startHttpSide } from './http.ts'
 import { IdTokenIssuer } from './id-tokens.ts'
+import { LogStore, type LogEntry } from './log-entries.ts'
+import { loggingRoutes } from './logging-api.ts'
 import { JobStore } from './jobs.ts'
 import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
@@ -75,6 +78,8 @@ export interface Emulator {
   waitForExecution (name: string): Promise<Execution>
   /** Captured stdout+stderr (last 256 KiB) of a 'process' execution. */
   logs (executionName: string): string
+  /** Every Cloud Logging entry the emulator holds (what entries.list at httpUrl serves), oldest first. */
+  logEntries (): LogEntry[]
   /** Ends a running execution ('hold' mode, or to cut a process short). */
   finishExecution (name: string, outcome: HeldOutcome): void
   /** Adds a new version (creating the secret if needed); `latest` then resolves to it. */
@@ -99,11 +104,13 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   const secrets = new SecretStore()
   const jobs = new JobStore()
   const operations = new OperationStore()
+  const logStore = new LogStore()
   const executions = new ExecutionStore({
     mode: options.executions ?? 'hold',
     processEnv: { ...baseProcessEnv(), ...options.processEnv },
     missingImagePattern: options.missingImagePattern,
     secrets,
+    output: new ContainerLogs(logStore),
     onChange: execution => {
       jobs.recordExecutionUpdate(execution, parseExecutionName(execution.name).jobName)
       operations.refresh(TYPE_URL.execution, execution, runOperationResult(execution))
@@ -124,7 +131,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   const address = host.includes(':') ? `[${host}]` : host
   const [port, http] = await Promise.all([
     bind(server, `${address}:${options.port ?? 0}`),
-    startHttpSide(host, options.httpPort ?? 0, oauth2Routes(issuer), policy,
+    startHttpSide(host, options.httpPort ?? 0, [...oauth2Routes(issuer), ...loggingRoutes(logStore)], policy,
       (route, error) => options.logger?.warn(`emulator: ${route} failed unexpectedly`, error))
   ])
   const httpUrl = `http://${address}:${http.port}`
@@ -147,6 +154,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     execution: name => executions.find(name),
     waitForExecution: name => executions.waitFor(name),
     logs: name => executions.logs(name),
+    logEntries: () => logStore.all(),
     finishExecution: (name, outcome) => executions.finish(name, outcome),
     putSecret: (project, secretId, value) => { secrets.put(project, secretId, value) },
     queues: () => tasks.queues(),
