@@ -50,6 +50,13 @@ Options:
                                   hold it running, or succeed it at once
   --missing-image-pattern <re>    images matching this regular expression fail as not found
   --env KEY=VALUE                 extra environment for executions run as processes (repeatable)
+  --execution-end-push-url <url>  push each ended execution's Cloud Run audit entry to this URL as a
+                                  Pub/Sub push (off by default; env PUSHPOOL_EMULATOR_EXECUTION_END_PUSH_URL)
+  --execution-end-push-audience <aud>
+                                  the push's ID-token audience (default: the URL; env …_PUSH_AUDIENCE)
+  --execution-end-push-service-account <email>
+                                  the account the push's ID token is for (none: no token;
+                                  env …_PUSH_SERVICE_ACCOUNT)
   -h, --help                      show this help
 
 Exit codes: 0 stopped, 2 usage error.

@@ -2,6 +2,7 @@
 // Emulator handle.
 import * as grpc from '@grpc/grpc-js'
 import { ContainerLogs } from './container-logs.ts'
+import { executionEndEntry } from './execution-end.ts'
 import { ExecutionStore, runOperationResult, type HeldOutcome } from './executions.ts'
 import { CallPolicy, type FaultRule } from './faults.ts'
 import { startHttpSide } from './http.ts'
@@ -12,6 +13,7 @@ import { JobStore } from './jobs.ts'
 import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
 import { OperationStore } from './operations.ts'
+import { PushSubscription, type PushConfig, type PushDelivery } from './pubsub-push.ts'
 import { fromWire, loadProtos, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
 import { SecretStore } from './secrets.ts'
@@ -47,7 +49,16 @@ export interface EmulatorOptions {
   /** Cloud Tasks: cut every delivery off after this long, whatever its dispatch_deadline (at least 15 s on
    *  Google), so a test of a worker that never answers need not wait that long. Default: no cap. */
   taskDispatchDeadlineCapMs?: number
+  /** Off by default. When set, each execution that ends (succeeded, failed, cancelled, timed out) is pushed
+   *  as Cloud Run's System Event audit entry through a log sink → Pub/Sub → push subscription would push it:
+   *  a Pub/Sub push envelope whose data is the LogEntry JSON (docs/execution-end-push.md). */
+  executionEndPush?: ExecutionEndPushOptions
   logger?: EmulatorLogger
+}
+
+export interface ExecutionEndPushOptions extends PushConfig {
+  /** The push subscription's name in the envelope; default `projects/{project}/subscriptions/execution-end` */
+  subscription?: string
 }
 
 export interface Emulator {
@@ -92,6 +103,10 @@ export interface Emulator {
   taskDeliveries (): TaskDelivery[]
   /** Resolves once the task succeeded (a 2xx answer), used up its retries, or was deleted. */
   waitForTask (name: string): Promise<TaskEnd>
+  /** Every push of an execution's end (executionEndPush), oldest first, with the endpoint's answer. */
+  executionEndPushes (): PushDelivery[]
+  /** Resolves with the first acknowledged push of this execution's end. */
+  waitForExecutionEndPush (executionName: string): Promise<PushDelivery>
   /** Kills child processes and stops the server. */
   close (): Promise<void>
 }
@@ -105,6 +120,20 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   const jobs = new JobStore()
   const operations = new OperationStore()
   const logStore = new LogStore()
+  const push = options.executionEndPush
+    ? new PushSubscription(options.executionEndPush, (email, audience) => issuer.mint({ email, audience }))
+    : undefined
+  const ended = new Set<string>()
+  /** The end of an execution goes to Cloud Logging, and through the sink to the push subscription. */
+  const announceEnd = (execution: Execution): void => {
+    if (ended.has(execution.name)) return
+    ended.add(execution.name)
+    const entry = logStore.append(executionEndEntry(execution))
+    const { project } = parseExecutionName(execution.name)
+    const subscription = options.executionEndPush?.subscription ?? `projects/${project}/subscriptions/execution-end`
+    // A log sink to Pub/Sub publishes the LogEntry JSON, with the entry's timestamp as an attribute.
+    push?.publish(subscription, Buffer.from(JSON.stringify(entry)), { 'logging.googleapis.com/timestamp': entry.timestamp }, execution.name)
+  }
   const executions = new ExecutionStore({
     mode: options.executions ?? 'hold',
     processEnv: { ...baseProcessEnv(), ...options.processEnv },
@@ -114,6 +143,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     onChange: execution => {
       jobs.recordExecutionUpdate(execution, parseExecutionName(execution.name).jobName)
       operations.refresh(TYPE_URL.execution, execution, runOperationResult(execution))
+      if (execution.completionTime) announceEnd(execution)
     }
   })
   const tasks = new TaskQueues({
@@ -161,11 +191,16 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     tasks: () => tasks.tasks(),
     taskDeliveries: () => tasks.deliveries(),
     waitForTask: name => tasks.waitForTask(name),
+    executionEndPushes: () => push?.deliveries() ?? [],
+    waitForExecutionEndPush: name => push
+      ? push.waitForAck(name)
+      : Promise.reject(new Error('The emulator was started without executionEndPush.')),
     close: async () => {
       if (closed) return
       closed = true
       executions.killAll()
       tasks.close()
+      push?.close()
       // Clients keep their channels (and keep-alive sockets) open; a graceful shutdown would wait for them.
       server.forceShutdown()
       http.server.closeAllConnections()

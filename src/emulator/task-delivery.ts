@@ -2,9 +2,8 @@
 // before the next one. What is sent follows
 // https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler and the HttpRequest comments
 // of google/cloud/tasks/v2/target.proto; the backoff follows the RetryConfig comments of queue.proto.
-import { request as httpRequest } from 'node:http'
-import { request as httpsRequest } from 'node:https'
 import { durationMs } from './durations.ts'
+import { send, type OutgoingRequest } from './outbound-http.ts'
 import type { HttpRequest, RetryConfig, RpcStatus } from './types.ts'
 
 export interface AttemptContext {
@@ -20,13 +19,6 @@ export interface AttemptContext {
   previousResponse?: number
   /** `Bearer <ID token>` when the task has an oidc_token */
   authorization?: string
-}
-
-export interface OutgoingRequest {
-  url: string
-  method: string
-  headers: Record<string, string>
-  body?: Buffer
 }
 
 export type AttemptResult =
@@ -56,54 +48,14 @@ export function outgoingRequest (request: HttpRequest, context: AttemptContext):
   return { url: request.url, method: request.httpMethod, headers, ...(request.body?.length ? { body: request.body } : {}) }
 }
 
-/**
- * Sends the request with node:http, so the worker sees the task's headers and Cloud Tasks' own, and
- * nothing a browser-minded fetch would add. A response of any status is an answer; none within the
- * deadline is DEADLINE_EXCEEDED. Redirects are followed and are not separate attempts.
- */
+/** One attempt, and the google.rpc.Status Cloud Tasks records for it. */
 export async function sendAttempt (request: OutgoingRequest, deadlineMs: number, cancelled: AbortSignal): Promise<AttemptResult> {
-  const deadline = AbortSignal.timeout(deadlineMs)
-  const signal = AbortSignal.any([deadline, cancelled])
-  let current = request
-  try {
-    for (let redirects = 0; ; redirects++) {
-      const { status, location } = await exchange(current, signal)
-      if (!location || !REDIRECTS.has(status) || redirects === MAX_REDIRECTS) return { status, rpcStatus: httpStatus(status) }
-      current = redirected(current, status, location)
-    }
-  } catch (error) {
-    if (deadline.aborted) {
-      return { error: 'deadline exceeded', rpcStatus: { code: 4, message: 'DEADLINE_EXCEEDED(4): The request deadline was exceeded.' } }
-    }
-    const reason = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error))
-    return { error: reason, rpcStatus: { code: 14, message: `UNAVAILABLE(14): ${reason}` } }
+  const result = await send(request, deadlineMs, cancelled)
+  if ('status' in result) return { status: result.status, rpcStatus: httpStatus(result.status) }
+  if (result.deadlineExceeded) {
+    return { error: result.error, rpcStatus: { code: 4, message: 'DEADLINE_EXCEEDED(4): The request deadline was exceeded.' } }
   }
-}
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308])
-const MAX_REDIRECTS = 10
-
-function exchange (request: OutgoingRequest, signal: AbortSignal): Promise<{ status: number, location?: string }> {
-  const send = request.url.startsWith('https:') ? httpsRequest : httpRequest
-  return new Promise((resolve, reject) => {
-    const headers = { ...request.headers, ...(request.body ? { 'Content-Length': String(request.body.length) } : {}) }
-    const req = send(request.url, { method: request.method, headers, signal }, res => {
-      // The answer's body is not kept, only read to its end so the socket is freed.
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(request.body)
-  })
-}
-
-/** The next hop of a redirect: 307/308 repeat the request; 301/302/303 turn it into a GET without a body. */
-function redirected (request: OutgoingRequest, status: number, location: string): OutgoingRequest {
-  const url = new URL(location, request.url).toString()
-  if (status === 307 || status === 308) return { ...request, url }
-  const { body: _body, ...rest } = request
-  return { ...rest, url, method: 'GET' }
+  return { error: result.error, rpcStatus: { code: 14, message: `UNAVAILABLE(14): ${result.error}` } }
 }
 
 /**
