@@ -10,7 +10,7 @@ const USAGE = `Usage: pushpool [command] [options]
 Commands:
   serve       Run the pushpool HTTP service (default). Configured by environment; see README.md.
   setup       Create or update the Prefect side: work pool, Webhook block, automations.
-  emulator    Run the loopback Google Cloud emulator (Cloud Run, Secret Manager, ID tokens).
+  emulator    Run the loopback Google Cloud emulator (Cloud Run, Secret Manager, Cloud Tasks, ...).
   demo        Run the whole push pool offline (Prefect, emulator, pushpool) and show five runs.
 
 Options:
@@ -36,10 +36,11 @@ Exit codes: 0 stopped, 1 failure, 78 configuration error (every bad variable is 
 const EMULATOR_HELP = `Usage: pushpool emulator [options]
 
 Runs the loopback Google Cloud emulator for development, demos and tests: Cloud Run Admin API v2
-+ Operations + Secret Manager over plaintext gRPC, and an HTTP side that serves the ID-token
-certificates. Prints {"endpoint":"host:port","httpUrl":"http://host:port","certsUrl":"…"} once
-listening; point pushpool at it with PUSHPOOL_CLOUD_RUN_ENDPOINT, PUSHPOOL_SECRET_MANAGER_ENDPOINT
-(endpoint) and PUSHPOOL_GOOGLE_CERTS_URL (certsUrl). Stops on SIGTERM.
++ Operations + Secret Manager + Cloud Tasks over plaintext gRPC, and an HTTP side with the ID-token
+certificates, Cloud Logging entries.list and IAM Credentials. Prints
+{"endpoint":"host:port","httpUrl":"http://host:port","certsUrl":"…"} once listening; point pushpool
+at it with PUSHPOOL_CLOUD_RUN_ENDPOINT, PUSHPOOL_SECRET_MANAGER_ENDPOINT (endpoint) and
+PUSHPOOL_GOOGLE_CERTS_URL (certsUrl). Stops on SIGTERM.
 
 Options:
   --host <host>                   address to listen on (default 127.0.0.1)

@@ -74,9 +74,9 @@ export async function startHttpSide (host: string, port: number, routes: Route[]
 }
 
 /** Google's JSON error body for a gRPC status code. */
-export function errorBody (code: number, message: string): { error: { code: number, message: string, status: string } } {
+export function errorBody (code: number, message: string, details?: object[]): { error: { code: number, message: string, status: string, details?: object[] } } {
   const [httpStatus, status] = HTTP_STATUS[code] ?? [500, 'UNKNOWN']
-  return { error: { code: httpStatus, message, status } }
+  return { error: { code: httpStatus, message, status, ...(details ? { details } : {}) } }
 }
 
 async function serve (req: IncomingMessage, res: ServerResponse, routes: Route[], policy: CallPolicy): Promise<void> {
@@ -117,7 +117,7 @@ async function serve (req: IncomingMessage, res: ServerResponse, routes: Route[]
 }
 
 function sendError (res: ServerResponse, error: RpcError): void {
-  const body = errorBody(error.code, error.message)
+  const body = errorBody(error.code, error.message, error.details)
   res.writeHead(body.error.code, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body))
 }
 

@@ -22,6 +22,8 @@ export interface ServiceAccountToken {
   audience: string
   /** Default 3600 s, as Google's. */
   lifetimeSeconds?: number
+  /** Default true; without it the token names the account only by its numeric id (generateIdToken's includeEmail) */
+  includeEmail?: boolean
 }
 
 const GOOGLE_ISSUER = 'https://accounts.google.com'
@@ -51,10 +53,18 @@ export class IdTokenIssuer {
    * See https://cloud.google.com/docs/authentication/token-types#id-contents and
    * https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/generateIdToken
    */
-  mint ({ email, audience, lifetimeSeconds = 3600 }: ServiceAccountToken): string {
+  mint ({ email, audience, lifetimeSeconds = 3600, includeEmail = true }: ServiceAccountToken): string {
     const iat = Math.floor(Date.now() / 1000)
     const id = serviceAccountUniqueId(email)
-    return this.sign({ aud: audience, azp: id, email, email_verified: true, exp: iat + lifetimeSeconds, iat, iss: GOOGLE_ISSUER, sub: id })
+    return this.sign({
+      aud: audience,
+      azp: id,
+      ...(includeEmail ? { email, email_verified: true } : {}),
+      exp: iat + lifetimeSeconds,
+      iat,
+      iss: GOOGLE_ISSUER,
+      sub: id
+    })
   }
 
   /** Signs any claims (tests forge expired, misaddressed or foreign tokens with it); `kid` names the key in the header. */

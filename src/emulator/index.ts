@@ -4,6 +4,7 @@ import { plaintextEndpointOptions, type PlaintextEndpointOptions } from '../gcp/
 export { startEmulator, type Emulator, type EmulatorLogger, type EmulatorOptions, type ExecutionEndPushOptions } from './server.ts'
 export type { PlaintextEndpointOptions as EmulatorClientOptions } from '../gcp/endpoint.ts'
 export type { FaultRule } from './faults.ts'
+export type { TokenCreators } from './iam-credentials.ts'
 export type { LogEntry } from './log-entries.ts'
 export type { PushDelivery, PushEnvelope } from './pubsub-push.ts'
 export type { TaskDelivery, TaskEnd } from './task-queues.ts'

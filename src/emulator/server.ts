@@ -6,6 +6,7 @@ import { executionEndEntry } from './execution-end.ts'
 import { ExecutionStore, runOperationResult, type HeldOutcome } from './executions.ts'
 import { CallPolicy, type FaultRule } from './faults.ts'
 import { startHttpSide } from './http.ts'
+import { IamCredentials, type TokenCreators } from './iam-credentials.ts'
 import { IdTokenIssuer } from './id-tokens.ts'
 import { LogStore, type LogEntry } from './log-entries.ts'
 import { loggingRoutes } from './logging-api.ts'
@@ -53,6 +54,9 @@ export interface EmulatorOptions {
    *  as Cloud Run's System Event audit entry through a log sink → Pub/Sub → push subscription would push it:
    *  a Pub/Sub push envelope whose data is the LogEntry JSON (docs/execution-end-push.md). */
   executionEndPush?: ExecutionEndPushOptions
+  /** IAM: service account → members (`serviceAccount:…`, `user:…` or an email) holding
+   *  roles/iam.serviceAccountTokenCreator on it, which IAM Credentials checks hop by hop. Default: none. */
+  tokenCreators?: TokenCreators
   logger?: EmulatorLogger
 }
 
@@ -74,6 +78,11 @@ export interface Emulator {
   readonly certsUrl: string
   /** A Google-shaped ID token for a service account, signed with the key served at certsUrl. */
   idToken (serviceAccountEmail: string, audience: string): string
+  /** An OAuth access token the emulator takes as `principal`'s (what the metadata server gives a workload):
+   *  the source credential of an Impersonated client pointed at httpUrl. */
+  accessToken (principal: string): string
+  /** Grants `member` roles/iam.serviceAccountTokenCreator on `serviceAccount`. */
+  grantTokenCreator (serviceAccount: string, member: string): void
   addFault (rule: FaultRule): void
   clearFaults (): void
   /** Per-method rate limit: above `perMinute` calls in a sliding 60 s window → RESOURCE_EXHAUSTED. */
@@ -146,6 +155,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
       if (execution.completionTime) announceEnd(execution)
     }
   })
+  const iam = new IamCredentials(issuer, options.tokenCreators)
   const tasks = new TaskQueues({
     issuer,
     dedupWindowMs: options.taskDedupWindowMs ?? 3600_000,
@@ -161,7 +171,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   const address = host.includes(':') ? `[${host}]` : host
   const [port, http] = await Promise.all([
     bind(server, `${address}:${options.port ?? 0}`),
-    startHttpSide(host, options.httpPort ?? 0, [...oauth2Routes(issuer), ...loggingRoutes(logStore)], policy,
+    startHttpSide(host, options.httpPort ?? 0, [...oauth2Routes(issuer), ...loggingRoutes(logStore), ...iam.routes()], policy,
       (route, error) => options.logger?.warn(`emulator: ${route} failed unexpectedly`, error))
   ])
   const httpUrl = `http://${address}:${http.port}`
@@ -174,6 +184,8 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     httpUrl,
     certsUrl: `${httpUrl}${CERTS_PATH.pem}`,
     idToken: (email, audience) => issuer.mint({ email, audience }),
+    accessToken: principal => iam.accessToken(principal).accessToken,
+    grantTokenCreator: (serviceAccount, member) => iam.grantTokenCreator(serviceAccount, member),
     addFault: rule => policy.addFault(rule),
     clearFaults: () => policy.clearFaults(),
     setRateLimit: (method, perMinute) => policy.setRateLimit(method, perMinute),
