@@ -1,11 +1,12 @@
 // The emulator's HTTP side: one loopback server for the REST APIs (OAuth2 certificates, Cloud
 // Logging, IAM Credentials). Every route goes through the same CallPolicy as the gRPC methods, and
-// errors are answered in Google's REST error shape, {error: {code, message, status}}, as
-// https://cloud.google.com/apis/design/errors#http_mapping maps gRPC codes to HTTP statuses.
+// errors are answered in Google's REST error shape, {error: {code, message, status}}, with the HTTP
+// status of the gRPC code (rpc-codes.ts).
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { CallPolicy } from './faults.ts'
+import { rpcCode } from './rpc-codes.ts'
 import { invalidArgument, notFound, RpcError, unauthenticated } from './rpc-error.ts'
 
 export interface HttpCall {
@@ -36,24 +37,6 @@ export interface Route {
 
 const BODY_LIMIT_BYTES = 10 * 1024 * 1024
 
-const HTTP_STATUS: Record<number, [number, string]> = {
-  1: [499, 'CANCELLED'],
-  2: [500, 'UNKNOWN'],
-  3: [400, 'INVALID_ARGUMENT'],
-  4: [504, 'DEADLINE_EXCEEDED'],
-  5: [404, 'NOT_FOUND'],
-  6: [409, 'ALREADY_EXISTS'],
-  7: [403, 'PERMISSION_DENIED'],
-  8: [429, 'RESOURCE_EXHAUSTED'],
-  9: [400, 'FAILED_PRECONDITION'],
-  10: [409, 'ABORTED'],
-  11: [400, 'OUT_OF_RANGE'],
-  12: [501, 'UNIMPLEMENTED'],
-  13: [500, 'INTERNAL'],
-  14: [503, 'UNAVAILABLE'],
-  15: [500, 'DATA_LOSS'],
-  16: [401, 'UNAUTHENTICATED']
-}
 
 export interface HttpSide {
   server: Server
@@ -75,8 +58,8 @@ export async function startHttpSide (host: string, port: number, routes: Route[]
 
 /** Google's JSON error body for a gRPC status code. */
 export function errorBody (code: number, message: string, details?: object[]): { error: { code: number, message: string, status: string, details?: object[] } } {
-  const [httpStatus, status] = HTTP_STATUS[code] ?? [500, 'UNKNOWN']
-  return { error: { code: httpStatus, message, status, ...(details ? { details } : {}) } }
+  const { http, name } = rpcCode(code)
+  return { error: { code: http, message, status: name, ...(details ? { details } : {}) } }
 }
 
 async function serve (req: IncomingMessage, res: ServerResponse, routes: Route[], policy: CallPolicy): Promise<void> {

@@ -55,39 +55,38 @@ export class IamCredentials {
 
   routes (): Route[] {
     return [
-      {
-        method: 'POST',
-        path: /^\/v1\/(projects\/[^/]+\/serviceAccounts\/[^/:]+):generateAccessToken$/,
-        name: 'GenerateAccessToken',
-        service: SERVICE,
-        handle: call => {
-          const body = jsonBody(call)
-          const target = this.#authorize(call, 'iam.serviceAccounts.getAccessToken', body.delegates)
-          const scope = body.scope
-          if (!Array.isArray(scope) || scope.length === 0 || scope.some(s => typeof s !== 'string')) {
-            throw invalidArgument('scope: at least one OAuth scope is required.')
-          }
-          const lifetimeMs = body.lifetime === undefined ? MAX_LIFETIME_MS : durationMs(String(body.lifetime))
-          if (lifetimeMs < 1000 || lifetimeMs > MAX_LIFETIME_MS) {
-            throw invalidArgument(`lifetime must be between 1s and 3600s, got ${String(body.lifetime)}; beyond 3600s needs the ` +
-              'constraints/iam.allowServiceAccountCredentialLifetimeExtension organization policy.')
-          }
-          return { body: this.accessToken(target, lifetimeMs) }
+      this.#route('generateAccessToken', 'GenerateAccessToken', 'iam.serviceAccounts.getAccessToken', (target, body) => {
+        const scope = body.scope
+        if (!Array.isArray(scope) || scope.length === 0 || scope.some(s => typeof s !== 'string')) {
+          throw invalidArgument('scope: at least one OAuth scope is required.')
         }
-      },
-      {
-        method: 'POST',
-        path: /^\/v1\/(projects\/[^/]+\/serviceAccounts\/[^/:]+):generateIdToken$/,
-        name: 'GenerateIdToken',
-        service: SERVICE,
-        handle: call => {
-          const body = jsonBody(call)
-          const target = this.#authorize(call, 'iam.serviceAccounts.getOpenIdToken', body.delegates)
-          if (typeof body.audience !== 'string' || body.audience === '') throw invalidArgument('audience is required.')
-          return { body: { token: this.#issuer.mint({ email: target, audience: body.audience, includeEmail: body.includeEmail === true }) } }
+        const lifetimeMs = body.lifetime === undefined ? MAX_LIFETIME_MS : durationMs(String(body.lifetime))
+        if (lifetimeMs < 1000 || lifetimeMs > MAX_LIFETIME_MS) {
+          throw invalidArgument(`lifetime must be between 1s and 3600s, got ${String(body.lifetime)}; beyond 3600s needs the ` +
+            'constraints/iam.allowServiceAccountCredentialLifetimeExtension organization policy.')
         }
-      }
+        return this.accessToken(target, lifetimeMs)
+      }),
+      this.#route('generateIdToken', 'GenerateIdToken', 'iam.serviceAccounts.getOpenIdToken', (target, body) => {
+        if (typeof body.audience !== 'string' || body.audience === '') throw invalidArgument('audience is required.')
+        return { token: this.#issuer.mint({ email: target, audience: body.audience, includeEmail: body.includeEmail === true }) }
+      })
     ]
+  }
+
+  /** POST /v1/projects/-/serviceAccounts/{account}:{action}, answered once the caller may act as the account. */
+  #route (action: string, name: string, permission: string,
+    answer: (target: string, body: Record<string, unknown>) => object): Route {
+    return {
+      method: 'POST',
+      path: new RegExp(`^/v1/(projects/[^/]+/serviceAccounts/[^/:]+):${action}$`),
+      name,
+      service: SERVICE,
+      handle: call => {
+        const body = jsonBody(call)
+        return { body: answer(this.#authorize(call, permission, body.delegates), body) }
+      }
+    }
   }
 
   /** The target account's email, once the caller has been let through every hop of the chain. */

@@ -4,6 +4,7 @@
 // of google/cloud/tasks/v2/target.proto; the backoff follows the RetryConfig comments of queue.proto.
 import { durationMs } from './durations.ts'
 import { send, type OutgoingRequest } from './outbound-http.ts'
+import { rpcCodeOfHttp } from './rpc-codes.ts'
 import type { HttpRequest, RetryConfig, RpcStatus } from './types.ts'
 
 export interface AttemptContext {
@@ -79,22 +80,6 @@ export function retriesExhausted (config: RetryConfig, dispatchCount: number, fi
 
 /** A worker's HTTP status as the google.rpc.Status Cloud Tasks records, e.g. "INTERNAL(13): HTTP status code 500". */
 export function httpStatus (status: number): RpcStatus {
-  if (status >= 200 && status < 300) return { code: 0, message: `OK(0): HTTP status code ${status}` }
-  const [code, name] = RPC_CODE_OF_HTTP[status] ?? (status >= 500 ? [2, 'UNKNOWN'] : [9, 'FAILED_PRECONDITION'])
+  const { code, name } = rpcCodeOfHttp(status)
   return { code, message: `${name}(${code}): HTTP status code ${status}` }
-}
-
-// The HTTP mapping of google/rpc/code.proto, read backwards.
-const RPC_CODE_OF_HTTP: Record<number, [number, string]> = {
-  400: [3, 'INVALID_ARGUMENT'],
-  401: [16, 'UNAUTHENTICATED'],
-  403: [7, 'PERMISSION_DENIED'],
-  404: [5, 'NOT_FOUND'],
-  409: [10, 'ABORTED'],
-  429: [8, 'RESOURCE_EXHAUSTED'],
-  499: [1, 'CANCELLED'],
-  500: [13, 'INTERNAL'],
-  501: [12, 'UNIMPLEMENTED'],
-  503: [14, 'UNAVAILABLE'],
-  504: [4, 'DEADLINE_EXCEEDED']
 }

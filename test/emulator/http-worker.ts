@@ -14,8 +14,8 @@ export interface ReceivedRequest {
   at: number
 }
 
-/** The status to answer with; `'hang'` never answers (until the server closes). */
-export type Answer = number | 'hang'
+/** The status to answer with (with headers, if any); `'hang'` never answers (until the server closes). */
+export type Answer = number | { status: number, headers: Record<string, string> } | 'hang'
 
 export interface HttpWorker {
   url: string
@@ -38,7 +38,9 @@ export async function startHttpWorker (t: Test): Promise<HttpWorker> {
       const answer = answerOf(requests.length, request)
       requests.push(request)
       for (const wake of waiters.splice(0)) wake()
-      if (answer !== 'hang') res.writeHead(answer, { 'content-type': 'text/plain' }).end(`answered ${answer}`)
+      if (answer === 'hang') return
+      const { status, headers } = typeof answer === 'number' ? { status: answer, headers: {} } : answer
+      res.writeHead(status, { 'content-type': 'text/plain', ...headers }).end(`answered ${status}`)
     })
   })
   server.listen(0, '127.0.0.1')

@@ -28,14 +28,26 @@ function source (principal = PUSHPOOL): OAuth2Client {
   return client
 }
 
-const impersonated = (options: { sourceClient?: OAuth2Client, targetPrincipal?: string, delegates?: string[] } = {}): Impersonated =>
-  new Impersonated({ sourceClient: source(), targetPrincipal: RUNNER, targetScopes: SCOPES, endpoint: emu.httpUrl, ...options })
+const warnings: string[] = []
+
+/** An Impersonated client on the emulator's IAM Credentials; the library's console.warn on each construction is kept aside. */
+function impersonated (options: { sourceClient?: OAuth2Client, targetPrincipal?: string, delegates?: string[] } = {}): Impersonated {
+  const warn = console.warn
+  console.warn = (...args: unknown[]) => { warnings.push(args.join(' ')) }
+  try {
+    return new Impersonated({ sourceClient: source(), targetPrincipal: RUNNER, targetScopes: SCOPES, endpoint: emu.httpUrl, ...options })
+  } finally {
+    console.warn = warn
+  }
+}
 
 t.test('Impersonated gets an access token for the target through the emulator, then ID tokens', async t => {
   const client = impersonated()
   const { token } = await client.getAccessToken()
   t.match(token, /^ya29\./)
   t.equal(emu.calls().GenerateAccessToken, 1)
+  t.match(warnings[0], /^The `Impersonated` constructor does not validate the credential configuration/,
+    'each construction writes a plain-text warning to stderr (a caller with JSON logs must expect it)')
   const idToken = await client.fetchIdToken('https://pushpool.example.run.app')
   t.same(await new GoogleIdTokenVerifier({ certsUrl: emu.certsUrl, audience: 'https://pushpool.example.run.app' }).verify(idToken),
     { email: RUNNER, emailVerified: true })

@@ -233,6 +233,20 @@ t.test('an unreachable worker is retried like a failed one', async t => {
   t.same(r.emu.taskDeliveries().filter(d => d.task === task.name).map(d => d.error), ['ECONNREFUSED', 'ECONNREFUSED'])
 })
 
+t.test('a redirect is followed within the same attempt', async t => {
+  const queue = await createQueue(r)
+  const before = r.worker.requests.length
+  r.worker.answer(n => n === before ? { status: 307, headers: { location: '/moved' } } : 200)
+  t.teardown(() => r.worker.answer(() => 200))
+  const [task] = await r.client.createTask({ parent: queue, task: { httpRequest: { url: `${r.worker.url}/old`, body: Buffer.from('kept') } } })
+  const end = await r.emu.waitForTask(task.name!)
+  t.match(end, { outcome: 'succeeded', task: { dispatchCount: 1 } })
+  const [first, second] = r.worker.requests.slice(before)
+  t.same([first.path, second.path], ['/old', '/moved'])
+  t.equal(second.method, 'POST', '307 repeats the method')
+  t.equal(second.body.toString(), 'kept', 'and the body')
+})
+
 t.test('RunTask delivers a far-future task now', async t => {
   const queue = await createQueue(r)
   const [task] = await r.client.createTask({ parent: queue, task: { scheduleTime: at(Date.now() + 24 * 3600_000), httpRequest: { url: `${r.worker.url}/now` } } })
