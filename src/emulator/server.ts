@@ -15,7 +15,7 @@ import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
 import { OperationStore } from './operations.ts'
 import { PushSubscription, type PushConfig, type PushDelivery } from './pubsub-push.ts'
-import { fromWire, loadProtos, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
+import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
 import { SecretStore } from './secrets.ts'
 import { serviceHandlers, type Handlers } from './services.ts'
@@ -121,10 +121,7 @@ export interface Emulator {
 }
 
 export async function startEmulator (options: EmulatorOptions = {}): Promise<Emulator> {
-  // The key is generated on the thread pool while the protos load on this one.
-  const issuerReady = IdTokenIssuer.create()
-  loadProtos()
-  const issuer = await issuerReady
+  const issuer = await IdTokenIssuer.create()
   const secrets = new SecretStore()
   const jobs = new JobStore()
   const operations = new OperationStore()
@@ -165,7 +162,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
   const server = new grpc.Server()
   const handlers = serviceHandlers({ jobs, executions, operations, secrets, tasks })
   for (const service of Object.values(SERVICE)) {
-    server.addService(serviceDefinition(service), implement(service, handlers[service], policy, options.logger))
+    server.addService(serviceDefinition(service, Object.keys(handlers[service])), implement(service, handlers[service], policy, options.logger))
   }
   const host = options.host ?? '127.0.0.1'
   const address = host.includes(':') ? `[${host}]` : host
@@ -234,9 +231,10 @@ function implement (service: ServiceName, handlers: Handlers, policy: CallPolicy
   logger: EmulatorLogger | undefined): grpc.UntypedServiceImplementation {
   const quotaService = QUOTA_SERVICE[service]
   return Object.fromEntries(Object.entries(handlers).map(([method, handler]) => {
-    const types = methodTypes(service, method)
     const handle = handler as (request: Plain) => unknown
     const unary: grpc.handleUnaryCall<Plain, Plain> = (call, callback) => {
+      // Resolved on the first call: the descriptors are parsed when a client first needs them.
+      const types = methodTypes(service, method)
       policy.invoke(method, quotaService, () => handle(fromWire(types.request, call.request)))
         .then(response => toWire(types.response, response as Plain))
         .then(wire => callback(null, wire), (error: unknown) => callback(toServiceError(error, method, logger)))
