@@ -64,6 +64,19 @@ function root (name: PackageName): protobuf.Root {
   return loaded
 }
 
+/** Parses the packages' descriptors in the background, one per turn of the event loop, so that the
+ *  first call of a test (often timed, as a webhook's launch is) rarely has to wait for them. */
+export function warmUp (): void {
+  const names = Object.keys(PACKAGES) as PackageName[]
+  const next = (): void => {
+    const name = names.shift()
+    if (name === undefined) return
+    root(name)
+    setImmediate(next)
+  }
+  setImmediate(next)
+}
+
 /**
  * The gRPC service definition for the given methods, with (de)serializers that resolve their message
  * types on the first call: what @grpc/proto-loader would build (same paths, same conversion options),

@@ -15,7 +15,7 @@ import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
 import { OperationStore } from './operations.ts'
 import { PushSubscription, type PushConfig, type PushDelivery } from './pubsub-push.ts'
-import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, type Plain, type ServiceName } from './protos.ts'
+import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, warmUp, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
 import { SecretStore } from './secrets.ts'
 import { serviceHandlers, type Handlers } from './services.ts'
@@ -172,6 +172,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
       (route, error) => options.logger?.warn(`emulator: ${route} failed unexpectedly`, error))
   ])
   const httpUrl = `http://${address}:${http.port}`
+  warmUp()
   let closed = false
 
   return {
