@@ -10,7 +10,7 @@ const USAGE = `Usage: pushpool [command] [options]
 Commands:
   serve       Run the pushpool HTTP service (default). Configured by environment; see README.md.
   setup       Create or update the Prefect side: work pool, Webhook block, automations.
-  emulator    Run the loopback Cloud Run Admin API v2 + Secret Manager emulator (gRPC).
+  emulator    Run the loopback Google Cloud emulator (Cloud Run, Secret Manager, Cloud Tasks, ...).
   demo        Run the whole push pool offline (Prefect, emulator, pushpool) and show five runs.
 
 Options:
@@ -35,18 +35,29 @@ Exit codes: 0 stopped, 1 failure, 78 configuration error (every bad variable is 
 
 const EMULATOR_HELP = `Usage: pushpool emulator [options]
 
-Runs the loopback Cloud Run Admin API v2 + Operations + Secret Manager emulator (plaintext gRPC),
-for development, demos and tests. Prints {"endpoint":"host:port"} once listening; point pushpool
-at it with PUSHPOOL_CLOUD_RUN_ENDPOINT and PUSHPOOL_SECRET_MANAGER_ENDPOINT. Stops on SIGTERM.
+Runs the loopback Google Cloud emulator for development, demos and tests: Cloud Run Admin API v2
++ Operations + Secret Manager + Cloud Tasks over plaintext gRPC, and an HTTP side with the ID-token
+certificates, Cloud Logging entries.list and IAM Credentials. Prints
+{"endpoint":"host:port","httpUrl":"http://host:port","certsUrl":"…"} once listening; point pushpool
+at it with PUSHPOOL_CLOUD_RUN_ENDPOINT, PUSHPOOL_SECRET_MANAGER_ENDPOINT (endpoint) and
+PUSHPOOL_GOOGLE_CERTS_URL (certsUrl). Stops on SIGTERM.
 
 Options:
   --host <host>                   address to listen on (default 127.0.0.1)
-  --port <n>                      port (default 0: any free port)
+  --port <n>                      gRPC port (default 0: any free port)
+  --http-port <n>                 HTTP port (default 0: any free port)
   --executions process|hold|succeed
                                   run each execution's command as a local process (default),
                                   hold it running, or succeed it at once
   --missing-image-pattern <re>    images matching this regular expression fail as not found
   --env KEY=VALUE                 extra environment for executions run as processes (repeatable)
+  --execution-end-push-url <url>  push each ended execution's Cloud Run audit entry to this URL as a
+                                  Pub/Sub push (off by default; env PUSHPOOL_EMULATOR_EXECUTION_END_PUSH_URL)
+  --execution-end-push-audience <aud>
+                                  the push's ID-token audience (default: the URL; env …_PUSH_AUDIENCE)
+  --execution-end-push-service-account <email>
+                                  the account the push's ID token is for (none: no token;
+                                  env …_PUSH_SERVICE_ACCOUNT)
   -h, --help                      show this help
 
 Exit codes: 0 stopped, 2 usage error.

@@ -2,11 +2,12 @@
 // started, then finished by a local process, by the test (finishExecution), by a cancel, or at once.
 import { randomUUID } from 'node:crypto'
 import { status } from '@grpc/grpc-js'
+import { durationMs } from './durations.ts'
 import { executionSuffix, newEtag } from './ids.ts'
 import { parseExecutionName, parseJobName } from './names.ts'
 import type { OperationResult } from './operations.ts'
 import { failedPrecondition, invalidArgument, notFound } from './rpc-error.ts'
-import { TaskProcess, type ProcessEnd } from './runner.ts'
+import { TaskProcess, type OutputStream, type ProcessEnd } from './runner.ts'
 import type { SecretStore } from './secrets.ts'
 import { taskEnv } from './task-env.ts'
 import type { Condition, EnvVar, Execution, ExecutionTemplate, Job, RunOverrides, TaskTemplate } from './types.ts'
@@ -22,12 +23,21 @@ type Outcome =
   /** The task never ran: missing image, unresolvable secret, no command, spawn failure. */
   | { notStarted: { reason?: string, message: string } }
 
+/** Where a 'process' execution's container output goes (the emulator's Cloud Logging). */
+export interface TaskOutput {
+  /** A line the task's container wrote. */
+  line (execution: Execution, stream: OutputStream, text: string): void
+  /** The container's main process exited by itself with this code (not killed by a timeout or cancel). */
+  exited (execution: Execution, exitCode: number): void
+}
+
 export interface ExecutionStoreOptions {
   mode: ExecutionMode
   /** Env every task process starts from, before the container's env. */
   processEnv: Record<string, string>
   missingImagePattern?: RegExp
   secrets: SecretStore
+  output?: TaskOutput
   /** Called with a snapshot after every change of state (start, finish). */
   onChange: (execution: Execution) => void
 }
@@ -117,8 +127,17 @@ export class ExecutionStore {
           return
         }
         // workingDir is a path inside the image, so the process runs in the emulator's directory instead.
-        const spec = { argv, env: env.env, timeoutMs: durationMs(execution.template.timeout) }
-        record.process = new TaskProcess(spec, end => this.#finish(record, processOutcome(end, id)))
+        const { output } = this.#options
+        const spec = {
+          argv,
+          env: env.env,
+          timeoutMs: durationMs(execution.template.timeout ?? '600s'),
+          onLine: (stream: OutputStream, text: string) => output?.line(record.execution, stream, text)
+        }
+        record.process = new TaskProcess(spec, end => {
+          if ('exitCode' in end) output?.exited(record.execution, end.exitCode)
+          this.#finish(record, processOutcome(end, id))
+        })
       }
     }
   }
@@ -320,10 +339,6 @@ function setCondition (execution: Execution, condition: Condition): void {
   const index = execution.conditions.findIndex(c => c.type === condition.type)
   if (index === -1) execution.conditions.push(condition)
   else execution.conditions[index] = condition
-}
-
-function durationMs (duration: string | undefined): number {
-  return Number.parseFloat(duration ?? '600s') * 1000
 }
 
 function logUri (project: string, location: string, job: string, execution: string): string {

@@ -1,10 +1,9 @@
-// Everything that knows about protobuf: loading the service definitions the real clients speak, and
-// converting between the gRPC wire objects (what @grpc/proto-loader hands us and expects back) and the
+// Everything that knows about protobuf: the service definitions the real clients speak, and converting
+// between the gRPC wire objects (what the deserializers hand us and the serializers expect back) and the
 // REST/proto3-JSON form the rest of the emulator works in.
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import type { ServiceDefinition } from '@grpc/grpc-js'
-import * as protoLoader from '@grpc/proto-loader'
 import protobuf from 'protobufjs'
 
 export type Plain = Record<string, unknown>
@@ -13,7 +12,8 @@ export const SERVICE = {
   jobs: 'google.cloud.run.v2.Jobs',
   executions: 'google.cloud.run.v2.Executions',
   operations: 'google.longrunning.Operations',
-  secretManager: 'google.cloud.secretmanager.v1.SecretManagerService'
+  secretManager: 'google.cloud.secretmanager.v1.SecretManagerService',
+  tasks: 'google.cloud.tasks.v2.CloudTasks'
 } as const
 
 export type ServiceName = typeof SERVICE[keyof typeof SERVICE]
@@ -28,75 +28,106 @@ export interface MethodTypes {
   response: protobuf.Type
 }
 
-interface Protocol {
-  definitions: Record<ServiceName, ServiceDefinition>
-  roots: protobuf.Root[]
-}
-
 const require = createRequire(import.meta.url)
 
-let loaded: Protocol | undefined
+/** The descriptors each client package bundles (protos.json), one per package. */
+const PACKAGES = {
+  run: () => require('@google-cloud/run/build/protos/protos.json') as protobuf.INamespace,
+  secretManager: () => require('@google-cloud/secret-manager/build/protos/protos.json') as protobuf.INamespace,
+  // @google-cloud/tasks' exports map hides its protos folder; it sits two levels above its cjs entry.
+  tasks: () => require(path.join(path.dirname(require.resolve('@google-cloud/tasks')), '..', '..', 'protos', 'protos.json')) as protobuf.INamespace
+}
+type PackageName = keyof typeof PACKAGES
 
-/** Loaded once per process on first use: parsing the protos costs ~150 ms. */
-function protocol (): Protocol {
-  if (loaded) return loaded
-  const runProtos = path.dirname(require.resolve('@google-cloud/run/build/protos/protos.json'))
-  const secretManagerProtos = path.dirname(require.resolve('@google-cloud/secret-manager/build/protos/protos.json'))
-  // google-gax's exports map hides its package.json, so find its common protos relative to its main file.
-  const gaxProtos = path.join(path.dirname(require.resolve('google-gax')), '..', 'protos')
-  const packageDefinition = protoLoader.loadSync([
-    'google/cloud/run/v2/job.proto',
-    'google/cloud/run/v2/execution.proto',
-    'google/longrunning/operations.proto',
-    'google/cloud/secretmanager/v1/service.proto'
-  ], {
-    // No defaults and no virtual oneof fields: requests then look like REST JSON, where an absent field
-    // is absent and a oneof member (e.g. maxRetries: 0) is present only when the caller set it.
-    keepCase: false, longs: String, enums: String, defaults: false, oneofs: false,
-    includeDirs: [runProtos, secretManagerProtos, gaxProtos]
-  })
-  const definitions = Object.fromEntries(Object.values(SERVICE).map(name =>
-    [name, packageDefinition[name] as ServiceDefinition])) as Record<ServiceName, ServiceDefinition>
-  // Reflection (field types for the conversion, encoding Any) uses the bundled descriptors of the same packages.
-  const roots = [
-    protobuf.Root.fromJSON(require('@google-cloud/run/build/protos/protos.json')),
-    protobuf.Root.fromJSON(require('@google-cloud/secret-manager/build/protos/protos.json'))
-  ]
-  for (const root of roots) root.resolveAll()
-  loaded = { definitions, roots }
+const PACKAGE_OF: Record<ServiceName, PackageName> = {
+  [SERVICE.jobs]: 'run',
+  [SERVICE.executions]: 'run',
+  [SERVICE.operations]: 'run',
+  [SERVICE.secretManager]: 'secretManager',
+  [SERVICE.tasks]: 'tasks'
+}
+
+/** No defaults and no virtual oneof fields, so a request looks like REST JSON (an absent field is absent;
+ *  a oneof member such as maxRetries: 0 is present only when set). */
+const DECODE_OPTIONS: protobuf.IConversionOptions = { longs: String, enums: String, defaults: false, oneofs: false }
+
+const roots = new Map<PackageName, protobuf.Root>()
+
+/** A package's descriptors, parsed on first use (20–40 ms each), so start-up parses none. */
+function root (name: PackageName): protobuf.Root {
+  let loaded = roots.get(name)
+  if (!loaded) {
+    loaded = protobuf.Root.fromJSON(PACKAGES[name]())
+    loaded.resolveAll()
+    roots.set(name, loaded)
+  }
   return loaded
 }
 
-export function serviceDefinition (service: ServiceName): ServiceDefinition {
-  return protocol().definitions[service]
+/** Parses the packages' descriptors in the background, one per turn of the event loop, so that the
+ *  first call of a test (often timed, as a webhook's launch is) rarely has to wait for them. */
+export function warmUp (): void {
+  const names = Object.keys(PACKAGES) as PackageName[]
+  const next = (): void => {
+    const name = names.shift()
+    if (name === undefined) return
+    root(name)
+    setImmediate(next)
+  }
+  setImmediate(next)
+}
+
+/**
+ * The gRPC service definition for the given methods, with (de)serializers that resolve their message
+ * types on the first call: what @grpc/proto-loader would build (same paths, same conversion options),
+ * without parsing any descriptor before a client calls. Methods left out answer UNIMPLEMENTED.
+ */
+export function serviceDefinition (service: ServiceName, methods: string[]): ServiceDefinition {
+  return Object.fromEntries(methods.map(method => {
+    let types: MethodTypes | undefined
+    const resolve = (): MethodTypes => (types ??= methodTypes(service, method))
+    const serialize = (pick: (t: MethodTypes) => protobuf.Type) => (value: Plain): Buffer => {
+      const type = pick(resolve())
+      return Buffer.from(type.encode(type.fromObject(value)).finish())
+    }
+    const deserialize = (pick: (t: MethodTypes) => protobuf.Type) => (bytes: Buffer): Plain => {
+      const type = pick(resolve())
+      return type.toObject(type.decode(bytes), DECODE_OPTIONS)
+    }
+    return [method, {
+      path: `/${service}/${method}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: serialize(t => t.request),
+      requestDeserialize: deserialize(t => t.request),
+      responseSerialize: serialize(t => t.response),
+      responseDeserialize: deserialize(t => t.response)
+    }]
+  }))
 }
 
 export function methodTypes (service: ServiceName, method: string): MethodTypes {
-  for (const root of protocol().roots) {
-    const found = root.lookup(service)
-    if (found instanceof protobuf.Service) {
-      const rpc = found.methods[method]
-      if (!rpc?.resolvedRequestType || !rpc.resolvedResponseType) throw new Error(`${service} has no method ${method}`)
-      return { request: rpc.resolvedRequestType, response: rpc.resolvedResponseType }
-    }
-  }
-  throw new Error(`Unknown service ${service}`)
+  const found = root(PACKAGE_OF[service]).lookup(service)
+  if (!(found instanceof protobuf.Service)) throw new Error(`Unknown service ${service}`)
+  const rpc = found.methods[method]
+  if (!rpc?.resolvedRequestType || !rpc.resolvedResponseType) throw new Error(`${service} has no method ${method}`)
+  return { request: rpc.resolvedRequestType, response: rpc.resolvedResponseType }
 }
 
 function lookupType (fullName: string): protobuf.Type {
-  for (const root of protocol().roots) {
-    const found = root.lookup(fullName)
+  for (const name of Object.keys(PACKAGES) as PackageName[]) {
+    const found = root(name).lookup(fullName)
     if (found instanceof protobuf.Type) return found
   }
   throw new Error(`Unknown message type ${fullName}`)
 }
 
-/** REST form → the object proto-loader serializes. */
+/** REST form → the object the serializer takes. */
 export function toWire (type: protobuf.Type, value: Plain): Plain {
   return convertFields(type, value, messageToWire)
 }
 
-/** What proto-loader deserialized → REST form. */
+/** What the deserializer produced → REST form. */
 export function fromWire (type: protobuf.Type, value: Plain): Plain {
   return convertFields(type, value, messageFromWire)
 }

@@ -5,13 +5,19 @@ import { constants } from 'node:os'
 
 export type ProcessEnd = { exitCode: number } | { timeout: true } | { startError: string }
 
+export type OutputStream = 'stdout' | 'stderr'
+
 export interface TaskProcessSpec {
   argv: string[]
   env: Record<string, string>
   timeoutMs: number
+  /** Each line the process writes, as it is written (the last, unterminated one when the stream ends). */
+  onLine?: (stream: OutputStream, text: string) => void
 }
 
 const LOG_LIMIT_BYTES = 256 * 1024
+/** Cloud Logging takes entries up to 256 KB; a longer line is cut into entries of this size. */
+const LINE_LIMIT_BYTES = 256 * 1024
 /** Cloud Run sends SIGTERM and waits before SIGKILL; a short grace keeps tests and demos snappy. */
 const KILL_GRACE_MS = 3000
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -31,8 +37,14 @@ export class TaskProcess {
     this.#onEnd = onEnd
     const [command, ...args] = spec.argv
     this.#child = spawn(command, args, { env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    this.#child.stdout?.on('data', (chunk: Buffer) => this.#logs.append(chunk))
-    this.#child.stderr?.on('data', (chunk: Buffer) => this.#logs.append(chunk))
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const lines = new LineSplitter(text => spec.onLine?.(stream, text))
+      this.#child[stream]?.on('data', (chunk: Buffer) => {
+        this.#logs.append(chunk)
+        lines.push(chunk)
+      })
+      this.#child[stream]?.on('end', () => lines.flush())
+    }
     this.#child.on('error', error => {
       if (this.#child.pid === undefined) this.#end({ startError: error.message })
     })
@@ -87,6 +99,35 @@ export class TaskProcess {
     } catch {
       // ESRCH: the group is already gone.
     }
+  }
+}
+
+/** Cuts a byte stream into lines (\n or \r\n), decoding each whole line as UTF-8. */
+class LineSplitter {
+  readonly #emit: (text: string) => void
+  #pending: Buffer = Buffer.alloc(0)
+
+  constructor (emit: (text: string) => void) {
+    this.#emit = emit
+  }
+
+  push (chunk: Buffer): void {
+    let data = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk
+    for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10)) {
+      const end = newline > 0 && data[newline - 1] === 13 ? newline - 1 : newline
+      this.#emit(data.subarray(0, end).toString('utf8'))
+      data = data.subarray(newline + 1)
+    }
+    while (data.length > LINE_LIMIT_BYTES) {
+      this.#emit(data.subarray(0, LINE_LIMIT_BYTES).toString('utf8'))
+      data = data.subarray(LINE_LIMIT_BYTES)
+    }
+    this.#pending = Buffer.from(data)
+  }
+
+  flush (): void {
+    if (this.#pending.length) this.#emit(this.#pending.toString('utf8'))
+    this.#pending = Buffer.alloc(0)
   }
 }
 

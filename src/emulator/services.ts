@@ -1,5 +1,6 @@
 // The RPC handlers of each gRPC service, in REST form (server.ts converts from and to the wire form).
-// Handlers only orchestrate the stores; the behaviour lives in jobs.ts, executions.ts, operations.ts, secrets.ts.
+// Handlers only orchestrate the stores; the behaviour lives in jobs.ts, executions.ts, operations.ts, secrets.ts
+// and task-queues.ts.
 import type { ExecutionStore } from './executions.ts'
 import type { JobInput, JobStore } from './jobs.ts'
 import { parseExecutionName, parseJobName } from './names.ts'
@@ -7,6 +8,7 @@ import type { OperationStore } from './operations.ts'
 import { SERVICE, TYPE_URL, type ServiceName } from './protos.ts'
 import { failedPrecondition, invalidArgument } from './rpc-error.ts'
 import type { Secret, SecretPayloadInput, SecretStore } from './secrets.ts'
+import type { QueueInput, TaskInput, TaskQueues, TaskView } from './task-queues.ts'
 import type { RunOverrides } from './types.ts'
 
 export interface ControlPlane {
@@ -14,6 +16,7 @@ export interface ControlPlane {
   executions: ExecutionStore
   operations: OperationStore
   secrets: SecretStore
+  tasks: TaskQueues
 }
 
 /** Each handler takes its own request type; `never` lets them share one map. */
@@ -27,7 +30,8 @@ export function serviceHandlers (plane: ControlPlane): Record<ServiceName, Handl
     [SERVICE.jobs]: jobsHandlers(plane),
     [SERVICE.executions]: executionsHandlers(plane),
     [SERVICE.operations]: operationsHandlers(plane),
-    [SERVICE.secretManager]: secretManagerHandlers(plane)
+    [SERVICE.secretManager]: secretManagerHandlers(plane),
+    [SERVICE.tasks]: tasksHandlers(plane)
   }
 }
 
@@ -102,6 +106,34 @@ function secretManagerHandlers ({ secrets }: ControlPlane): Handlers {
       secrets.addVersion(parent, payload),
     GetSecretVersion: ({ name }: NameRequest) => secrets.getVersion(name),
     AccessSecretVersion: ({ name }: NameRequest) => secrets.access(name)
+  }
+}
+
+interface TaskViewRequest { responseView?: TaskView | 'VIEW_UNSPECIFIED' }
+
+/** Cloud Tasks answers with BASIC unless FULL is asked for. */
+const viewOf = ({ responseView }: TaskViewRequest): TaskView => responseView === 'FULL' ? 'FULL' : 'BASIC'
+
+/** "The maximum page size is 1000. If unspecified, the page size will be the maximum." */
+const TASKS_PAGE_MAX = 1000
+
+function tasksHandlers ({ tasks }: ControlPlane): Handlers {
+  return {
+    CreateQueue: ({ parent, queue }: { parent: string, queue?: QueueInput }) => tasks.createQueue(parent, queue),
+    GetQueue: ({ name }: NameRequest) => tasks.getQueue(name),
+    CreateTask: (request: { parent: string, task?: TaskInput } & TaskViewRequest) =>
+      tasks.createTask(request.parent, request.task, viewOf(request)),
+    GetTask: (request: NameRequest & TaskViewRequest) => tasks.getTask(request.name, viewOf(request)),
+    DeleteTask: ({ name }: NameRequest) => {
+      tasks.deleteTask(name)
+      return {}
+    },
+    ListTasks: (request: ListRequest & TaskViewRequest) => {
+      const pageSize = Math.min(request.pageSize || TASKS_PAGE_MAX, TASKS_PAGE_MAX)
+      const { items, nextPageToken } = page(tasks.listTasks(request.parent, viewOf(request)), pageSize, request.pageToken)
+      return { tasks: items, nextPageToken }
+    },
+    RunTask: (request: NameRequest & TaskViewRequest) => tasks.runTask(request.name, viewOf(request))
   }
 }
 

@@ -1,6 +1,7 @@
-// Resources as the emulator stores and exposes them: the Cloud Run Admin API v2 REST/proto3-JSON form
-// (camelCase, durations like "600s", ISO timestamps, int64 as strings). protos.ts converts to and from
-// the gRPC wire form, so nothing else in the emulator deals with Timestamp/Duration objects.
+// Resources as the emulator stores and exposes them: the REST/proto3-JSON form of the Cloud Run Admin
+// API v2 and Cloud Tasks v2 (camelCase, durations like "600s", ISO timestamps, int64 as strings;
+// bytes stay Buffers). protos.ts converts to and from the gRPC wire form, so nothing else in the
+// emulator deals with Timestamp/Duration objects.
 
 export type ConditionState = 'CONDITION_PENDING' | 'CONDITION_RECONCILING' | 'CONDITION_FAILED' | 'CONDITION_SUCCEEDED'
 
@@ -129,4 +130,57 @@ export interface Operation {
   metadata?: Record<string, unknown>
   response?: Record<string, unknown>
   error?: { code: number, message: string }
+}
+
+export interface RetryConfig {
+  /** -1: unlimited */
+  maxAttempts: number
+  /** "0s": unlimited */
+  maxRetryDuration: string
+  minBackoff: string
+  maxBackoff: string
+  maxDoublings: number
+}
+
+export interface Queue {
+  name: string
+  rateLimits: { maxDispatchesPerSecond: number, maxBurstSize: number, maxConcurrentDispatches: number }
+  retryConfig: RetryConfig
+  state: 'RUNNING'
+}
+
+export type HttpMethod = 'POST' | 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS'
+
+export interface HttpRequest {
+  url: string
+  httpMethod: HttpMethod
+  headers?: Record<string, string>
+  body?: Buffer
+  oidcToken?: { serviceAccountEmail: string, audience?: string }
+}
+
+/** google.rpc.Status */
+export interface RpcStatus {
+  code: number
+  message: string
+}
+
+export interface Attempt {
+  scheduleTime?: string
+  dispatchTime?: string
+  responseTime?: string
+  responseStatus?: RpcStatus
+}
+
+export interface Task {
+  name: string
+  httpRequest: HttpRequest
+  scheduleTime: string
+  createTime: string
+  dispatchDeadline: string
+  dispatchCount: number
+  responseCount: number
+  firstAttempt?: Attempt
+  lastAttempt?: Attempt
+  view: 'BASIC' | 'FULL'
 }

@@ -1,25 +1,19 @@
-// Google's side of ID tokens, on loopback: an HTTP endpoint serving `{kid: public key PEM}` as
-// https://www.googleapis.com/oauth2/v1/certs does, and RS256 tokens signed with the matching
-// private key. google-auth-library verifies them exactly as it verifies Google's own.
+// Google's side of ID tokens, on loopback: an HTTP endpoint serving the emulator's ID-token
+// certificates as https://www.googleapis.com/oauth2/v1/certs does, and tokens signed with the
+// matching key (src/emulator/id-tokens.ts). google-auth-library verifies them exactly as it
+// verifies Google's own. A bare server rather than the whole emulator: these tests need no gRPC.
 import type { Test } from 'tap'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { IdTokenIssuer, type IdTokenClaims } from '../../src/emulator/id-tokens.ts'
+import { CERTS_CACHE_CONTROL, CERTS_PATH } from '../../src/emulator/oauth2.ts'
 
 export const AUDIENCE = 'https://pushpool-test.a.run.app'
 export const ADMIN_EMAIL = 'ops@example.com'
 export const SCHEDULER_EMAIL = 'scheduler@proj-test.iam.gserviceaccount.com'
 
-export interface Claims {
-  iss?: string
-  aud?: string
-  email?: string
-  email_verified?: boolean
-  iat?: number
-  exp?: number
-  sub?: string
-}
+export type Claims = IdTokenClaims
 
 export interface GoogleCerts {
   certsUrl: string
@@ -33,35 +27,32 @@ export interface GoogleCerts {
   unknownKeyToken: (claims?: Claims) => string
 }
 
-const keyPair = (): { privateKey: KeyObject, publicKey: KeyObject } => generateKeyPairSync('rsa', { modulusLength: 2048 })
-
 export async function serveGoogleCerts (t: Test): Promise<GoogleCerts> {
-  const served = keyPair()
-  const other = keyPair()
-  const kid = randomBytes(20).toString('hex')
-  const body = JSON.stringify({ [kid]: served.publicKey.export({ type: 'spki', format: 'pem' }) })
+  const served = await IdTokenIssuer.create()
+  const other = await IdTokenIssuer.create({ kid: served.kid })
+  const body = served.pemCertificates()
   let fetches = 0
   const server = createServer((_req, res) => {
     fetches++
     // As Google does: the library caches the certificates for max-age.
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600' }).end(body)
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': CERTS_CACHE_CONTROL }).end(body)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   t.teardown(() => new Promise<void>(resolve => server.close(() => resolve())))
   const { port } = server.address() as AddressInfo
   return {
-    certsUrl: `http://127.0.0.1:${port}/oauth2/v1/certs`,
+    certsUrl: `http://127.0.0.1:${port}${CERTS_PATH.pem}`,
     fetches: () => fetches,
-    token: claims => signToken(served.privateKey, kid, claims),
-    forgedToken: claims => signToken(other.privateKey, kid, claims),
-    unknownKeyToken: claims => signToken(served.privateKey, 'not-a-served-kid', claims)
+    token: claims => served.sign(adminClaims(claims)),
+    forgedToken: claims => other.sign(adminClaims(claims)),
+    unknownKeyToken: claims => served.sign(adminClaims(claims), 'not-a-served-kid')
   }
 }
 
-function signToken (key: KeyObject, kid: string, overrides: Claims = {}): string {
+function adminClaims (overrides: Claims = {}): Claims {
   const now = Math.floor(Date.now() / 1000)
-  const claims: Claims = {
+  return {
     iss: 'https://accounts.google.com',
     aud: AUDIENCE,
     sub: '1234567890',
@@ -71,7 +62,4 @@ function signToken (key: KeyObject, kid: string, overrides: Claims = {}): string
     exp: now + 3600,
     ...overrides
   }
-  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-  const signingInput = `${encode({ alg: 'RS256', typ: 'JWT', kid })}.${encode(claims)}`
-  return `${signingInput}.${sign('RSA-SHA256', Buffer.from(signingInput), key).toString('base64url')}`
 }
