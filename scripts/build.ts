@@ -65,12 +65,22 @@ function plugin (outdir: string): Plugin {
       })
       b.onLoad({ filter: /.*/, namespace: 'cjs-exports' }, args => {
         const names = Object.keys(requireFromRepo(args.path) as object).filter(name => name !== 'default')
-        const contents = [
-          `const m = require(${JSON.stringify(args.path)})`,
-          'export default m',
-          ...names.map((name, i) => `const e${i} = m[${JSON.stringify(name)}]\nexport { e${i} as ${JSON.stringify(name)} }`)
-        ].join('\n')
-        return { contents, resolveDir: args.pluginData.resolveDir as string, loader: 'js' }
+        return { contents: namedExportsOf(args.path, names), resolveDir: args.pluginData.resolveDir as string, loader: 'js' }
+      })
+
+      // pushpool's sources require Node's built-ins rather than import them: an ES import of a
+      // built-in makes Node build its module namespace from every export, and node:http's lazy
+      // exports (WebSocket, …) then load undici, ~50 ms of start-up for what pushpool never uses.
+      // Accessor exports stay behind `default`, so that no import reads them (importing one by name
+      // fails the build).
+      b.onResolve({ filter: /^node:/ }, args => {
+        if (args.kind !== 'import-statement' || !args.importer.startsWith(join(REPO, 'src'))) return undefined
+        return { path: args.path, namespace: 'node-builtin' }
+      })
+      b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, args => {
+        const names = Object.entries(Object.getOwnPropertyDescriptors(requireFromRepo(args.path) as object))
+          .filter(([name, descriptor]) => 'value' in descriptor && name !== 'default').map(([name]) => name)
+        return { contents: namedExportsOf(args.path, names), resolveDir: REPO, loader: 'js' }
       })
 
       // pushpool's modules find files beside their source (openapi.yaml one level up, the unidecode
@@ -97,6 +107,15 @@ function plugin (outdir: string): Plugin {
       }))
     }
   }
+}
+
+/** An ES module that requires `specifier` and exports it as `default` and these properties of it by name. */
+function namedExportsOf (specifier: string, names: string[]): string {
+  return [
+    `const m = require(${JSON.stringify(specifier)})`,
+    'export default m',
+    ...names.map((name, i) => `const e${i} = m[${JSON.stringify(name)}]\nexport { e${i} as ${JSON.stringify(name)} }`)
+  ].join('\n')
 }
 
 /** Whether Node loads this file as CommonJS (by extension, else by the nearest package.json's "type"). */
