@@ -182,7 +182,8 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
   if (r.memory !== undefined) {
     const mem = r.memory
     out.push('## 6. Memory\n')
-    out.push(`RSS of the pushpool process (\`node ${mem.entry}\`) from \`/proc\`, against the in-memory Prefect stand-in. Idle = 3 s without traffic. ` +
+    out.push(`RSS of the pushpool process (\`node ${mem.entry}\`${Object.keys(mem.env).length === 0 ? '' : ` with ${Object.entries(mem.env).map(([k, v]) => `${k}=${v}`).join(' ')}, the image's ENV`}) from \`/proc\`, ` +
+      `against the in-memory Prefect stand-in; the 1-minute load average was ${num(mem.load_1m, 2)} when the idle figures were taken. Idle = 3 s without traffic. ` +
       "Peak = the kernel's high-water mark (VmHWM) during bursts whose webhooks all arrive at once. One process, so n=1 for each value.\n")
     out.push('| | RSS |\n|---|---|')
     out.push(`| idle after start-up | ${num(mem.rss_idle_start_mb, 1)} MB |`)
