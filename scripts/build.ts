@@ -7,6 +7,8 @@
 //   load on first use, as the sources' dynamic import()s say;
 // - the subset of Cloud Run's protos.json that the clients use (scripts/protos-subset.ts), which
 //   halves what google-gax parses into gRPC definitions when the first client is built;
+// - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
+//   which a start would otherwise compile with ajv and fast-json-stringify;
 // - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest.
 //
 // The bundle still needs the production node_modules beside dist/ at run time, for the few files the
@@ -22,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { COMPILE_CACHE_DIR, writeCompileCache } from './compile-cache.ts'
 import { cloudRunProtosSubset, cloudRunServicesUsed } from './protos-subset.ts'
+import { precompiledSchemasModule } from './precompile-schemas.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const requireFromRepo = createRequire(join(REPO, 'package.json'))
@@ -99,6 +102,9 @@ function plugin (outdir: string): Plugin {
         const prologue = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);`
         return { contents: prologue + text, loader: 'js' }
       })
+
+      // The routes' validators and serializers, compiled now rather than at every start.
+      b.onLoad({ filter: /\/src\/precompiled-schemas\.ts$/ }, async () => ({ contents: await precompiledSchemasModule(), resolveDir: REPO, loader: 'js' }))
 
       const services = cloudRunServicesUsed(join(REPO, 'src'), join(REPO, 'package.json'))
       b.onLoad({ filter: /\/@google-cloud\/run\/build\/protos\/protos\.json$/ }, args => ({

@@ -1,6 +1,6 @@
 // Process entry: configuration, the app, listening on $PORT, and a shutdown that fits inside Cloud
 // Run's 10 s between SIGTERM and SIGKILL.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
@@ -8,6 +8,7 @@ import app from './app.ts'
 import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import { OneLinePerRequest } from './request-log.ts'
+import { precompiledSchemaController } from './precompiled-schemas.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 9000
@@ -21,6 +22,8 @@ export interface ServerOptions {
    * ~40 ms to re-check schemas that do not change between starts.
    */
   validateSchemas?: boolean
+  /** How route schemas are compiled; scripts/precompile-schemas.ts captures the code with it. */
+  schemaController?: FastifyServerOptions['schemaController']
 }
 
 export async function buildServer (config: Config, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -43,6 +46,7 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
       void (reply as FastifyReply).code(400).send({ code: 'BAD_REQUEST', message: `The request is malformed: ${error.message}` })
     },
     routerOptions: { maxParamLength: 200 },
+    schemaController: options.schemaController ?? precompiledSchemaController(),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false, validateSchema: options.validateSchemas ?? false } }
   })
   // fp() so the app's error handler and decorators apply to the root instance.
