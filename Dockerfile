@@ -11,8 +11,9 @@ WORKDIR /app
 # The lockfile first, so the dependency layer stays cached while only the source changes.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
-COPY scripts/build.ts scripts/compile-cache.ts scripts/protos-subset.ts ./scripts/
+# openapi.yaml too: the build starts the app once, to compile its routes' schemas.
+COPY tsconfig.json openapi.yaml ./
+COPY scripts/build.ts scripts/compile-cache.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
 COPY src ./src
 # Node keeps a compile cache per user id: it is written as uid 1000, the `node` user of the
 # official Node images, which the runtime stage runs as (USER node below).
