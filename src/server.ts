@@ -9,6 +9,7 @@ import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import { OneLinePerRequest } from './request-log.ts'
 import { precompiledSchemaController } from './precompiled-schemas.ts'
+import { warmUpCloudRunClients } from './gcp/clients.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 9000
@@ -66,6 +67,7 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
     throw err
   }
   const server = await buildServer(config)
+  warmUpOnFirstRequest(server)
   let closing = false
   const shutdown = (signal: string): void => {
     if (closing) return
@@ -85,6 +87,26 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   process.once('SIGTERM', () => { shutdown('SIGTERM') })
   process.once('SIGINT', () => { shutdown('SIGINT') })
   await server.listen({ port: config.port, host: config.host })
+}
+
+/** Requests that never need the Google client: they do not warm it up. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
+
+/**
+ * A cold instance starts because a request is waiting, mostly a webhook, and its first launch
+ * needs the Google client (importing and building it is most of a first dispatch's own CPU). The
+ * first request that is not a probe starts loading it, so that the load overlaps that request's
+ * reads from Prefect instead of following them; /readyz and start-up do not pay for it.
+ */
+function warmUpOnFirstRequest (server: FastifyInstance): void {
+  let started = false
+  server.addHook('onRequest', async request => {
+    if (started || PROBES.has(request.url.split('?')[0])) return
+    started = true
+    setImmediate(() => {
+      warmUpCloudRunClients().catch((err: unknown) => { server.log.warn({ err }, 'could not warm up the Google client; the first launch loads it') })
+    })
+  })
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
