@@ -7,11 +7,12 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildArtifact } from '../../scripts/build.ts'
-import { parentEnv, startService } from './service-process.ts'
+import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const RECORDER = fileURLToPath(new URL('./record-imports.ts', import.meta.url))
@@ -34,6 +35,13 @@ function packageOf (path: string): string | null {
 
 /** Starts the server with every feature that needs a lazy package configured; the files it resolved until it was stopped after /readyz. */
 async function startUpImports (t: Test, args: string[], dir: string): Promise<string[]> {
+  const { service, record } = await startRecorded(t, args, dir)
+  const { code } = await service.stop()
+  t.equal(code, 0, service.output())
+  return (JSON.parse(readFileSync(record, 'utf8')) as string[]).filter(url => url.startsWith('file:')).map(url => fileURLToPath(url))
+}
+
+async function startRecorded (t: Test, args: string[], dir: string, logLevel = 'silent'): Promise<{ service: ServiceProcess, record: string }> {
   const record = join(dir, 'imports.json')
   const service = await startService(t, {
     args: ['--import', RECORDER, ...args],
@@ -50,12 +58,10 @@ async function startUpImports (t: Test, args: string[], dir: string): Promise<st
       PUSHPOOL_SECRET_MANAGER_ENDPOINT: '127.0.0.1:9',
       PUSHPOOL_GCP_CREDENTIALS_SECRET: 'projects/p/secrets/key',
       PREFECT_API_URL: 'http://127.0.0.1:9/api',
-      LOG_LEVEL: 'silent'
+      LOG_LEVEL: logLevel
     }
   })
-  const { code } = await service.stop()
-  t.equal(code, 0, service.output())
-  return (JSON.parse(readFileSync(record, 'utf8')) as string[]).filter(url => url.startsWith('file:')).map(url => fileURLToPath(url))
+  return { service, record }
 }
 
 function holdToLaziness (t: Test, packages: Set<string>): void {
@@ -89,4 +95,20 @@ t.test('the artifact\'s start-up loads only chunks without those packages', asyn
   const bundled = chunks.flatMap(chunk => Object.keys(outputs[chunk]?.inputs ?? {}))
   t.ok(bundled.length > 100, `${bundled.length} modules bundled into those chunks`)
   holdToLaziness(t, new Set(bundled.map(packageOf).filter(p => p !== null)))
+})
+
+t.test('the first request that is not a probe warms the Google client up; probes do not', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-imports-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const { service, record } = await startRecorded(t, ['src/server.ts'], dir, 'debug')
+  const warmedUp = (): Array<{ after?: string }> => service.output().split('\n').filter(line => line.includes('Google client warmed up')).map(line => JSON.parse(line) as { after?: string })
+  for (const probe of ['/readyz', '/healthz']) await (await fetch(`${service.url}${probe}`)).arrayBuffer()
+  const res = await fetch(`${service.url}/v1/dispatches`, { headers: { authorization: 'Bearer imports-admin-token-0123456789' } })
+  t.equal(res.status, 200, 'an admin request')
+  for (let waited = 0; warmedUp().length === 0 && waited < 60_000; waited += 100) await sleep(100)
+  t.same(warmedUp().map(line => line.after), ['/v1/dispatches'], 'the Google client was loaded and built once, after the admin request, not the probes, and without a launch')
+  const { code } = await service.stop()
+  t.equal(code, 0, 'stops cleanly')
+  const packages = new Set((JSON.parse(readFileSync(record, 'utf8')) as string[]).map(url => packageOf(url)))
+  for (const loaded of ['@google-cloud/run', 'google-gax', '@grpc/grpc-js']) t.ok(packages.has(loaded), `${loaded} is loaded`)
 })
