@@ -3,11 +3,9 @@
 // They must behave as the ones the sources compile: the same requests, to a server started from
 // the sources and to one started from the artifact, get the same answers.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildArtifact } from '../../scripts/build.ts'
+import { builtArtifact, temporaryDir } from './artifact.ts'
 import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
 import { ADMIN_TOKEN, WEBHOOK_SECRET, adminHeaders } from '../helper.ts'
 
@@ -45,11 +43,8 @@ async function answers (server: ServiceProcess): Promise<string[]> {
 }
 
 t.test('the artifact answers as the sources do, with the schemas compiled at build time', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-artifact-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const dist = mkdtempSync(join(REPO, 'dist-routes-'))
-  t.teardown(() => { rmSync(dist, { recursive: true, force: true }) })
-  await buildArtifact(dist)
+  const dir = temporaryDir(t, 'pushpool-artifact-')
+  const dist = await builtArtifact(t)
 
   const env = (name: string): Record<string, string | undefined> => ({
     ...parentEnv(),

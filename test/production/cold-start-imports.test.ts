@@ -6,12 +6,11 @@
 // a chunk that is loaded only with the first import() that needs it.
 import t from 'tap'
 import type { Test } from 'tap'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildArtifact } from '../../scripts/build.ts'
+import { builtArtifact, temporaryDir } from './artifact.ts'
 import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
@@ -71,19 +70,14 @@ function holdToLaziness (t: Test, packages: Set<string>): void {
 }
 
 t.test('start-up from the sources, until /readyz answers, loads none of the packages that are loaded on first use', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-imports-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = temporaryDir(t, 'pushpool-imports-')
   const files = await startUpImports(t, ['src/server.ts'], dir)
   holdToLaziness(t, new Set(files.map(packageOf).filter(p => p !== null)))
 })
 
 t.test('the artifact\'s start-up loads only chunks without those packages', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-imports-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  // Beside the repository's node_modules, as dist/ is in the image; no compile cache needed here.
-  const dist = mkdtempSync(join(REPO, 'dist-imports-'))
-  t.teardown(() => { rmSync(dist, { recursive: true, force: true }) })
-  await buildArtifact(dist)
+  const dir = temporaryDir(t, 'pushpool-imports-')
+  const dist = await builtArtifact(t)
   const files = await startUpImports(t, [join(dist, 'server.js')], dir)
   const chunks = files.filter(file => file.startsWith(`${dist}/`)).map(file => relative(REPO, file))
   t.ok(chunks.length >= 2, `start-up loaded the entry and its chunks: ${chunks.join(', ')}`)
@@ -98,8 +92,7 @@ t.test('the artifact\'s start-up loads only chunks without those packages', asyn
 })
 
 t.test('the first request that is not a probe warms the Google client up; probes do not', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-imports-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = temporaryDir(t, 'pushpool-imports-')
   const { service, record } = await startRecorded(t, ['src/server.ts'], dir, 'debug')
   const warmedUp = (): Array<{ after?: string }> => service.output().split('\n').filter(line => line.includes('Google client warmed up')).map(line => JSON.parse(line) as { after?: string })
   for (const probe of ['/readyz', '/healthz']) await (await fetch(`${service.url}${probe}`)).arrayBuffer()
