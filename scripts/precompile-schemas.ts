@@ -65,10 +65,19 @@ const serializers = ${serializers}
 function key (kind, route) {
   return route.method + ' ' + route.url + ' ' + (kind === 'validator' ? route.httpPart : route.httpStatus)
 }
+// Fastify asks for every route's functions when it starts; each is loaded when first called, so a
+// start loads none and a probe only its own. A validator reports its errors on itself (ajv's
+// \`validate.errors\`), which the stand-in passes on.
 function restore (kind, table, route) {
   const index = table[key(kind, route)]
   if (index === undefined) throw new Error('No precompiled ' + kind + ' for ' + key(kind, route) + ': the bundle was built from other routes; rebuild it (npm run build)')
-  return load(index)
+  if (kind === 'serializer') return function serialize (...args) { return load(index)(...args) }
+  return function validate (...args) {
+    const compiled = load(index)
+    const valid = compiled(...args)
+    validate.errors = compiled.errors
+    return valid
+  }
 }
 export function precompiledSchemaController () {
   return {
