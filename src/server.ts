@@ -89,12 +89,12 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   await server.listen({ port: config.port, host: config.host })
 }
 
-/** Requests that never need the Google client: they do not warm it up. */
+/** Probes and scrapes, which never need the Google client: they do not warm it up. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
 /**
  * A cold instance starts because a request is waiting, mostly a webhook, and its first launch
- * needs the Google client (importing and building it is most of a first dispatch's own CPU). The
+ * needs the Google client (importing and building it is the largest part of a first dispatch's CPU). The
  * first request that is not a probe starts loading it, so that the load overlaps that request's
  * reads from Prefect instead of following them; /readyz and start-up do not pay for it.
  */

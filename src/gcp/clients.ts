@@ -1,5 +1,6 @@
 // Google client construction, loaded lazily: @google-cloud/run costs ~200 ms to import and a gRPC
-// client ~100 ms to build, so neither happens before the first launch needs them (cold start).
+// client ~100 ms to build, so neither happens at start-up (cold start), only for the first launch
+// or when a cold instance's first request warms them up (server.ts).
 // One pair of Cloud Run clients per GCP identity, reused for every launch under it.
 // Each client is imported from its own file, not the package index: the index also loads every
 // other client and the packages' generated protobufjs classes (1.2 MB of code for Cloud Run,
