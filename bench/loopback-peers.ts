@@ -21,12 +21,13 @@ export interface LoopbackPeers {
   stop (): Promise<void>
 }
 
-export async function startLoopbackPeers (seed: StandInSeed): Promise<LoopbackPeers> {
+/** `prefectLatencyMs`: the stand-in answers the Prefect API that much later, as a remote server would. */
+export async function startLoopbackPeers (seed: StandInSeed, options: { prefectLatencyMs?: number } = {}): Promise<LoopbackPeers> {
   const seedFile = join(TMP, 'standin-seed.json')
   writeFileSync(seedFile, JSON.stringify(seed))
   const children: Child[] = []
   try {
-    children.push(await spawnChild(process.execPath, [join(REPO, 'bench', 'prefect-standin.ts'), seedFile], { cwd: REPO, logFile: join(TMP, 'standin.log') }))
+    children.push(await spawnChild(process.execPath, [join(REPO, 'bench', 'prefect-standin.ts'), seedFile, String(options.prefectLatencyMs ?? 0)], { cwd: REPO, logFile: join(TMP, 'standin.log') }))
     children.push(await spawnChild(process.execPath, [join(REPO, 'src', 'emulator', 'main.ts'), '--port', '0', '--executions', 'hold'], { cwd: REPO, logFile: join(TMP, 'emulator.log') }))
   } catch (err) {
     await Promise.all(children.map(c => c.stop()))

@@ -1,6 +1,7 @@
 // What pushpool's start-up loads, and what each package costs on its own: for the cold-start and
-// idle-memory figures. (1) A process builds the app exactly as server.ts does and lists the npm
-// packages it loaded before it was ready. (2) For each package, a fresh `node` imports it alone:
+// idle-memory figures. (1) A process builds the app exactly as server.ts does, from the sources
+// (the artifact bundles the same module graph), and lists the npm packages it loaded before it was
+// ready. (2) For each package, a fresh `node` imports it alone:
 // import time and RSS over a bare node process (medians of three).
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -21,11 +22,11 @@ function node (script: string, cwd = REPO): string {
   return execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } }).trim()
 }
 
-export function measureModuleCost (entryDir: string): ModuleCostResult {
+export function measureModuleCost (): ModuleCostResult {
   const startup = node(`
     import { createRequire } from 'node:module'
-    const { buildServer } = await import(${JSON.stringify(join(REPO, entryDir, 'server.js'))})
-    const { loadConfig } = await import(${JSON.stringify(join(REPO, entryDir, 'config.js'))})
+    const { buildServer } = await import(${JSON.stringify(join(REPO, 'src', 'server.ts'))})
+    const { loadConfig } = await import(${JSON.stringify(join(REPO, 'src', 'config.ts'))})
     const app = await buildServer(loadConfig({ PUSHPOOL_WEBHOOK_SECRETS: 'x'.repeat(24), PUSHPOOL_STORE_URL: 'sqlite::memory:', LOG_LEVEL: 'silent' }))
     await app.ready()
     const pkgs = new Set()

@@ -33,7 +33,11 @@ export interface StandIn {
 
 interface Run { json: Record<string, any>, states: Array<Record<string, any>> }
 
-export async function startPrefectStandIn (seed: StandInSeed, port = 0): Promise<StandIn> {
+/**
+ * `latencyMs` delays every answer to the Prefect API (not the bench's own /_bench routes), as a
+ * Prefect server across a network would.
+ */
+export async function startPrefectStandIn (seed: StandInSeed, port = 0, latencyMs = 0): Promise<StandIn> {
   const runs = new Map<string, Run>()
   const calls = new Map<string, number>()
   const poolName: string = seed.workPool.name
@@ -172,11 +176,15 @@ export async function startPrefectStandIn (seed: StandInSeed, port = 0): Promise
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
-      try {
-        handle(req, Buffer.concat(chunks).toString('utf8'), res)
-      } catch (err) {
-        res.writeHead(500).end(String(err))
+      const answer = (): void => {
+        try {
+          handle(req, Buffer.concat(chunks).toString('utf8'), res)
+        } catch (err) {
+          res.writeHead(500).end(String(err))
+        }
       }
+      if (latencyMs > 0 && req.url?.startsWith('/api/') === true) setTimeout(answer, latencyMs)
+      else answer()
     })
   })
   server.keepAliveTimeout = 60_000
@@ -198,7 +206,7 @@ export async function startPrefectStandIn (seed: StandInSeed, port = 0): Promise
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const seed = JSON.parse(readFileSync(process.argv[2], 'utf8')) as StandInSeed
-  const standIn = await startPrefectStandIn(seed)
+  const standIn = await startPrefectStandIn(seed, 0, Number(process.argv[3] ?? 0))
   process.stdout.write(`${JSON.stringify({ apiUrl: standIn.apiUrl })}\n`)
   const stop = (): void => { void standIn.close().then(() => process.exit(0)) }
   process.once('SIGTERM', stop)

@@ -2,11 +2,13 @@
 // self time and by inclusive time (each sample counted once per function on its stack), and self
 // time per package (node_modules/<pkg>) or per pushpool file. This is the evidence a missed
 // target's note cites.
-import { readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { SourceMap } from 'node:module'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { REPO } from './pushpool-process.ts'
 
-interface CallFrame { functionName: string, url: string, lineNumber: number }
+interface CallFrame { functionName: string, url: string, lineNumber: number, columnNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
 interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
 
@@ -54,6 +56,8 @@ const key = (f: CallFrame): string => {
 /** Only the samples taken between `fromMs` and `untilMs` after the profile's start (e.g. until ready). */
 export function summarizeProfile (file: string, top = 12, untilMs = Infinity, fromMs = 0): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
+  const original = sourceMapper()
+  for (const node of profile.nodes) node.callFrame = original(node.callFrame)
   const byId = new Map(profile.nodes.map(n => [n.id, n]))
   const parent = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
@@ -93,6 +97,32 @@ export function summarizeProfile (file: string, top = 12, untilMs = Infinity, fr
   return { file, total_ms: Math.round(total), by_activity: rank(activity, 20), top_self: rank(self), top_inclusive_src: rank(inclusive), by_package: rank(pkg) }
 }
 
+/**
+ * Maps frames in a bundled file (the production artifact, built with linked source maps) back to
+ * the file and line they were bundled from, so the figures name packages and pushpool files rather
+ * than chunks.
+ */
+function sourceMapper (): (frame: CallFrame) => CallFrame {
+  const maps = new Map<string, SourceMap | null>()
+  const mapOf = (url: string): SourceMap | null => {
+    let map = maps.get(url)
+    if (map === undefined) {
+      const path = `${fileURLToPath(url)}.map`
+      map = existsSync(path) ? new SourceMap(JSON.parse(readFileSync(path, 'utf8'))) : null
+      maps.set(url, map)
+    }
+    return map
+  }
+  return frame => {
+    if (!frame.url.startsWith('file://') || !frame.url.endsWith('.js')) return frame
+    const map = mapOf(frame.url)
+    const entry = map?.findEntry(frame.lineNumber, frame.columnNumber)
+    if (entry === undefined || !('originalSource' in entry)) return frame
+    const source = resolve(dirname(fileURLToPath(frame.url)), entry.originalSource.replace(/^file:\/\//, ''))
+    return { ...frame, url: pathToFileURL(source).href, lineNumber: entry.originalLine, columnNumber: entry.originalColumn }
+  }
+}
+
 // Leaf frames classified by what they do, first match wins. Native calls show as their own
 // name (e.g. writev), so socket and file writes are told apart by name.
 const ACTIVITIES: Array<[string, (url: string, name: string) => boolean]> = [
@@ -107,7 +137,10 @@ const ACTIVITIES: Array<[string, (url: string, name: string) => boolean]> = [
   ['logging (pino)', u => /node_modules\/(pino|sonic-boom|@pinojs|pino-std-serializers|thread-stream)/.test(u)],
   ['Fastify (routing, schemas, serialisation)', u => /node_modules\/(fastify|@fastify|find-my-way|avvio|fast-json-stringify|light-my-request|fast-querystring|secure-json-parse)/.test(u)],
   ['JSON schema (ajv)', u => /node_modules\/(ajv|ajv-formats|fast-uri|json-schema-traverse)/.test(u)],
-  ['module loading and compiling', (u, n) => /modules\/(cjs|esm)|amaro|wasm:\/\//.test(u) || /^(wrapSafe|compileFunctionForCJSLoader|compileSourceTextModule|ModuleWrap|Module|link|internalModuleStat|readFileUtf8|realpathSync|lstat)$/.test(n)],
+  // In the artifact, esbuild's wrapper that runs a bundled CommonJS module (its own self time is
+  // mostly the lazy compilation of the module's body, which V8 charges to the caller).
+  ['module loading and compiling', (u, n) => /modules\/(cjs|esm)|amaro|wasm:\/\//.test(u) || /^(wrapSafe|compileFunctionForCJSLoader|compileSourceTextModule|ModuleWrap|Module|link|internalModuleStat|readFileUtf8|realpathSync|lstat)$/.test(n) ||
+    (/\/bench\/tmp\/dist\//.test(u) && /^__(require|init)\d*$/.test(n))],
   ['node:http server and net', u => /node:(_http|http|net|internal\/(http|stream_base|streams|net))/.test(u)],
   ['other pushpool code', u => /\/(src|bench\/tmp\/dist)\//.test(u)],
   ['other node internals', u => u.startsWith('node:')],

@@ -10,6 +10,9 @@ import type { ModuleCostResult } from './module-cost.ts'
 
 export type Sampled = Summary & { samples: number[] }
 
+/** A cold-start figure (wall ms) with the process's CPU time and the machine's 1-minute load at each start. */
+export type ColdStartFigure = Sampled & { cpu_ms: Summary, load_1m: Sampled, entry: string, env: Record<string, string> }
+
 export interface ApiFigure extends Summary { by_method: Record<string, number> }
 
 export interface Results {
@@ -69,8 +72,10 @@ export interface Results {
     throughput_per_s: Sampled & { concurrency: number, runs_per_repetition: number }
     failures: Record<string, number>
   }
-  cold_start_ready_ms?: Sampled & { entry: string, src_server_ts: Sampled }
-  cold_start_first_dispatch_ms?: Sampled & { entry: string, src_server_ts: Sampled }
+  /** The artifact as the image runs it; `variants`: without its compile cache, and `node src/server.ts`. */
+  cold_start_ready_ms?: ColdStartFigure & { variants: Record<string, ColdStartFigure> }
+  cold_start_first_dispatch_ms?: ColdStartFigure & { variants: Record<string, ColdStartFigure> }
+  /** By variant name. */
   cold_start_rss_ready_mb?: Record<string, Summary>
   module_cost?: ModuleCostResult
   rss_idle_mb?: number

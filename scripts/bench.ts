@@ -23,7 +23,7 @@ import { measureApiCalls, total, type ApiCallsResult } from '../bench/api-calls.
 import { captureSeed } from '../bench/seed.ts'
 import { startLoopbackPeers, type LoopbackPeers } from '../bench/loopback-peers.ts'
 import { measureCost } from '../bench/cost.ts'
-import { measureColdStart } from '../bench/cold-start.ts'
+import { measureColdStarts, type ColdStartResult } from '../bench/cold-start.ts'
 import { measureMemory } from '../bench/memory.ts'
 import { measureBurst } from '../bench/burst.ts'
 import { startPrefectStandIn, type StandInSeed } from '../bench/prefect-standin.ts'
@@ -32,7 +32,7 @@ import { sendWebhooks } from '../bench/load.ts'
 import { summarize } from '../bench/stats.ts'
 import { writeReport } from '../bench/report.ts'
 import { measureModuleCost } from '../bench/module-cost.ts'
-import type { Results } from '../bench/results.ts'
+import type { ColdStartFigure, Results } from '../bench/results.ts'
 
 const PHASES = ['pickup', 'scheduled', 'api', 'cost', 'real', 'profile', 'memory', 'cold', 'burst'] as const
 type Phase = typeof PHASES[number]
@@ -107,6 +107,8 @@ function failed (name: string, err: Error): void {
   results.meta.notes.push(message)
 }
 const noteLoad = (phase: string): void => { results.load_average[phase] = loadavg().map(v => Math.round(v * 100) / 100) }
+/** The Dockerfile's runtime ENV, with which the cold-start and memory figures run the artifact (as the image does). */
+let imageEnv: Record<string, string> = {}
 
 async function main (): Promise<void> {
   rmSync(TMP, { recursive: true, force: true })
@@ -115,8 +117,8 @@ async function main (): Promise<void> {
 
   const build = buildService()
   const entry = build.entry
-  results.meta.entry = `node ${entry} (tsc -p tsconfig.build.json, as the Dockerfile runs dist/server.js)`
-  if (build.diagnostics !== '') results.meta.notes.push(`tsc reported type errors in the work tree (it emitted anyway): ${build.diagnostics.split('\n')[0]}`)
+  imageEnv = build.env
+  results.meta.entry = `node ${entry} (scripts/build.ts: the bundle and its compile cache, as the Dockerfile runs dist/server.js)`
   log(`built the service into bench/tmp/dist in ${(build.ms / 1000).toFixed(1)} s`)
 
   const needsRealPrefect = true // the stand-in is seeded with a real server's objects
@@ -148,7 +150,7 @@ async function main (): Promise<void> {
       await phase('memory', async () => {
         noteLoad('memory')
         log(`memory: idle, then ${N.memoryBurst} webhooks at once, three times`)
-        results.memory = await measureMemory({ entry, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, log })
+        results.memory = await measureMemory({ entry, env: imageEnv, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, log })
       })
     }
     if (only.has('cold')) await phase('cold', () => coldStart(peers, entry, seed!))
@@ -413,13 +415,17 @@ async function profileDispatch (peers: LoopbackPeers, entry: string, seed: Stand
 
 async function coldStart (peers: LoopbackPeers, entry: string, seed: StandInSeed): Promise<void> {
   noteLoad('cold')
-  log(`cold start: ${N.starts} starts of ${entry}, then ${N.starts} of src/server.ts (type stripping)`)
+  const variants = [
+    { name: 'artifact', entry, env: imageEnv },
+    { name: 'artifact_without_compile_cache', entry, env: { ...imageEnv, NODE_DISABLE_COMPILE_CACHE: '1' } },
+    { name: 'src_server_ts', entry: 'src/server.ts' }
+  ]
+  log(`cold start: ${N.starts} rounds of ${variants.map(v => v.name).join(', ')}, one start of each per round`)
   const pool = seed.workPool.name
-  const compiled = await measureColdStart({ entry, starts: N.starts, peers, pool, log })
-  const source = await measureColdStart({ entry: 'src/server.ts', starts: N.starts, peers, pool, log })
+  const [artifact, ...others] = await measureColdStarts({ variants, starts: N.starts, peers, pool, log })
   const dir = join(TMP, 'profiles', 'cold')
   mkdirSync(dir, { recursive: true })
-  const profiled = later(await startPushpool({ entry, name: 'cold-profile', nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: pool, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
+  const profiled = later(await startPushpool({ entry, name: 'cold-profile', nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], env: { ...imageEnv, PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: pool, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
   const readyAt = profiled.readyMs
   await sendWebhooks(profiled, await peers.createFlowRuns(1), 1)
   const firstAt = performance.now() - profiled.spawnedAt
@@ -431,11 +437,15 @@ async function coldStart (peers: LoopbackPeers, entry: string, seed: StandInSeed
     cold_start_first_dispatch: { from_ms: readyAt, to_ms: firstAt, ...summarizeProfile(file, 15, firstAt, readyAt) }
   }
   const sum = (values: number[]): ReturnType<typeof summarize> & { samples: number[] } => ({ ...summarize(values), samples: values.map(v => Math.round(v)) })
-  results.cold_start_ready_ms = { ...sum(compiled.ready_ms), entry: compiled.entry, src_server_ts: sum(source.ready_ms) }
-  results.cold_start_first_dispatch_ms = { ...sum(compiled.first_dispatch_ms), entry: compiled.entry, src_server_ts: sum(source.first_dispatch_ms) }
-  results.cold_start_rss_ready_mb = { [compiled.entry]: summarize(compiled.rss_ready_mb), 'src/server.ts': summarize(source.rss_ready_mb) }
+  const figure = (r: ColdStartResult, wall: (r: ColdStartResult) => number[], cpu: (r: ColdStartResult) => number[]): ColdStartFigure =>
+    ({ ...sum(wall(r)), cpu_ms: summarize(cpu(r)), load_1m: { ...summarize(r.load_1m), samples: r.load_1m }, entry: r.entry, env: r.env })
+  const ready = (r: ColdStartResult): ColdStartFigure => figure(r, x => x.ready_ms, x => x.cpu_ready_ms)
+  const first = (r: ColdStartResult): ColdStartFigure => figure(r, x => x.first_dispatch_ms, x => x.cpu_first_dispatch_ms)
+  results.cold_start_ready_ms = { ...ready(artifact), variants: Object.fromEntries(others.map(r => [r.name, ready(r)])) }
+  results.cold_start_first_dispatch_ms = { ...first(artifact), variants: Object.fromEntries(others.map(r => [r.name, first(r)])) }
+  results.cold_start_rss_ready_mb = Object.fromEntries([artifact, ...others].map(r => [r.name, summarize(r.rss_ready_mb)]))
   log('  what start-up loads, and what each package costs alone')
-  results.module_cost = measureModuleCost(entry.slice(0, entry.lastIndexOf('/')))
+  results.module_cost = measureModuleCost()
 }
 
 async function burst (entry: string, seed: StandInSeed): Promise<void> {

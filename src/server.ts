@@ -1,6 +1,6 @@
 // Process entry: configuration, the app, listening on $PORT, and a shutdown that fits inside Cloud
 // Run's 10 s between SIGTERM and SIGKILL.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
@@ -10,6 +10,8 @@ import { loadConfig, ConfigError, type Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import { clientErrorHandler } from './plugins/errors.ts'
 import { OneLinePerRequest } from './request-log.ts'
+import { precompiledSchemaController } from './precompiled-schemas.ts'
+import { warmUpCloudRunClients } from './gcp/clients.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 9000
@@ -23,6 +25,8 @@ export interface ServerOptions {
    * ~40 ms to re-check schemas that do not change between starts.
    */
   validateSchemas?: boolean
+  /** How route schemas are compiled; scripts/precompile-schemas.ts captures the code with it. */
+  schemaController?: FastifyServerOptions['schemaController']
 }
 
 export async function buildServer (config: Config, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -47,6 +51,7 @@ export async function buildServer (config: Config, options: ServerOptions = {}):
       void (reply as FastifyReply).code(400).send({ code: 'BAD_REQUEST', message: `The request is malformed: ${error.message}` })
     },
     routerOptions: { maxParamLength: 200 },
+    schemaController: options.schemaController ?? precompiledSchemaController(),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false, validateSchema: options.validateSchemas ?? false } }
   })
   // fp() so the app's error handler and decorators apply to the root instance.
@@ -94,6 +99,7 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   } catch (err) {
     failStart(`pushpool cannot start: ${(err as Error).message}`, EXIT_FAILURE, { err })
   }
+  warmUpOnFirstRequest(server)
   let closing = false
   const shutdown = (signal: string): void => {
     if (closing) return
@@ -117,6 +123,29 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   } catch (err) {
     failStart(`pushpool cannot start: ${(err as Error).message}`, EXIT_FAILURE, { err })
   }
+}
+
+/** Probes and scrapes, which never need the Google client: they do not warm it up. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
+
+/**
+ * A cold instance starts because a request is waiting, mostly a webhook, and its first launch
+ * needs the Google client (importing and building it is the largest part of a first dispatch's CPU). The
+ * first request that is not a probe starts loading it, so that the load overlaps that request's
+ * reads from Prefect instead of following them; /readyz and start-up do not pay for it.
+ */
+function warmUpOnFirstRequest (server: FastifyInstance): void {
+  let started = false
+  server.addHook('onRequest', async request => {
+    if (started || PROBES.has(request.url.split('?')[0])) return
+    started = true
+    setImmediate(() => {
+      const begun = performance.now()
+      warmUpCloudRunClients().then(
+        () => { server.log.debug({ ms: Math.round(performance.now() - begun), after: request.url }, 'Google client warmed up') },
+        (err: unknown) => { server.log.warn({ err }, 'could not warm up the Google client; the first launch loads it') })
+    })
+  })
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

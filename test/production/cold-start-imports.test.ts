@@ -1,13 +1,17 @@
 // Cold start is Cloud Run's request latency whenever an instance starts, so start-up loads only
 // what serving a webhook or a probe needs. The Google clients and their gRPC stack, the ID-token
 // library, the PostgreSQL driver and a YAML parser are each loaded on first use: this test starts
-// the server as production does, with each of those features configured, and holds it to that.
+// the server as production does, with each of those features configured, and holds it to that —
+// from the sources, and as the production artifact (scripts/build.ts), where each package lives in
+// a chunk that is loaded only with the first import() that needs it.
 import t from 'tap'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import type { Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parentEnv, startService } from './service-process.ts'
+import { builtArtifact, temporaryDir } from './artifact.ts'
+import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const RECORDER = fileURLToPath(new URL('./record-imports.ts', import.meta.url))
@@ -23,17 +27,23 @@ const LAZY = [
   'yaml' // never at run time: the schemas come from src/openapi-schemas.ts
 ]
 
-function packageOf (url: string): string | null {
-  const match = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)
+function packageOf (path: string): string | null {
+  const match = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)
   return match === null ? null : match[1]
 }
 
-t.test('start-up, until /readyz answers, loads none of the packages that are loaded on first use', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'pushpool-imports-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+/** Starts the server with every feature that needs a lazy package configured; the files it resolved until it was stopped after /readyz. */
+async function startUpImports (t: Test, args: string[], dir: string): Promise<string[]> {
+  const { service, record } = await startRecorded(t, args, dir)
+  const { code } = await service.stop()
+  t.equal(code, 0, service.output())
+  return (JSON.parse(readFileSync(record, 'utf8')) as string[]).filter(url => url.startsWith('file:')).map(url => fileURLToPath(url))
+}
+
+async function startRecorded (t: Test, args: string[], dir: string, logLevel = 'silent'): Promise<{ service: ServiceProcess, record: string }> {
   const record = join(dir, 'imports.json')
   const service = await startService(t, {
-    args: ['--import', RECORDER, 'src/server.ts'],
+    args: ['--import', RECORDER, ...args],
     cwd: REPO,
     env: {
       ...parentEnv(),
@@ -41,20 +51,57 @@ t.test('start-up, until /readyz answers, loads none of the packages that are loa
       PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
       PUSHPOOL_WEBHOOK_SECRETS: 'imports-webhook-secret-0123456789',
       PUSHPOOL_ADMIN_TOKENS: 'imports-admin-token-0123456789',
-      // Every feature that needs one of the lazy packages, configured.
       PUSHPOOL_AUDIENCE: 'https://pushpool.example',
       PUSHPOOL_ADMIN_PRINCIPALS: 'ops@example.com',
       PUSHPOOL_CLOUD_RUN_ENDPOINT: '127.0.0.1:9',
       PUSHPOOL_SECRET_MANAGER_ENDPOINT: '127.0.0.1:9',
       PUSHPOOL_GCP_CREDENTIALS_SECRET: 'projects/p/secrets/key',
       PREFECT_API_URL: 'http://127.0.0.1:9/api',
-      LOG_LEVEL: 'silent'
+      LOG_LEVEL: logLevel
     }
   })
-  const { code } = await service.stop()
-  t.equal(code, 0, service.output())
-  const packages = new Set((JSON.parse(readFileSync(record, 'utf8')) as string[]).map(packageOf).filter(p => p !== null))
+  return { service, record }
+}
+
+function holdToLaziness (t: Test, packages: Set<string>): void {
   // What serving needs is there, so the recording itself worked.
   for (const needed of ['fastify', 'pino', 'ajv']) t.ok(packages.has(needed), `${needed} is loaded`)
   for (const lazy of LAZY) t.notOk(packages.has(lazy), `${lazy} is not loaded at start-up`)
+}
+
+t.test('start-up from the sources, until /readyz answers, loads none of the packages that are loaded on first use', async t => {
+  const dir = temporaryDir(t, 'pushpool-imports-')
+  const files = await startUpImports(t, ['src/server.ts'], dir)
+  holdToLaziness(t, new Set(files.map(packageOf).filter(p => p !== null)))
+})
+
+t.test('the artifact\'s start-up loads only chunks without those packages', async t => {
+  const dir = temporaryDir(t, 'pushpool-imports-')
+  const dist = await builtArtifact(t)
+  const files = await startUpImports(t, [join(dist, 'server.js')], dir)
+  const chunks = files.filter(file => file.startsWith(`${dist}/`)).map(file => relative(REPO, file))
+  t.ok(chunks.length >= 2, `start-up loaded the entry and its chunks: ${chunks.join(', ')}`)
+  // The packages are bundled; only data the sources find by path (the unidecode tables) comes from node_modules.
+  const unbundled = files.filter(file => file.includes('/node_modules/') && !file.includes('/node_modules/unidecode/data/'))
+  t.same(unbundled, [], 'no package code from node_modules')
+  // Which packages went into the chunks start-up loaded, from esbuild's record of the build.
+  const { outputs } = JSON.parse(readFileSync(join(dist, 'meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> }
+  const bundled = chunks.flatMap(chunk => Object.keys(outputs[chunk]?.inputs ?? {}))
+  t.ok(bundled.length > 100, `${bundled.length} modules bundled into those chunks`)
+  holdToLaziness(t, new Set(bundled.map(packageOf).filter(p => p !== null)))
+})
+
+t.test('the first request that is not a probe warms the Google client up; probes do not', async t => {
+  const dir = temporaryDir(t, 'pushpool-imports-')
+  const { service, record } = await startRecorded(t, ['src/server.ts'], dir, 'debug')
+  const warmedUp = (): Array<{ after?: string }> => service.output().split('\n').filter(line => line.includes('Google client warmed up')).map(line => JSON.parse(line) as { after?: string })
+  for (const probe of ['/readyz', '/healthz']) await (await fetch(`${service.url}${probe}`)).arrayBuffer()
+  const res = await fetch(`${service.url}/v1/dispatches`, { headers: { authorization: 'Bearer imports-admin-token-0123456789' } })
+  t.equal(res.status, 200, 'an admin request')
+  for (let waited = 0; warmedUp().length === 0 && waited < 60_000; waited += 100) await sleep(100)
+  t.same(warmedUp().map(line => line.after), ['/v1/dispatches'], 'the Google client was loaded and built once, after the admin request, not the probes, and without a launch')
+  const { code } = await service.stop()
+  t.equal(code, 0, 'stops cleanly')
+  const packages = new Set((JSON.parse(readFileSync(record, 'utf8')) as string[]).map(url => packageOf(url)))
+  for (const loaded of ['@google-cloud/run', 'google-gax', '@grpc/grpc-js']) t.ok(packages.has(loaded), `${loaded} is loaded`)
 })

@@ -4,7 +4,7 @@
 // machine's Node first on PATH. An instruction it does not know is an error, so the Dockerfile
 // cannot grow a step that the replay silently skips.
 import { spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, statSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { basename, dirname, join, posix, relative } from 'node:path'
 
@@ -104,6 +104,8 @@ export async function replayBuild (stages: Stage[], options: ReplayOptions): Pro
   const built: BuiltStage[] = []
   for (const [index, stage] of stages.entries()) {
     const root = mkdtempSync(join(options.workRoot, `stage-${index}-`))
+    // As an image's /: other users (a build step run as the image's user) can look inside.
+    chmodSync(root, 0o755)
     const state: BuiltStage = { stage, root, workdir: '/', env: {}, user: null, cmd: null }
     const inRoot = (containerPath: string): string => join(root, posix.resolve(state.workdir, containerPath))
     for (const { keyword, args, line } of stage.instructions) {
@@ -139,7 +141,7 @@ export async function replayBuild (stages: Stage[], options: ReplayOptions): Pro
   return built
 }
 
-function parseEnv (args: string): Record<string, string> {
+export function parseEnv (args: string): Record<string, string> {
   const unquote = (v: string): string => v.replace(/^"(.*)"$/, '$1')
   if (!args.includes('=')) {
     const [key, ...value] = args.split(/\s+/)

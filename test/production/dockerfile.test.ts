@@ -1,23 +1,33 @@
 // The Dockerfile, built without a container engine (see dockerfile-replay.ts) and started: it must
 // build from what .dockerignore lets through, carry production dependencies only, run as a
-// non-root user with `node` as PID 1, answer /readyz on $PORT and stop within Cloud Run's 10 s.
+// non-root user with `node` as PID 1, run the artifact `npm start` runs (scripts/build.ts: the
+// bundle and its compile cache), launch a run against the emulator, and stop within Cloud Run's 10 s.
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { dockerignore, parseDockerfile, replayBuild } from './dockerfile-replay.ts'
 import { startService } from './service-process.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+import { WEBHOOK_SECRET, webhookHeaders, webhookPayload } from '../helper.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLOUD_RUN_GRACE_MS = 10_000
+/** The `node` user of the official Node images, which the image runs as and its compile cache is written for. */
+const IMAGE_UID = 1000
 
 const stages = parseDockerfile(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))
 const ignored = dockerignore(readFileSync(join(REPO, '.dockerignore'), 'utf8'))
+const scripts = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
 
 t.test('.dockerignore lets in only what the build needs', async t => {
-  for (const path of ['package.json', 'package-lock.json', 'src/server.ts', 'openapi.yaml']) t.notOk(ignored(path), `${path} is in`)
-  for (const path of ['node_modules/fastify/package.json', 'dist/server.js', '.venv/bin/python', 'data/pushpool.db', '.git/config', 'test/helper.ts']) {
+  for (const path of ['package.json', 'package-lock.json', 'src/server.ts', 'openapi.yaml', 'scripts/build.ts', 'scripts/compile-cache.ts', 'scripts/protos-subset.ts', 'scripts/precompile-schemas.ts']) {
+    t.notOk(ignored(path), `${path} is in`)
+  }
+  for (const path of ['node_modules/fastify/package.json', 'dist/server.js', '.venv/bin/python', 'data/pushpool.db', '.git/config', 'test/helper.ts', 'scripts/bench.ts']) {
     t.ok(ignored(path), `${path} is out`)
   }
 })
@@ -33,8 +43,18 @@ t.test('every stage is Node 24; the last runs node as a non-root user', async t 
   t.notOk(cmd.includes('npm'), 'no npm at run time')
 })
 
-t.test('the replayed build starts, answers /readyz on $PORT and stops on SIGTERM within 10 s', async t => {
+t.test('the image runs what `npm run build` builds and `npm start` starts', async t => {
+  const runs = stages.flatMap(stage => stage.instructions.filter(i => i.keyword === 'RUN').map(i => i.args))
+  t.ok(runs.some(run => run.includes('node scripts/build.ts')), 'the build stage runs scripts/build.ts')
+  t.ok(scripts.build.includes('node scripts/build.ts'), `npm run build runs scripts/build.ts (${scripts.build})`)
+  t.ok(scripts.start.includes('node dist/server.js'), `npm start runs dist/server.js (${scripts.start})`)
+  t.ok(runs.some(run => run.includes(`--cache-uid ${IMAGE_UID}`)), `the compile cache is written for uid ${IMAGE_UID}, the image's user`)
+})
+
+t.test('the replayed build, started as the image\'s user: /readyz on $PORT, a run launched from the compile cache, SIGTERM within 10 s', async t => {
   const work = mkdtempSync(join(tmpdir(), 'pushpool-docker-'))
+  // The image's user must reach the stages' files, as in an image.
+  chmodSync(work, 0o755)
   t.teardown(() => rmSync(work, { recursive: true, force: true }))
   const steps: string[] = []
   const built = await replayBuild(stages, {
@@ -49,29 +69,68 @@ t.test('the replayed build starts, answers /readyz on $PORT and stops on SIGTERM
 
   const final = built.at(-1)!
   const app = join(final.root, final.workdir)
-  t.ok(existsSync(join(app, 'dist', 'server.js')), 'dist/server.js is in the image')
+  for (const file of ['server.js', 'cli.js', 'compile-cache']) t.ok(existsSync(join(app, 'dist', file)), `dist/${file} is in the image`)
   t.notOk(existsSync(join(app, 'src')), 'no TypeScript sources in the image')
-  for (const devDependency of ['typescript', 'tap', '@types/pg']) {
+  for (const devDependency of ['typescript', 'tap', '@types/pg', 'esbuild']) {
     t.notOk(existsSync(join(app, 'node_modules', devDependency)), `no ${devDependency} (a dev dependency)`)
   }
 
+  const prefectPeer = await prefectServer()
+  const prefect = new PrefectFixtures(prefectPeer.apiUrl, prefectPeer.authString)
+  const emulator = await startEmulator({ executions: 'hold' })
+  t.teardown(() => emulator.close())
+  const { pool, deploymentId } = await prefect.servedPool('image', 'proj-image')
+  const data = join(work, 'data')
+  mkdirSync(data)
+  chmodSync(data, 0o777)
+
+  // Only root can start a process as another user; the compile cache is the image user's.
+  const asImageUser = process.getuid?.() === 0
   const [node, ...args] = final.cmd!
   t.equal(node, 'node')
   const server = await startService(t, {
     args,
     cwd: app,
+    ...(asImageUser ? { uid: IMAGE_UID, gid: IMAGE_UID } : {}),
     // What Cloud Run gives the container, plus the least configuration pushpool needs.
     env: {
       PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
+      HOME: data,
       ...final.env,
       K_SERVICE: 'pushpool',
-      PUSHPOOL_WEBHOOK_SECRETS: 'a-webhook-secret-long-enough',
-      PUSHPOOL_STORE_URL: `sqlite:${join(work, 'pushpool.db')}`
+      PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+      PUSHPOOL_STORE_URL: `sqlite:${join(data, 'pushpool.db')}`,
+      PREFECT_API_URL: prefectPeer.apiUrl,
+      PREFECT_API_AUTH_STRING: prefectPeer.authString,
+      PUSHPOOL_POOLS: pool,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      // Node says, for each module it compiles, whether it used the compile cache.
+      NODE_DEBUG_NATIVE: 'COMPILE_CACHE'
     }
   })
+  t.teardown(() => { if (!t.passing()) t.comment(`the server's output:\n${server.output()}`) })
   const ready = await fetch(`${server.url}/readyz`)
-  t.equal(ready.status, 200, server.output())
+  t.equal(ready.status, 200, '/readyz answers 200')
+
+  // The bundle's lazy chunks (the Google clients with the Cloud Run protos subset, gRPC) at work.
+  const run = await prefect.createFlowRun(deploymentId)
+  const reply = await fetch(`${server.url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run.id) })
+  const body = await reply.json() as { state?: string }
+  t.equal(reply.status, 202, 'the webhook is answered 202')
+  t.equal(body.state, 'launched', `the run is launched (${JSON.stringify(body)})`)
+  t.equal(emulator.executions().length, 1, 'one execution in the emulator')
+
   const stopped = await server.stop()
   t.equal(stopped.code, 0, 'exits 0 after SIGTERM')
   t.ok(stopped.ms < CLOUD_RUN_GRACE_MS, `stopped in ${stopped.ms} ms`)
+
+  const verdicts = [...server.output().matchAll(/V8 code cache for \w+ (\S+) was (\w+(?: \w+)?)/g)]
+    .filter(([, file]) => file.includes('/dist/'))
+    .map(([, file, verdict]) => `${file.slice(file.lastIndexOf('/') + 1)} ${verdict}`)
+  t.ok(verdicts.length >= 5, `the server compiled its chunks with the cache on:\n${verdicts.join('\n')}`)
+  if (asImageUser) {
+    t.same(verdicts.filter(v => !v.endsWith(' accepted')), [], 'every chunk came from the compile cache written at build time')
+  } else {
+    t.comment(`not root: the server ran as uid ${process.getuid?.()}, for whom the image has no compile cache`)
+  }
 })

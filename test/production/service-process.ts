@@ -23,6 +23,9 @@ export interface ServiceOptions {
   env: Record<string, string | undefined>
   /** Default 60 s: a cold start loads the Google clients, and CI machines run many tests at once. */
   readyTimeoutMs?: number
+  /** Run as this user and group (needs root), e.g. an image's non-root user. */
+  uid?: number
+  gid?: number
 }
 
 /** This process's environment without any PREFECT_ or PUSHPOOL_ setting that would leak into a child's config. */
@@ -37,7 +40,8 @@ export async function startService (t: Test, options: ServiceOptions): Promise<S
     cwd: options.cwd,
     // Coverage of a child is tap's business only for code under test in this process.
     env: { ...options.env, PORT: String(port), _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {})
   })
   let output = ''
   const collect = (chunk: Buffer): void => { output += chunk.toString('utf8') }
