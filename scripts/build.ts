@@ -82,7 +82,7 @@ function plugin (outdir: string): Plugin {
       })
       b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, args => {
         const names = Object.entries(Object.getOwnPropertyDescriptors(requireFromRepo(args.path) as object))
-          .filter(([name, descriptor]) => 'value' in descriptor && name !== 'default').map(([name]) => name)
+          .filter(([name, descriptor]) => ('value' in descriptor || 'get' in descriptor) && name !== 'default').map(([name]) => name)
         return { contents: namedExportsOf(args.path, names), resolveDir: REPO, loader: 'js' }
       })
 
