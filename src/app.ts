@@ -16,6 +16,7 @@ import webhookRoutes from './routes/webhooks.ts'
 import adminRoutes from './routes/admin.ts'
 import operationRoutes from './routes/operations.ts'
 import timerRoutes from './routes/timers.ts'
+import executionEventRoutes from './routes/execution-events.ts'
 
 export interface AppOptions {
   config: Config
@@ -47,6 +48,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(adminRoutes)
   await fastify.register(operationRoutes)
   await fastify.register(timerRoutes)
+  await fastify.register(executionEventRoutes)
   await fastify.register(metricsRoutes)
 }
 

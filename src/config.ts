@@ -139,6 +139,11 @@ export const VARIABLES = {
   tasksInvoker: variable({
     env: 'PUSHPOOL_TASKS_INVOKER', rule: { type: 'string' }, hint: 'the service account email Cloud Tasks calls pushpool as', parse: nullable
   }),
+  /** The service account a Pub/Sub push subscription of executions' ends sends as; admitted on that route. */
+  executionEventsPrincipal: variable({
+    env: 'PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL', rule: { type: 'string' },
+    hint: 'the service account email the execution-end push subscription sends as', parse: nullable
+  }),
   tasksEndpoint: variable({
     env: 'PUSHPOOL_TASKS_ENDPOINT', rule: { type: 'string', pattern: HOST_PORT_RULE }, hint: 'host:port of a plaintext gRPC emulator',
     parse: nullable

@@ -60,6 +60,10 @@ export const ERRORS = {
     statusCode: 409,
     message: 'Another drive owns this dispatch right now (see its lease): look again once it has moved on'
   },
+  PUSH_INVALID_MESSAGE: {
+    statusCode: 400,
+    message: 'The push is not a Pub/Sub message carrying a Cloud Run job log entry: check the push subscription\'s topic and the log sink\'s filter'
+  },
   INVALID_QUERY: {
     statusCode: 400,
     message: 'The query string is invalid'

@@ -25,6 +25,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "DISPATCH_NOT_CANCELLABLE",
           "DISPATCH_NOT_REDRIVABLE",
           "DISPATCH_BUSY",
+          "PUSH_INVALID_MESSAGE",
           "INVALID_QUERY",
           "INVALID_CURSOR",
           "ROUTE_NOT_FOUND",
@@ -535,6 +536,46 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
       },
       "truncated": {
         "type": "boolean"
+      }
+    }
+  },
+  "ExecutionEndHandled": {
+    "type": "object",
+    "additionalProperties": false,
+    "required": [
+      "status",
+      "reason",
+      "dispatch_id",
+      "state"
+    ],
+    "properties": {
+      "status": {
+        "type": "string",
+        "enum": [
+          "closed",
+          "running",
+          "ignored"
+        ],
+        "description": "closed: the dispatch was closed (the run Crashed if it had not ended); running: Cloud Run still shows it running; ignored: no launched dispatch to check, or not a job execution entry"
+      },
+      "reason": {
+        "type": "string"
+      },
+      "dispatch_id": {
+        "type": [
+          "string",
+          "null"
+        ]
+      },
+      "state": {
+        "anyOf": [
+          {
+            "type": "null"
+          },
+          {
+            "$ref": "#/components/schemas/DispatchState"
+          }
+        ]
       }
     }
   },

@@ -96,10 +96,7 @@ export class Reconciler {
     const { config, log } = this.deps
     const started = Date.now()
     const deadline = started + config.reconcileBudgetMs
-    const report: ReconcileReport = {
-      checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, armed: 0, driven: 0, discovered: 0,
-      heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, failures: [], duration_ms: 0, truncated: false
-    }
+    const report = emptyReport()
     // Launches first: a due run waits for nothing else, while closing a finished record can wait
     // for the next pass if the budget runs out.
     const passStarted = new Date(started).toISOString()
@@ -151,6 +148,25 @@ export class Reconciler {
     report.errors++
     if (report.failures.length < LISTED_FAILURES) report.failures.push(failure)
     this.deps.log.warn({ failure }, 'reconcile step failed; the next pass retries it')
+  }
+
+  /**
+   * Checks one launched dispatch now, as a pass would: Cloud Run pushed that its execution ended.
+   * Null when there is no such launched dispatch, or another instance is checking it right now.
+   */
+  async checkNow (tail: string): Promise<Dispatch | null> {
+    const { store, instanceId, dispatcher } = this.deps
+    const dispatch = await store.launchedDispatchForExecution(tail)
+    if (dispatch === null) return null
+    const { prefectCallMs, cloudRunCallMs } = dispatcher.deadlines
+    const taken = await Ownership.acquire(store, dispatch.id, ['launched'], instanceId, dispatcher.deadlines, 2 * prefectCallMs + cloudRunCallMs)
+    if (taken === null) return null
+    try {
+      await this.check(taken.own, taken.dispatch, emptyReport())
+    } finally {
+      await taken.own.release()
+    }
+    return await store.getDispatch(dispatch.id)
   }
 
   /**
@@ -395,5 +411,12 @@ export class Reconciler {
   private async prune (report: ReconcileReport): Promise<void> {
     const before = new Date(Date.now() - this.deps.config.retentionDays * 86_400_000).toISOString()
     report.pruned = await this.deps.store.prune(before)
+  }
+}
+
+function emptyReport (): ReconcileReport {
+  return {
+    checked: 0, finished: 0, crashed: 0, cancelled: 0, reaped: 0, armed: 0, driven: 0, discovered: 0,
+    heartbeats: 0, jobs_deleted: 0, pruned: 0, errors: 0, failures: [], duration_ms: 0, truncated: false
   }
 }

@@ -18,6 +18,8 @@ declare module 'fastify' {
     requireReconcileCaller: onRequestAsyncHookHandler
     /** Admits what requireAdmin admits, and the Cloud Tasks invoker's principal (POST /v1/timers/fire). */
     requireTimerCaller: onRequestAsyncHookHandler
+    /** Admits what requireAdmin admits, and the execution-end push subscription's principal (POST /v1/executions/ended). */
+    requireExecutionEventsCaller: onRequestAsyncHookHandler
   }
 }
 
@@ -39,8 +41,9 @@ export default fp(async fastify => {
   const idTokens = config.audience === null
     ? null
     : new GoogleIdTokenVerifier({ certsUrl: config.googleCertsUrl, audience: config.audience })
-  if (idTokens === null && (config.adminPrincipals.length > 0 || config.schedulerPrincipal !== null || config.tasksInvoker !== null)) {
-    fastify.log.warn('PUSHPOOL_ADMIN_PRINCIPALS, PUSHPOOL_SCHEDULER_PRINCIPAL or PUSHPOOL_TASKS_INVOKER is set but PUSHPOOL_AUDIENCE is not: Google ID tokens are refused')
+  if (idTokens === null && (config.adminPrincipals.length > 0 || config.schedulerPrincipal !== null || config.tasksInvoker !== null ||
+    config.executionEventsPrincipal !== null)) {
+    fastify.log.warn('A principal (PUSHPOOL_ADMIN_PRINCIPALS, _SCHEDULER_PRINCIPAL, _TASKS_INVOKER or _EXECUTION_EVENTS_PRINCIPAL) is set but PUSHPOOL_AUDIENCE is not: Google ID tokens are refused')
   }
 
   const admitting = (allowed: ReadonlySet<string>): onRequestAsyncHookHandler => async function (request: FastifyRequest) {
@@ -76,4 +79,5 @@ export default fp(async fastify => {
   fastify.decorate('requireAdmin', admitting(principalSet(config.adminPrincipals)))
   fastify.decorate('requireReconcileCaller', admitting(principalSet([...config.adminPrincipals, config.schedulerPrincipal])))
   fastify.decorate('requireTimerCaller', admitting(principalSet([...config.adminPrincipals, config.tasksInvoker])))
+  fastify.decorate('requireExecutionEventsCaller', admitting(principalSet([...config.adminPrincipals, config.executionEventsPrincipal])))
 }, { name: 'admin-auth', dependencies: ['config'] })

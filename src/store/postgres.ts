@@ -6,7 +6,7 @@ import pg from 'pg'
 import { StoreUnavailable, type DispatchEvent, type DispatchPage, type DispatchQuery, type EventInput, type Lease, type NewDispatch, type Store } from './store.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
-import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, type Row } from './rows.ts'
 import { redactUrl, scrubPasswords } from './redact-url.ts'
 import { KeyedQueue } from '../util/keyed-queue.ts'
 import { RetryLater } from '../failures.ts'
@@ -94,6 +94,11 @@ export async function openPostgresStore (url: string): Promise<Store> {
 
     async latestDispatchForFlowRun (flowRunId) {
       const row = await one(connections, 'SELECT * FROM dispatches WHERE flow_run_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1', [flowRunId])
+      return row === null ? null : rowToDispatch(row)
+    },
+
+    async launchedDispatchForExecution (tail) {
+      const row = await one(connections, `SELECT * FROM dispatches WHERE state = 'launched' AND execution_name LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT 1`, [`%/${escapeLike(tail)}`])
       return row === null ? null : rowToDispatch(row)
     },
 

@@ -103,3 +103,8 @@ export function listFilters (query: DispatchQuery): Array<[string, string]> {
   ]
   return filters.filter((f): f is [string, string] => f[1] !== undefined)
 }
+
+/** A value for a LIKE pattern with ESCAPE '\\': its own % and _ match only themselves. */
+export function escapeLike (value: string): string {
+  return value.replace(/[\\%_]/g, c => `\\${c}`)
+}

@@ -12,7 +12,7 @@ import type {
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
-import { rowToDispatch, rowToEvent, patchColumns, listFilters, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, type Row } from './rows.ts'
 import { KeyedQueue } from '../util/keyed-queue.ts'
 
 export function openSqliteStore (path: string): Store {
@@ -104,6 +104,11 @@ export function openSqliteStore (path: string): Store {
     async latestDispatchForFlowRun (flowRunId) {
       const row = prepare('SELECT * FROM dispatches WHERE flow_run_id = ? ORDER BY created_at DESC, id DESC LIMIT 1')
         .get(flowRunId) as Row | undefined
+      return row === undefined ? null : rowToDispatch(row)
+    },
+
+    async launchedDispatchForExecution (tail) {
+      const row = prepare(`SELECT * FROM dispatches WHERE state = 'launched' AND execution_name LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 1`).get(`%/${escapeLike(tail)}`) as Row | undefined
       return row === undefined ? null : rowToDispatch(row)
     },
 

@@ -164,6 +164,11 @@ export interface Store {
   getDispatch (id: string): Promise<Dispatch | null>
   latestDispatchForFlowRun (flowRunId: string): Promise<Dispatch | null>
   /**
+   * The launched dispatch whose execution is `locations/<l>/jobs/<j>/executions/<e>` (the name's
+   * tail: Cloud Run may spell the project by number or by id), if any.
+   */
+  launchedDispatchForExecution (tail: string): Promise<Dispatch | null>
+  /**
    * Makes the named transition (transitions.ts) only if the dispatch is in one of the states it
    * leaves (compare-and-set), applying `patch` and appending the event in the same transaction.
    * Returns null when another party moved the dispatch first.

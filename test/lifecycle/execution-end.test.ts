@@ -1,0 +1,68 @@
+// An execution's end is pushed, not found at the next pass: the emulator runs the container as a
+// local process and, when it exits, pushes Cloud Run's System Event audit entry in a Pub/Sub
+// envelope with an OIDC token (docs/execution-end-push.md) to POST /v1/executions/ended. Reconcile
+// is never called here: only the push can crash the run.
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { adminHeaders } from '../helper.ts'
+import { scene, executionsOf } from '../harness/scene.ts'
+import { prefectServer } from '../harness/prefect.ts'
+import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { startEmulator } from '../../src/emulator/index.ts'
+import { findFreePort } from '../../src/devstack/prefect-server.ts'
+
+const peers = await prefectServer()
+const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
+const PUSHER = 'pushpool-execution-end@proj-test.iam.gserviceaccount.com'
+const port = await findFreePort()
+const audience = `http://127.0.0.1:${port}`
+const emulator = await startEmulator({
+  executions: 'process',
+  executionEndPush: { url: `${audience}/v1/executions/ended`, audience, serviceAccountEmail: PUSHER, minBackoffMs: 200, maxBackoffMs: 1000 }
+})
+t.teardown(() => emulator.close())
+
+t.test('a container that fails before the engine starts: the run is Crashed on the push of its end, with Cloud Run\'s reason', async t => {
+  const s = await scene(t, prefect, peers, emulator, {
+    // The "image" prints an import error on stderr and exits 3, as a broken container does.
+    jobVariables: { command: 'sh -c "echo \'ModuleNotFoundError: No module named flows\' >&2; sleep 1; exit 3"' },
+    env: { PUSHPOOL_AUDIENCE: audience, PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL: PUSHER, PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl }
+  })
+  await s.app.listen({ port, host: '127.0.0.1' })
+  const flowRunId = await s.flowRun()
+  const reply = await s.webhook(flowRunId)
+  t.equal(reply.json().state, 'launched')
+  const execution = executionsOf(emulator, flowRunId)[0]
+
+  const pushed = await emulator.waitForExecutionEndPush(execution.name)
+  t.equal(pushed.status, 200, 'the push was acknowledged')
+  const crashed = await prefect.waitForFlowRunState(flowRunId, ['CRASHED'], 30_000)
+  t.match(crashed.state?.message, /Flow run infrastructure exited/, `the run is Crashed, naming the cause: ${crashed.state?.message}`)
+  const ended = Date.parse(emulator.execution(execution.name)?.completionTime ?? '')
+  t.comment(`Crashed ${Date.parse(crashed.state?.timestamp ?? '') - ended} ms after the container's exit, with no reconcile`)
+  const detail = await s.detail(reply.json().dispatch_id)
+  t.equal(detail.dispatch.state, 'crashed')
+
+  // A duplicate push (Pub/Sub delivers at least once) finds nothing left to do.
+  const again = await s.app.inject({
+    method: 'POST', url: '/v1/executions/ended', headers: { ...adminHeaders(), 'content-type': 'application/json' }, payload: pushed.body
+  })
+  t.equal(again.json().status, 'ignored')
+})
+
+t.test('the route refuses what is not a Pub/Sub push of a log entry, and a token of another account', async t => {
+  const s = await scene(t, prefect, peers, emulator, {
+    env: { PUSHPOOL_AUDIENCE: audience, PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL: PUSHER, PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl }
+  })
+  const post = (authorization: string, payload: unknown) => s.app.inject({
+    method: 'POST', url: '/v1/executions/ended', headers: { authorization, 'content-type': 'application/json' }, payload: JSON.stringify(payload)
+  })
+  const token = `Bearer ${emulator.idToken(PUSHER, audience)}`
+  const bad = await post(token, { message: { data: 'not base64 json!' } })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().code, 'PUSH_INVALID_MESSAGE')
+  const other = Buffer.from(JSON.stringify({ resource: { type: 'cloud_run_revision' } })).toString('base64')
+  t.equal((await post(token, { message: { data: other } })).json().status, 'ignored', 'another kind of entry is acknowledged and ignored')
+  t.equal((await post(`Bearer ${emulator.idToken('intruder@proj-test.iam.gserviceaccount.com', audience)}`, { message: { data: other } })).json().code, 'ADMIN_FORBIDDEN')
+  await sleep(0)
+})
