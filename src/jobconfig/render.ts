@@ -4,6 +4,9 @@
 // Prefect's Python code.
 
 import { randomBytes } from 'node:crypto'
+import { TemplateError } from '../failures.ts'
+import { isWholeFloat, toPlainJson } from '../prefect/exact-json.ts'
+import { isPlainObject } from './templating.ts'
 import type { V2Job } from './v2-job.ts'
 import type { JobConfiguration, RenderRequest } from './types.ts'
 import { convertV1JobToV2 } from './v1-to-v2.ts'
@@ -21,11 +24,13 @@ export async function renderJobConfiguration (req: RenderRequest): Promise<JobCo
   }, req.lookups)
   const rendered = await renderPrefectWorkerJob(req)
   const jobName = perRunJobName(rendered.name, (req.randomSuffix ?? randomHexSuffix)())
-  const common = { kind: rendered.kind, region: rendered.region, credentials: rendered.credentials, keepJob: rendered.keepJob, jobName }
+  const credentials = rendered.credentials === null ? null : toPlainJson(rendered.credentials) as Record<string, unknown>
+  const common = { kind: rendered.kind, region: rendered.region, credentials, keepJob: rendered.keepJob, jobName }
+  const body = cloudRunNumbers(rendered.jobBody, 'job_configuration.job_body') as Record<string, unknown>
   if (rendered.kind === 'cloud-run-v2') {
-    return { ...common, timeoutSeconds: rendered.timeout as number, job: rendered.jobBody as V2Job, warnings: rendered.warnings }
+    return { ...common, timeoutSeconds: rendered.timeout as number, job: body as V2Job, warnings: rendered.warnings }
   }
-  const { job, warnings } = convertV1JobToV2(rendered.jobBody)
+  const { job, warnings } = convertV1JobToV2(body)
   const timeout = job.template.template.timeout
   return {
     ...common,
@@ -33,6 +38,22 @@ export async function renderJobConfiguration (req: RenderRequest): Promise<JobCo
     job,
     warnings: [...rendered.warnings, ...warnings]
   }
+}
+
+/**
+ * The job body with JavaScript numbers, as the Cloud Run client takes it. A whole float becomes its
+ * number. An integer beyond 2^53 can only sit where Prefect's worker would send a number to Cloud
+ * Run (the text fields hold str() of it), and Cloud Run takes no integer that large, so Prefect's
+ * launch would be refused: the render refuses it first, naming the field.
+ */
+function cloudRunNumbers (value: unknown, field: string): unknown {
+  if (typeof value === 'bigint') {
+    throw new TemplateError(field, `${field} is the integer ${value}, larger than any number Cloud Run accepts; fix the job variable or the work pool's base job template that sets it.`)
+  }
+  if (isWholeFloat(value)) return value.valueOf()
+  if (Array.isArray(value)) return value.map((item, index) => cloudRunNumbers(item, `${field}[${index}]`))
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, cloudRunNumbers(item, `${field}.${key}`)]))
+  return value
 }
 
 function randomHexSuffix (): string {

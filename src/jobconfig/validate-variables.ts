@@ -18,6 +18,7 @@ import { TemplateError } from '../failures.ts'
 import type { BaseJobTemplate } from '../prefect/types.ts'
 import type { PrefectLookups } from './types.ts'
 import { isPlainObject, readReferenced } from './templating.ts'
+import { toPlainJson } from '../prefect/exact-json.ts'
 
 type Schema = Record<string, unknown>
 
@@ -34,7 +35,9 @@ export async function validateJobVariables (template: BaseJobTemplate, sources: 
   const validators = validatorsFor(schema)
 
   const { defaults, someDefaultIgnored } = await usableDefaults(schema, validators.defaults, lookups)
-  const variables = { ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }
+  // Numbers as JavaScript holds them: no keyword compares beyond 2^53 or tells 1.0 from 1 (JSON
+  // Schema's "integer" takes both, as jsonschema does).
+  const variables = toPlainJson({ ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }) as Record<string, unknown>
   const validate = someDefaultIgnored ? validators.withoutRequired() : validators.variables
   if (validate(variables)) return
   throw violation(validate.errors ?? [], schema, variables, sources)
@@ -53,9 +56,10 @@ interface SchemaValidators {
 // so its schema object is too: its validators are found by identity before any key is computed.
 const validatorsBySchema = new WeakMap<Schema, SchemaValidators>()
 
-function validatorsFor (schema: Schema): SchemaValidators {
-  const known = validatorsBySchema.get(schema)
+function validatorsFor (exactSchema: Schema): SchemaValidators {
+  const known = validatorsBySchema.get(exactSchema)
   if (known !== undefined) return known
+  const schema = toPlainJson(exactSchema) as Schema
   compile(schema, { checkFormats: true }) // refuses a schema that is not valid JSON Schema
   const prepared = preprocessSchema(schema)
   let withoutRequired: ValidateFunction | null = null
@@ -64,7 +68,7 @@ function validatorsFor (schema: Schema): SchemaValidators {
     variables: compile(prepared, { checkFormats: false }),
     withoutRequired: () => (withoutRequired ??= compile(removeRequired(prepared), { checkFormats: false }))
   }
-  validatorsBySchema.set(schema, validators)
+  validatorsBySchema.set(exactSchema, validators)
   return validators
 }
 
@@ -81,7 +85,7 @@ async function usableDefaults (schema: Schema, checkDefault: ValidateFunction, l
       if (id === undefined || id === null) continue
       value = await defaultBlockData(name, id, lookups)
     }
-    if (checkDefault({ [name]: value })) defaults[name] = value
+    if (checkDefault(toPlainJson({ [name]: value }))) defaults[name] = value
     else someDefaultIgnored = true
   }
   return { defaults, someDefaultIgnored }

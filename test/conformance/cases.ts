@@ -3,6 +3,7 @@
 
 import type { BaseJobTemplate, Flow } from '../../src/prefect/types.ts'
 import { loadTemplate } from './fixtures.ts'
+import { wholeFloat } from '../../src/prefect/exact-json.ts'
 
 export interface CaseBlock {
   id: string
@@ -21,6 +22,8 @@ export interface ConformanceCase {
   withoutDeployment?: boolean
   flowRunJobVariables?: Record<string, unknown> | null
   flowRunName?: string
+  /** The flow run's parameters; a fixed set when absent. */
+  flowRunParameters?: Record<string, unknown>
   /** The flow; a standard one when absent, none when null. */
   flow?: Flow | null
   blocks?: CaseBlock[]
@@ -527,6 +530,49 @@ export const CASES: ConformanceCase[] = [
     template: v2(),
     deploymentJobVariables: { 'env.A': 'x', 'env.A.B': 'y' }
   },
+  // --- numbers JavaScript cannot hold: integers beyond 2^53, whole floats ---------------------------
+  {
+    id: 'v2-exact-numbers-pinned-env',
+    about: 'big integers and whole floats pinned in the template\'s env print as Python str() does',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration) => {
+      configuration.env = {
+        BIG: 12345678901234567890n,
+        NEGATIVE_BIG: -98765432109876543210n,
+        JUST_ABOVE_2_53: 9007199254740993n,
+        WHOLE_FLOAT: wholeFloat(1),
+        EXPONENT_FLOAT: wholeFloat(1e5),
+        HUGE_FLOAT: wholeFloat(1.2345678901234568e+29),
+        NEGATIVE_ZERO: wholeFloat(-0),
+        FRACTION: 0.1,
+        TINY: 5e-5,
+        NESTED: { big: 12345678901234567890n, floats: [wholeFloat(2), 2.5], int: 3 }
+      }
+    })
+  },
+  {
+    id: 'v2-exact-numbers-everywhere',
+    about: 'exact numbers from job variables, pool defaults, flow-run parameters, blocks and Prefect variables',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.shard = { type: 'integer', default: 18446744073709551617n }
+      variables.properties.ratio = { type: 'number', default: wholeFloat(3) }
+      configuration.env = { SHARD: '{{ shard }}', RATIO: '{{ ratio }}' }
+      configuration.job_body.annotations = {
+        mixed: 'shard={{ shard }} ratio={{ ratio }} retries={{ max_retries }}',
+        block: 'id={{ prefect.blocks.json.big-ids.value.first }}',
+        variable: 'v={{ prefect.variables.big_variable }}'
+      }
+      configuration.job_body.template.taskCount = '{{ max_retries }}'
+    }),
+    deploymentJobVariables: { name: 'run-{{ ctx.flow_run.parameters.big }}', ratio: wholeFloat(1e5) },
+    flowRunJobVariables: { timeout: wholeFloat(900), max_retries: wholeFloat(2), shard: -98765432109876543210n },
+    flowRunParameters: { big: 12345678901234567890n },
+    blocks: [{ id: '4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a', block_type_slug: 'json', name: 'big-ids', data: { value: { first: 99999999999999999999n } } }],
+    variables: { big_variable: 340282366920938463463374607431768211456n }
+  },
+  { id: 'v2-exact-timeout-too-big', about: 'a timeout beyond 2^64 breaks the schema\'s maximum', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { timeout: 36893488147419103232n } },
+  { id: 'v2-exact-keep-job-float', about: 'keep_job given as 1.0 is not a boolean to the schema', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { keep_job: wholeFloat(1) } },
   // --- the older registry template ---------------------------------------------------------------
   { id: 'registry-v2-defaults', about: 'registry v2 template, no job variables', poolType: 'cloud-run-v2', template: registryV2() },
   {

@@ -12,6 +12,7 @@ import { renderPrefectWorkerJob, type PrefectWorkerJob } from '../../src/jobconf
 import { textUnidecode } from '../../src/jobconfig/text-unidecode.ts'
 import { validateJobVariables } from '../../src/jobconfig/validate-variables.ts'
 import type { Deployment, Flow, FlowRun, WorkPool } from '../../src/prefect/types.ts'
+import { parseExactJson, stringifyExactJson } from '../../src/prefect/exact-json.ts'
 import { testVenv } from '../harness/test-env.ts'
 import { CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
 import type { DocumentedDifference } from './exclusions.ts'
@@ -132,7 +133,7 @@ function caseInput (c: ConformanceCase): CaseInput {
       job_variables: c.flowRunJobVariables === undefined ? {} : c.flowRunJobVariables,
       next_scheduled_start_time: null,
       start_time: null,
-      parameters: { day: '2024-05-01' },
+      parameters: c.flowRunParameters ?? { day: '2024-05-01' },
       tags: []
     },
     flow: c.flow === undefined ? FLOW : c.flow,
@@ -144,6 +145,9 @@ function caseInput (c: ConformanceCase): CaseInput {
   }
 }
 
+// Cases travel to render.py as JSON text in which big integers keep all their digits and whole
+// floats their ".0" (exact-json.ts), and pushpool is given that same text read back the way its
+// Prefect client reads Prefect's replies: neither side ever sees a number JavaScript rounded.
 function runPython (python: string, args: string[], input?: string): string {
   const run = spawnSync(python, [RENDER_PY, ...args], {
     input,
@@ -184,7 +188,7 @@ function jsonDifferences (expected: unknown, actual: unknown, path: string, out:
   } else if (Array.isArray(expected) && Array.isArray(actual) && expected.length === actual.length) {
     expected.forEach((item, index) => { jsonDifferences(item, actual[index], `${path}[${index}]`, out) })
   } else {
-    out.push(`${path}: Prefect ${JSON.stringify(expected)} ≠ pushpool ${JSON.stringify(actual)}`)
+    out.push(`${path}: Prefect ${stringifyExactJson(expected)} ≠ pushpool ${stringifyExactJson(actual)}`)
   }
 }
 
@@ -204,7 +208,7 @@ async function compareCase (c: ConformanceCase, input: CaseInput, python: Python
     pythonVersion: versions.pythonVersion,
     randomSuffix: () => SUFFIX
   }
-  if (JSON.stringify(input).includes('{{ $')) reliedOn.add('environment-placeholders')
+  if (stringifyExactJson(input).includes('{{ $')) reliedOn.add('environment-placeholders')
 
   // The server's check of the job variables against the pool's schema.
   const validation = await outcome(async () => { await validateJobVariables(input.work_pool.base_job_template, { deployment: input.deployment?.job_variables ?? null, flowRun: input.flow_run.job_variables }, request.lookups) })
@@ -288,8 +292,8 @@ export async function runConformance (): Promise<ConformanceReport> {
 
   const transliteration = transliterationDrift(JSON.parse(runPython(python, ['--transliteration'])) as PythonTransliteration)
 
-  const inputs = CASES.map(caseInput)
-  const run = JSON.parse(runPython(python, [], JSON.stringify({ cases: inputs }))) as PythonRun
+  const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(c))) as CaseInput)
+  const run = parseExactJson(runPython(python, [], stringifyExactJson({ cases: inputs }))) as PythonRun
   const versions = { prefectVersion: run.prefect_version, pythonVersion: run.python_version }
   const comparisons: CaseComparison[] = []
   for (const [index, c] of CASES.entries()) {
