@@ -70,6 +70,29 @@ const JSON_BLOCK: CaseBlock = {
 }
 const API_AUTH = { PREFECT_API_URL: 'https://prefect.acme.internal/api', PREFECT_API_AUTH_STRING: 'admin:pa55word' }
 
+/** Defaults Prefect's server refuses for each format it checks. */
+const INVALID_FORMAT_DEFAULTS = {
+  date: '2024-02-30',
+  'date-time': '2024-05-01 12:00:00Z',
+  ipv4: '10.0.0.256',
+  ipv6: 'fe80::1%eth0',
+  email: 'nobody',
+  uuid: '7f0c2b1e-4d5a-4e6f-8a9b-0c1d2e3f4a5',
+  time: '25:00:00Z',
+  'json-pointer': 'a/b',
+  regex: '(?<name>x)'
+} as const
+
+/** The v2 template with a `format` variable holding `value` as its default, rendered into an annotation, and a required variable left unset. */
+function withFormatDefault (format: string, value: string): BaseJobTemplate {
+  return edited(v2(), (configuration, variables) => {
+    variables.properties.checked = { type: 'string', format, default: value }
+    variables.properties.team = { type: 'string' }
+    variables.required = ['team']
+    configuration.job_body.annotations = { checked: '{{ checked }}' }
+  })
+}
+
 export const CASES: ConformanceCase[] = [
   // --- the installed cloud-run-v2 default template -------------------------------------------
   { id: 'v2-defaults', about: 'default v2 template, no job variables', poolType: 'cloud-run-v2', template: v2() },
@@ -573,6 +596,79 @@ export const CASES: ConformanceCase[] = [
   },
   { id: 'v2-exact-timeout-too-big', about: 'a timeout beyond 2^64 breaks the schema\'s maximum', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { timeout: 36893488147419103232n } },
   { id: 'v2-exact-keep-job-float', about: 'keep_job given as 1.0 is not a boolean to the schema', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { keep_job: wholeFloat(1) } },
+  // --- JSON Schema patterns as Python's re reads them ----------------------------------------------
+  { id: 'v2-pattern-final-newline', about: 'memory "512Mi\\n" passes ^…$: Python\'s $ matches before a final newline', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { memory: '512Mi\n' } },
+  { id: 'v2-pattern-unicode-digits', about: 'memory in full-width digits passes \\d, which is Unicode-aware in Python', poolType: 'cloud-run-v2', template: v2(), flowRunJobVariables: { memory: '５１２Mi' } },
+  {
+    id: 'v2-pattern-python-syntax',
+    about: 'a pattern written in Python\'s syntax: named group (?P<…>), {,n}, \\Z',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.team = { type: 'string', pattern: '^(?P<unit>[a-z]+)-\\d{,3}\\Z' }
+      configuration.job_body.labels = { team: '{{ team }}' }
+    }),
+    deploymentJobVariables: { team: 'data-42' }
+  },
+  {
+    id: 'v2-pattern-python-syntax-mismatch',
+    about: 'the same pattern refuses a value with a trailing newline, since \\Z is the very end',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => { variables.properties.team = { type: 'string', pattern: '^(?P<unit>[a-z]+)-\\d{,3}\\Z' } }),
+    deploymentJobVariables: { team: 'data-42\n' }
+  },
+  {
+    id: 'v2-pattern-not-python',
+    about: 'a pattern JavaScript reads but Python refuses ((?<name>…)) makes the schema invalid',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => { variables.properties.team = { type: 'string', pattern: '^(?<unit>[a-z]+)$' } }),
+    deploymentJobVariables: { team: 'data' }
+  },
+  // --- JSON Schema formats on pool defaults ------------------------------------------------------------
+  ...(['date', 'date-time', 'ipv4', 'ipv6', 'email', 'uuid', 'time', 'json-pointer', 'regex'] as const).map((format): ConformanceCase => ({
+    id: `v2-format-invalid-${format}-default`,
+    about: `a ${format} default the server's format check refuses is dropped, so a missing required variable is not enforced`,
+    poolType: 'cloud-run-v2',
+    template: withFormatDefault(format, INVALID_FORMAT_DEFAULTS[format])
+  })),
+  {
+    id: 'v2-format-valid-defaults',
+    about: 'defaults that pass every format check are kept, and the missing required variable is refused',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      Object.assign(variables.properties, {
+        since: { type: 'string', format: 'date', default: '2024-02-29' },
+        at: { type: 'string', format: 'date-time', default: '2024-05-01t12:00:00z\n' },
+        host: { type: 'string', format: 'ipv4', default: '10.0.0.1' },
+        host6: { type: 'string', format: 'ipv6', default: '::ffff:10.0.0.1' },
+        owner: { type: 'string', format: 'email', default: 'data@acme.example' },
+        run_id: { type: 'string', format: 'uuid', default: '7F0C2B1E-4D5A-4E6F-8A9B-0C1D2E3F4A5B' },
+        team: { type: 'string' }
+      })
+      variables.required = ['team']
+      configuration.job_body.annotations = { since: '{{ since }}', at: '{{ at }}', host: '{{ host }}', owner: '{{ owner }}' }
+    })
+  },
+  {
+    id: 'v2-format-unchecked-default',
+    about: 'formats the server does not check (uri, hostname) keep any default, so required is enforced',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => {
+      variables.properties.endpoint = { type: 'string', format: 'uri', default: 'not a uri' }
+      variables.properties.host = { type: 'string', format: 'hostname', default: '-bad-' }
+      variables.properties.team = { type: 'string' }
+      variables.required = ['team']
+    })
+  },
+  {
+    id: 'v2-format-not-checked-on-job-variables',
+    about: 'formats are checked on pool defaults only: an invalid date from the deployment passes',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.since = { type: 'string', format: 'date' }
+      configuration.job_body.annotations = { since: '{{ since }}' }
+    }),
+    deploymentJobVariables: { since: '2024-02-30' }
+  },
   // --- the older registry template ---------------------------------------------------------------
   { id: 'registry-v2-defaults', about: 'registry v2 template, no job variables', poolType: 'cloud-run-v2', template: registryV2() },
   {

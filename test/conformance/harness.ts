@@ -3,6 +3,7 @@
 // can run it alone.
 
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import { CLOUD_RUN_JOB_ID, perRunJobName } from '../../src/jobconfig/names.ts'
 import { TemplateError } from '../../src/failures.ts'
@@ -15,10 +16,15 @@ import type { Deployment, Flow, FlowRun, WorkPool } from '../../src/prefect/type
 import { parseExactJson, stringifyExactJson } from '../../src/prefect/exact-json.ts'
 import { testVenv } from '../harness/test-env.ts'
 import { CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
+import { PATTERN_CASES } from './pattern-cases.ts'
+import { FORMAT_CASES } from './format-cases.ts'
+import { PREFECT_SERVER_FORMATS, prefectServerFormatCheck } from '../../src/jobconfig/json-schema-formats.ts'
+import { isPythonRegex, pythonRegExp } from '../../src/jobconfig/python-regex.ts'
 import type { DocumentedDifference } from './exclusions.ts'
 import { loadTemplate } from './fixtures.ts'
 
 const RENDER_PY = new URL('./render.py', import.meta.url).pathname
+const IDNA_DATA = new URL('../../src/jobconfig/idna-data.json', import.meta.url)
 const WORKER_NAME = 'pushpool'
 const SUFFIX = 'abc1234'
 const FLOW: Flow = { id: '5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e', name: 'etl-flow' }
@@ -79,6 +85,49 @@ export interface ConformanceReport {
   templateDrift: string[]
   /** Code points python-slugify transliterates differently from pushpool (the first few). */
   transliterationDrift: string[]
+  /** Patterns and values on which Python's re and pushpool's translation disagree. */
+  patternDrift: string[]
+  /** Formats and values on which Prefect's server and pushpool disagree. */
+  formatDrift: string[]
+}
+
+interface FormatVerdicts {
+  checked: string[]
+  verdicts: Array<Array<boolean | 'error'>>
+}
+
+/** The formats the server checks must be pushpool's, and each value judged alike ("error": refused). */
+async function formatDrift ({ checked, verdicts }: FormatVerdicts): Promise<string[]> {
+  const drift = isDeepStrictEqual(checked, PREFECT_SERVER_FORMATS) ? [] : [`formats checked: Prefect's server ${checked.join(', ')}; pushpool ${PREFECT_SERVER_FORMATS.join(', ')}`]
+  for (const [index, { format, values }] of FORMAT_CASES.entries()) {
+    const check = await prefectServerFormatCheck(format) ?? (() => true)
+    values.forEach((value, i) => {
+      const python = verdicts[index][i]
+      if (check(value) !== (python === true)) drift.push(`format ${format} on ${JSON.stringify(value)}: Prefect's server ${python === true ? 'accepts' : python === false ? 'refuses' : 'fails on'} it, pushpool does not`)
+    })
+  }
+  return drift
+}
+
+type PatternVerdict = { compiles: false, error: string } | { compiles: true, matches: boolean[] }
+
+/** Each pattern case as Python's re judges it, against pushpool's port. */
+function patternDrift (verdicts: PatternVerdict[]): string[] {
+  const drift: string[] = []
+  PATTERN_CASES.forEach(({ pattern, values }, index) => {
+    const python = verdicts[index]
+    const shown = JSON.stringify(pattern)
+    if (python.compiles !== isPythonRegex(pattern)) {
+      drift.push(`${shown}: Python ${python.compiles ? 'compiles it' : `refuses it (${python.error})`}, pushpool ${python.compiles ? 'refuses it' : 'compiles it'}`)
+      return
+    }
+    if (!python.compiles) return
+    const regExp = pythonRegExp(pattern)
+    values.forEach((value, i) => {
+      if (regExp.test(value) !== python.matches[i]) drift.push(`${shown} on ${JSON.stringify(value)}: Python ${python.matches[i] ? 'matches' : 'does not match'}, pushpool does the opposite`)
+    })
+  })
+  return drift
 }
 
 interface PythonTransliteration {
@@ -291,6 +340,11 @@ export async function runConformance (): Promise<ConformanceReport> {
     .map(poolType => `${poolType}: the installed prefect-gcp default template differs from test/conformance/fixtures/${poolType}.default.json`)
 
   const transliteration = transliterationDrift(JSON.parse(runPython(python, ['--transliteration'])) as PythonTransliteration)
+  const patterns = patternDrift(JSON.parse(runPython(python, ['--patterns'], JSON.stringify({ cases: PATTERN_CASES }))) as PatternVerdict[])
+  const formats = await formatDrift(JSON.parse(runPython(python, ['--formats'], JSON.stringify({ cases: FORMAT_CASES }))) as FormatVerdicts)
+  if (!isDeepStrictEqual(JSON.parse(runPython(python, ['--idna-data'])), JSON.parse(readFileSync(IDNA_DATA, 'utf8')))) {
+    formats.push('src/jobconfig/idna-data.json is not what the installed idna and Python produce: regenerate it with `.venv/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json`')
+  }
 
   const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(c))) as CaseInput)
   const run = parseExactJson(runPython(python, [], stringifyExactJson({ cases: inputs }))) as PythonRun
@@ -299,6 +353,6 @@ export async function runConformance (): Promise<ConformanceReport> {
   for (const [index, c] of CASES.entries()) {
     comparisons.push(await compareCase(c, inputs[index], run.results[c.id], versions))
   }
-  return { prefectVersion: run.prefect_version, comparisons, templateDrift, transliterationDrift: transliteration }
+  return { prefectVersion: run.prefect_version, comparisons, templateDrift, transliterationDrift: transliteration, patternDrift: patterns, formatDrift: formats }
 }
 

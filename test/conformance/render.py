@@ -5,6 +5,9 @@ Test-only. Run with the Python of a venv that has prefect and prefect-gcp instal
     <venv>/bin/python test/conformance/render.py < cases.json > results.json
     <venv>/bin/python test/conformance/render.py --default-templates
     <venv>/bin/python test/conformance/render.py --transliteration
+    <venv>/bin/python test/conformance/render.py --patterns < patterns.json > verdicts.json
+    <venv>/bin/python test/conformance/render.py --formats < formats.json > verdicts.json
+    <venv>/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json
 
 Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
 "work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
@@ -197,6 +200,83 @@ def transliteration() -> dict[str, Any]:
     return {"backend": module.__name__, "table": [module.unidecode(chr(code_point)) for code_point in range(1, 0x10000)]}
 
 
+def pattern_verdicts(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each {pattern, values}: whether re.compile takes the pattern (jsonschema's "regex" format),
+    and for each value whether re.search finds it (jsonschema's "pattern" keyword)."""
+    verdicts = []
+    for case in cases:
+        try:
+            compiled = re.compile(case["pattern"])
+        except Exception as exc:  # re.error, and OverflowError for a repeat count beyond MAXREPEAT
+            verdicts.append({"compiles": False, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        verdicts.append({"compiles": True, "matches": [compiled.search(value) is not None for value in case["values"]]})
+    return verdicts
+
+
+def format_verdicts(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The formats the server's schema validator checks, and its verdict on each value of each case
+    ("error" where the check itself raises, which fails the server's request)."""
+    from prefect.utilities.schema_tools.validation import _VALIDATOR
+
+    checker = _VALIDATOR.FORMAT_CHECKER
+    verdicts = []
+    for case in cases:
+        values = []
+        for value in case["values"]:
+            try:
+                values.append(checker.conforms(value, case["format"]))
+            except Exception:  # a check that raises something it does not declare, e.g. int("²")
+                values.append("error")
+        verdicts.append(values)
+    return {"checked": sorted(checker.checkers), "verdicts": verdicts}
+
+
+def idna_data() -> dict[str, Any]:
+    """The tables the idn-hostname format check reads (idna.encode): idna's code point classes,
+    joining types and scripts, and from Python's unicodedata the bidirectional class of every code
+    point and the viramas (combining class 9). Ranges are flat [first, last, first, last, ...]."""
+    import unicodedata
+
+    import idna
+    from idna import idnadata
+
+    def from_intranges(encoded) -> list[int]:
+        flat: list[int] = []
+        for value in encoded:
+            flat += [value >> 32, (value & 0xFFFFFFFF) - 1]
+        return flat
+
+    def ranges(accept) -> list[int]:
+        flat: list[int] = []
+        for code_point in range(0x110000):
+            if accept(code_point):
+                if flat and flat[-1] == code_point - 1:
+                    flat[-1] = code_point
+                else:
+                    flat += [code_point, code_point]
+        return flat
+
+    bidi_classes: list[str] = []
+    bidi_runs: list[int] = []  # [first code point, class index, ...]
+    for code_point in range(0x110000):
+        direction = unicodedata.bidirectional(chr(code_point))
+        if direction not in bidi_classes:
+            bidi_classes.append(direction)
+        index = bidi_classes.index(direction)
+        if not bidi_runs or bidi_runs[-1] != index:
+            bidi_runs += [code_point, index]
+    return {
+        "idna": idna.__version__,
+        "unicode": unicodedata.unidata_version,
+        "classes": {name: from_intranges(idnadata.codepoint_classes[name]) for name in ("PVALID", "CONTEXTJ", "CONTEXTO")},
+        "joining": {name: from_intranges(encoded) for name, encoded in sorted(idnadata.joining_types.items())},
+        "scripts": {name: from_intranges(idnadata.scripts[name]) for name in ("Greek", "Han", "Hebrew", "Hiragana", "Katakana")},
+        "virama": ranges(lambda code_point: unicodedata.combining(chr(code_point)) == 9),
+        "bidi": {"classes": bidi_classes, "runs": bidi_runs},
+    }
+
+
 def clear_environment_placeholders(case: dict[str, Any]) -> None:
     for name in ENV_PLACEHOLDER.findall(json.dumps(case)):
         os.environ.pop(name.lstrip("$"), None)
@@ -208,6 +288,16 @@ async def main() -> None:
         return
     if sys.argv[1:] == ["--transliteration"]:
         json.dump(transliteration(), sys.stdout)
+        return
+    if sys.argv[1:] == ["--idna-data"]:
+        json.dump(idna_data(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return
+    if sys.argv[1:] == ["--formats"]:
+        json.dump(format_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
+        return
+    if sys.argv[1:] == ["--patterns"]:
+        json.dump(pattern_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
         return
     cases = json.load(sys.stdin)["cases"]
     results = {}
