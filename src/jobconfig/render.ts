@@ -13,6 +13,7 @@ import { convertV1JobToV2 } from './v1-to-v2.ts'
 import { perRunJobName } from './names.ts'
 import { renderPrefectWorkerJob } from './prefect-worker.ts'
 import { validateJobVariables } from './validate-variables.ts'
+import { checkGpuTimeout } from './gpu.ts'
 
 /** Cloud Run's task timeout when a job does not set one. */
 const CLOUD_RUN_DEFAULT_TIMEOUT_SECONDS = 600
@@ -28,16 +29,14 @@ export async function renderJobConfiguration (req: RenderRequest): Promise<JobCo
   const common = { kind: rendered.kind, region: rendered.region, credentials, keepJob: rendered.keepJob, jobName }
   const body = cloudRunNumbers(rendered.jobBody, 'job_configuration.job_body') as Record<string, unknown>
   if (rendered.kind === 'cloud-run-v2') {
+    checkGpuTimeout(body as V2Job, rendered.timeout as number)
     return { ...common, timeoutSeconds: rendered.timeout as number, job: body as V2Job, warnings: rendered.warnings }
   }
   const { job, warnings } = convertV1JobToV2(body)
   const timeout = job.template.template.timeout
-  return {
-    ...common,
-    timeoutSeconds: timeout === undefined ? CLOUD_RUN_DEFAULT_TIMEOUT_SECONDS : Number.parseInt(timeout, 10),
-    job,
-    warnings: [...rendered.warnings, ...warnings]
-  }
+  const timeoutSeconds = timeout === undefined ? CLOUD_RUN_DEFAULT_TIMEOUT_SECONDS : Number.parseInt(timeout, 10)
+  checkGpuTimeout(job, timeoutSeconds)
+  return { ...common, timeoutSeconds, job, warnings: [...rendered.warnings, ...warnings] }
 }
 
 /**

@@ -93,6 +93,17 @@ function withFormatDefault (format: string, value: string): BaseJobTemplate {
   })
 }
 
+/** The v2 template with the settings a GPU job adds: an accelerator, a GPU count, zonal redundancy off. */
+function gpuTemplate (): BaseJobTemplate {
+  return edited(v2(), (configuration, variables) => {
+    variables.properties.gpu_type = { type: 'string', default: 'nvidia-l4' }
+    variables.properties.gpu_count = { type: 'string', default: '1' }
+    v2Task(configuration).nodeSelector = { accelerator: '{{ gpu_type }}' }
+    v2Task(configuration).gpuZonalRedundancyDisabled = true
+    v2Container(configuration).resources.limits['nvidia.com/gpu'] = '{{ gpu_count }}'
+  })
+}
+
 export const CASES: ConformanceCase[] = [
   // --- the installed cloud-run-v2 default template -------------------------------------------
   { id: 'v2-defaults', about: 'default v2 template, no job variables', poolType: 'cloud-run-v2', template: v2() },
@@ -668,6 +679,21 @@ export const CASES: ConformanceCase[] = [
       configuration.job_body.annotations = { since: '{{ since }}' }
     }),
     deploymentJobVariables: { since: '2024-02-30' }
+  },
+  // --- GPU jobs --------------------------------------------------------------------------------------
+  {
+    id: 'v2-gpu-l4',
+    about: 'a GPU job: accelerator node selector, nvidia.com/gpu limit, zonal redundancy off, a 1-hour timeout',
+    poolType: 'cloud-run-v2',
+    template: gpuTemplate(),
+    deploymentJobVariables: { cpu: '4000m', memory: '16Gi', timeout: 3600, launch_stage: 'GA' }
+  },
+  {
+    id: 'v2-gpu-timeout-over-cap',
+    about: 'a GPU job with a 2-hour timeout under the GA launch stage, which Cloud Run refuses',
+    poolType: 'cloud-run-v2',
+    template: gpuTemplate(),
+    deploymentJobVariables: { cpu: '4000m', memory: '16Gi', timeout: 7200, launch_stage: 'GA' }
   },
   // --- the older registry template ---------------------------------------------------------------
   { id: 'registry-v2-defaults', about: 'registry v2 template, no job variables', poolType: 'cloud-run-v2', template: registryV2() },
