@@ -31,7 +31,23 @@ export interface ConformanceCase {
   variables?: Record<string, unknown>
   baseEnvironment?: Record<string, string>
   workerId?: string
+  /**
+   * An infrastructure-bound flow run (`Flow.submit_to_work_pool`): no deployment, and the flow
+   * run's `command` job variable is what Prefect builds from the pool's bundle execution step
+   * (render.py --bundle-commands), added to `flowRunJobVariables`.
+   */
+  bundle?: BundleSubmission
 }
+
+export interface BundleSubmission {
+  /** The pool's `storage_configuration.bundle_execution_step`. */
+  executionStep: Record<string, Record<string, unknown>>
+  /** The flow's launcher override (`@cloud_run(launcher=…)`). */
+  launcher?: string[] | Record<string, string[]>
+}
+
+/** The bundle key a case's flow run names (a uuid4 in Prefect). */
+export const BUNDLE_KEY = '2f1e0d9c-8b7a-4695-8483-72615f4e3d2c'
 
 // Test fixtures are edited freely; the renderers under test check every shape.
 type JsonObject = Record<string, any>
@@ -694,6 +710,37 @@ export const CASES: ConformanceCase[] = [
     poolType: 'cloud-run-v2',
     template: gpuTemplate(),
     deploymentJobVariables: { cpu: '4000m', memory: '16Gi', timeout: 7200, launch_stage: 'GA' }
+  },
+  // --- infrastructure-bound flows: bundles ------------------------------------------------------------
+  {
+    id: 'v2-bundle-gcs',
+    about: 'a flow submitted to the pool with GCS bundle storage: the execute step as the command, no deployment',
+    poolType: 'cloud-run-v2',
+    template: v2(),
+    withoutDeployment: true,
+    flowRunJobVariables: { image: 'europe-docker.pkg.dev/acme/flows/base:3', env: { STAGE: 'prod' } },
+    bundle: {
+      executionStep: { 'prefect_gcp.bundles.execute': { requires: 'prefect-gcp', bucket: 'acme-flow-bundles', gcp_credentials_block_name: 'prod' } }
+    }
+  },
+  {
+    id: 'v2-bundle-launcher',
+    about: 'the flow\'s own launcher replaces uv; arguments with spaces and quotes survive the shell quoting',
+    poolType: 'cloud-run-v2',
+    template: v2(),
+    withoutDeployment: true,
+    bundle: {
+      executionStep: { 'acme.bundles.execute': { requires: ['acme-bundles>=2'], directory: '/mnt/bundles/it\'s here' } },
+      launcher: { execution: ['/opt/venv/bin/python', '-X', 'utf8'] }
+    }
+  },
+  {
+    id: 'v2-bundle-pinned-command-args',
+    about: 'a template that pins args keeps them after the bundle command',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration) => { v2Container(configuration).args = ['--log-level', 'debug'] }),
+    withoutDeployment: true,
+    bundle: { executionStep: { 'prefect_aws.bundles.execute': { requires: 'prefect-aws', bucket: 'acme' } } }
   },
   // --- the older registry template ---------------------------------------------------------------
   { id: 'registry-v2-defaults', about: 'registry v2 template, no job variables', poolType: 'cloud-run-v2', template: registryV2() },

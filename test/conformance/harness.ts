@@ -16,7 +16,7 @@ import { validateJobVariables } from '../../src/jobconfig/validate-variables.ts'
 import type { Deployment, Flow, FlowRun, WorkPool } from '../../src/prefect/types.ts'
 import { parseExactJson, stringifyExactJson } from '../../src/prefect/exact-json.ts'
 import { testVenv } from '../harness/test-env.ts'
-import { CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
+import { BUNDLE_KEY, CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
 import { PATTERN_CASES } from './pattern-cases.ts'
 import { FORMAT_CASES } from './format-cases.ts'
 import { PREFECT_SERVER_FORMATS, prefectServerFormatCheck } from '../../src/jobconfig/json-schema-formats.ts'
@@ -150,6 +150,11 @@ function transliterationDrift ({ backend, table }: PythonTransliteration): strin
   return drift.length <= TRANSLITERATION_DRIFT_SHOWN
     ? drift
     : [...drift.slice(0, TRANSLITERATION_DRIFT_SHOWN), `… and ${drift.length - TRANSLITERATION_DRIFT_SHOWN} more code points`]
+}
+
+/** The case with the `command` job variable Prefect writes on an infrastructure-bound flow run. */
+function withBundleCommand (c: ConformanceCase, command: string | undefined): ConformanceCase {
+  return command === undefined ? c : { ...c, flowRunJobVariables: { ...(c.flowRunJobVariables ?? {}), command } }
 }
 
 function caseInput (c: ConformanceCase): CaseInput {
@@ -348,7 +353,12 @@ export async function runConformance (): Promise<ConformanceReport> {
     formats.push('src/jobconfig/idna-data.json is not what the installed idna and Python produce: regenerate it with `.venv/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json`')
   }
 
-  const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(c))) as CaseInput)
+  const bundled = CASES.filter(c => c.bundle !== undefined)
+  const commands = JSON.parse(runPython(python, ['--bundle-commands'], JSON.stringify({
+    bundles: bundled.map(c => ({ execution_step: c.bundle?.executionStep, launcher: c.bundle?.launcher ?? null, key: BUNDLE_KEY }))
+  }))) as string[]
+  const commandOf = new Map(bundled.map((c, i) => [c.id, commands[i]]))
+  const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(withBundleCommand(c, commandOf.get(c.id))))) as CaseInput)
   const run = parseExactJson(runPython(python, [], stringifyExactJson({ cases: inputs }))) as PythonRun
   const versions = { prefectVersion: run.prefect_version, pythonVersion: run.python_version }
   const comparisons: CaseComparison[] = []

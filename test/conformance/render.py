@@ -8,6 +8,7 @@ Test-only. Run with the Python of a venv that has prefect and prefect-gcp instal
     <venv>/bin/python test/conformance/render.py --patterns < patterns.json > verdicts.json
     <venv>/bin/python test/conformance/render.py --formats < formats.json > verdicts.json
     <venv>/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json
+    <venv>/bin/python test/conformance/render.py --bundle-commands < bundles.json > commands.json
 
 Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
 "work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
@@ -277,6 +278,21 @@ def idna_data() -> dict[str, Any]:
     }
 
 
+def bundle_commands(bundles: list[dict[str, Any]]) -> list[str]:
+    """The `command` job variable `Flow.submit_to_work_pool` writes on an infrastructure-bound flow
+    run (prefect/flows.py): the pool's bundle execution step, with the flow's launcher if it has
+    one, as a shell-quoted command that downloads and runs the bundle stored under `key`."""
+    from prefect._internal.launchers import resolve_bundle_step_with_launcher
+    from prefect.bundles import convert_step_to_command
+    from prefect.utilities.processutils import command_to_string
+
+    commands = []
+    for bundle in bundles:
+        step = resolve_bundle_step_with_launcher(bundle["execution_step"], bundle.get("launcher"), "execution")
+        commands.append(command_to_string(convert_step_to_command(step, bundle["key"])))
+    return commands
+
+
 def clear_environment_placeholders(case: dict[str, Any]) -> None:
     for name in ENV_PLACEHOLDER.findall(json.dumps(case)):
         os.environ.pop(name.lstrip("$"), None)
@@ -292,6 +308,9 @@ async def main() -> None:
     if sys.argv[1:] == ["--idna-data"]:
         json.dump(idna_data(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
+        return
+    if sys.argv[1:] == ["--bundle-commands"]:
+        json.dump(bundle_commands(json.load(sys.stdin)["bundles"]), sys.stdout)
         return
     if sys.argv[1:] == ["--formats"]:
         json.dump(format_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
