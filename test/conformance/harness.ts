@@ -16,6 +16,7 @@ import { validateJobVariables } from '../../src/jobconfig/validate-variables.ts'
 import type { Deployment, Flow, FlowRun, WorkPool } from '../../src/prefect/types.ts'
 import { parseExactJson, stringifyExactJson } from '../../src/prefect/exact-json.ts'
 import { testVenv } from '../harness/test-env.ts'
+import type { PrefectVenv } from '../../src/devstack/venv.ts'
 import { BUNDLE_KEY, CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
 import { PATTERN_CASES } from './pattern-cases.ts'
 import { FORMAT_CASES } from './format-cases.ts'
@@ -79,8 +80,20 @@ export interface CaseComparison {
   reliedOn: DocumentedDifference[]
 }
 
+export interface ConformanceOptions {
+  /**
+   * A venv holding another (older) Prefect server: the server's half of every comparison (job
+   * variable validation, formats, patterns) runs there, the worker's half in the test venv, since
+   * pushpool validates as the server does and renders as the pinned worker does.
+   */
+  serverVenv?: PrefectVenv
+}
+
 export interface ConformanceReport {
+  /** The Prefect whose worker code rendered the cases. */
   prefectVersion: string
+  /** The Prefect whose server code validated them. */
+  serverPrefectVersion: string
   comparisons: CaseComparison[]
   /** Default templates the installed prefect-gcp offers that no longer match the stored fixtures. */
   templateDrift: string[]
@@ -339,17 +352,18 @@ function compareRendered (c: ConformanceCase, prefect: PythonRendered, pushpool:
   if (!CLOUD_RUN_JOB_ID.test(jobName)) differences.push(`job_name: pushpool's '${jobName}' is not a valid Cloud Run job id`)
 }
 
-export async function runConformance (): Promise<ConformanceReport> {
+export async function runConformance (options: ConformanceOptions = {}): Promise<ConformanceReport> {
   const { python } = await testVenv()
+  const server = options.serverVenv?.python ?? python
   const installedTemplates = JSON.parse(runPython(python, ['--default-templates'])) as Record<string, unknown>
   const templateDrift = (['cloud-run-v2', 'cloud-run'] as const)
     .filter(poolType => !isDeepStrictEqual(installedTemplates[poolType], loadTemplate(`${poolType}.default`)))
     .map(poolType => `${poolType}: the installed prefect-gcp default template differs from test/conformance/fixtures/${poolType}.default.json`)
 
   const transliteration = transliterationDrift(JSON.parse(runPython(python, ['--transliteration'])) as PythonTransliteration)
-  const patterns = patternDrift(JSON.parse(runPython(python, ['--patterns'], JSON.stringify({ cases: PATTERN_CASES }))) as PatternVerdict[])
-  const formats = await formatDrift(JSON.parse(runPython(python, ['--formats'], JSON.stringify({ cases: FORMAT_CASES }))) as FormatVerdicts)
-  if (!isDeepStrictEqual(JSON.parse(runPython(python, ['--idna-data'])), JSON.parse(readFileSync(IDNA_DATA, 'utf8')))) {
+  const patterns = patternDrift(JSON.parse(runPython(server, ['--patterns'], JSON.stringify({ cases: PATTERN_CASES }))) as PatternVerdict[])
+  const formats = await formatDrift(JSON.parse(runPython(server, ['--formats'], JSON.stringify({ cases: FORMAT_CASES }))) as FormatVerdicts)
+  if (!isDeepStrictEqual(JSON.parse(runPython(server, ['--idna-data'])), JSON.parse(readFileSync(IDNA_DATA, 'utf8')))) {
     formats.push('src/jobconfig/idna-data.json is not what the installed idna and Python produce: regenerate it with `.venv/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json`')
   }
 
@@ -359,12 +373,23 @@ export async function runConformance (): Promise<ConformanceReport> {
   }))) as string[]
   const commandOf = new Map(bundled.map((c, i) => [c.id, commands[i]]))
   const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(withBundleCommand(c, commandOf.get(c.id))))) as CaseInput)
-  const run = parseExactJson(runPython(python, [], stringifyExactJson({ cases: inputs }))) as PythonRun
+  const casesJson = stringifyExactJson({ cases: inputs })
+  const run = parseExactJson(runPython(python, server === python ? [] : ['--only', 'render'], casesJson)) as PythonRun
+  const serverRun = server === python ? run : parseExactJson(runPython(server, ['--only', 'validation'], casesJson)) as PythonRun
   const versions = { prefectVersion: run.prefect_version, pythonVersion: run.python_version }
   const comparisons: CaseComparison[] = []
   for (const [index, c] of CASES.entries()) {
-    comparisons.push(await compareCase(c, inputs[index], run.results[c.id], versions))
+    const outcome = { validation: serverRun.results[c.id].validation, render: run.results[c.id].render }
+    comparisons.push(await compareCase(c, inputs[index], outcome, versions))
   }
-  return { prefectVersion: run.prefect_version, comparisons, templateDrift, transliterationDrift: transliteration, patternDrift: patterns, formatDrift: formats }
+  return {
+    prefectVersion: run.prefect_version,
+    serverPrefectVersion: serverRun.prefect_version,
+    comparisons,
+    templateDrift,
+    transliterationDrift: transliteration,
+    patternDrift: patterns,
+    formatDrift: formats
+  }
 }
 

@@ -2,7 +2,7 @@
 
 Test-only. Run with the Python of a venv that has prefect and prefect-gcp installed:
 
-    <venv>/bin/python test/conformance/render.py < cases.json > results.json
+    <venv>/bin/python test/conformance/render.py [--only validation|render] < cases.json > results.json
     <venv>/bin/python test/conformance/render.py --default-templates
     <venv>/bin/python test/conformance/render.py --transliteration
     <venv>/bin/python test/conformance/render.py --patterns < patterns.json > verdicts.json
@@ -13,6 +13,9 @@ Test-only. Run with the Python of a venv that has prefect and prefect-gcp instal
 Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
 "work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
 "variables" ({name: value}), "base_environment", "worker_name", "worker_id".
+
+The server half (validation, --formats, --patterns, --idna-data) imports only Prefect's server
+code, so it can run against an older Prefect server than the worker half (scripts/compat.ts).
 
 Every piece of logic under test is Prefect's: the server's job-variable validation
 (prefect.server.api.validation._validate_work_pool_job_variables) and the worker's
@@ -43,17 +46,16 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
 import prefect  # noqa: E402
 import prefect.exceptions  # noqa: E402
-from prefect.client.schemas.objects import Flow, FlowRun, WorkPool  # noqa: E402
-from prefect.client.schemas.responses import DeploymentResponse  # noqa: E402
-from prefect.server import models  # noqa: E402
-from prefect.server.api import validation  # noqa: E402
-from prefect.utilities.schema_tools.validation import ValidationError  # noqa: E402
-from prefect.workers.base import BaseJobConfiguration  # noqa: E402
-from prefect_gcp.credentials import GcpCredentials  # noqa: E402
-from prefect_gcp.workers.cloud_run import CloudRunWorker  # noqa: E402
-from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2  # noqa: E402
 
-WORKERS = {"cloud-run-v2": CloudRunWorkerV2, "cloud-run": CloudRunWorker}
+
+def workers() -> dict[str, Any]:
+    """The Cloud Run workers, imported only by the worker half: the server half may run in a venv
+    holding an older Prefect server and no prefect-gcp (scripts/compat.ts)."""
+    from prefect_gcp.workers.cloud_run import CloudRunWorker
+    from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2
+
+    return {"cloud-run-v2": CloudRunWorkerV2, "cloud-run": CloudRunWorker}
+
 ENV_PLACEHOLDER = re.compile(r"{{\s*\$([\w\.\-\[\]$]+)\s*}}")
 
 
@@ -68,6 +70,8 @@ class CaseClient:
         return prefect.exceptions.ObjectNotFound(http_exc=Exception(f"404 {what}"), help_message=f"{what} not found")
 
     async def read_flow(self, flow_id):
+        from prefect.client.schemas.objects import Flow
+
         flow = self.case.get("flow")
         return Flow.model_validate(flow) if flow is not None else None
 
@@ -110,7 +114,7 @@ def reveal(value: Any) -> Any:
     return value
 
 
-def credentials_data(credentials: GcpCredentials | None) -> dict[str, Any] | None:
+def credentials_data(credentials) -> dict[str, Any] | None:
     """The fields a credentials block was given; a model built from no data means ADC."""
     if credentials is None or not credentials.model_fields_set:
         return None
@@ -118,6 +122,10 @@ def credentials_data(credentials: GcpCredentials | None) -> dict[str, Any] | Non
 
 
 async def validate(case: dict[str, Any]) -> dict[str, Any]:
+    from prefect.server import models
+    from prefect.server.api import validation
+    from prefect.utilities.schema_tools.validation import ValidationError
+
     blocks = {block["id"]: block for block in case.get("blocks") or []}
 
     async def read_block_document_by_id(session, block_document_id):
@@ -149,7 +157,12 @@ async def validate(case: dict[str, Any]) -> dict[str, Any]:
 
 
 async def render(case: dict[str, Any]) -> dict[str, Any]:
-    worker = WORKERS[case["pool_type"]]
+    from prefect.client.schemas.objects import FlowRun, WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.workers.base import BaseJobConfiguration
+    from prefect_gcp.credentials import GcpCredentials
+
+    worker = workers()[case["pool_type"]]
     configuration_class = worker.job_configuration
     flow_run = FlowRun.model_validate(case["flow_run"])
     deployment = DeploymentResponse.model_validate(case["deployment"]) if case.get("deployment") else None
@@ -300,7 +313,7 @@ def clear_environment_placeholders(case: dict[str, Any]) -> None:
 
 async def main() -> None:
     if sys.argv[1:] == ["--default-templates"]:
-        json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in WORKERS.items()}, sys.stdout)
+        json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in workers().items()}, sys.stdout)
         return
     if sys.argv[1:] == ["--transliteration"]:
         json.dump(transliteration(), sys.stdout)
@@ -318,11 +331,14 @@ async def main() -> None:
     if sys.argv[1:] == ["--patterns"]:
         json.dump(pattern_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
         return
+    # "--only validation" (the server half) or "--only render" (the worker half); both by default.
+    halves = [sys.argv[2]] if sys.argv[1:2] == ["--only"] else ["validation", "render"]
+    steps = {"validation": validate, "render": render}
     cases = json.load(sys.stdin)["cases"]
     results = {}
     for case in cases:
         clear_environment_placeholders(case)
-        results[case["id"]] = {"validation": await validate(case), "render": await render(case)}
+        results[case["id"]] = {half: await steps[half](case) for half in halves}
     json.dump({
         "prefect_version": prefect.__version__,
         "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
