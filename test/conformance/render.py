@@ -231,6 +231,9 @@ def pattern_verdicts(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_verdicts(cases: list[dict[str, Any]]) -> dict[str, Any]:
     """The formats the server's schema validator checks, and its verdict on each value of each case
     ("error" where the check itself raises, which fails the server's request)."""
+    # Through the server's own module, as the server imports it: older releases have an import
+    # cycle when schema_tools is imported first.
+    from prefect.server.api import validation  # noqa: F401
     from prefect.utilities.schema_tools.validation import _VALIDATOR
 
     checker = _VALIDATOR.FORMAT_CHECKER

@@ -9,6 +9,7 @@ import { isWholeFloat, stringifyExactJson, wholeFloat } from '../../src/prefect/
 import type { Deployment, FlowRun, WorkPool } from '../../src/prefect/types.ts'
 import { TemplateError } from '../../src/failures.ts'
 import { prefectServer } from '../harness/prefect.ts'
+import { deploymentlessRequest } from './render-request.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 
 const peers = await prefectServer()
@@ -77,16 +78,6 @@ t.test('an integer too large for Cloud Run in a numeric field is refused before 
   const template = await fixtures.defaultBaseJobTemplate('cloud-run-v2') as { job_configuration: Record<string, any>, variables: Record<string, any> }
   template.variables.properties.tasks = { type: 'integer' }
   template.job_configuration.job_body.template.taskCount = '{{ tasks }}'
-  const flowRun = { id: randomUUID(), name: 'big-tasks', flow_id: 'f', deployment_id: null, job_variables: { tasks: 12345678901234567890n } } as unknown as FlowRun
-  await t.rejects(renderJobConfiguration({
-    workPool: { id: randomUUID(), name: 'pool', type: 'cloud-run-v2', base_job_template: template as WorkPool['base_job_template'], is_paused: false, concurrency_limit: null },
-    deployment: null,
-    flowRun,
-    flow: null,
-    lookups: { readBlockDocument: async () => null, readBlockDocumentByName: async () => null, readVariable: async () => undefined },
-    baseEnvironment: {},
-    workerName: 'pushpool',
-    prefectVersion: '3.8.8'
-  }), new TemplateError('job_configuration.job_body.template.taskCount',
+  await t.rejects(renderJobConfiguration(deploymentlessRequest(template as WorkPool['base_job_template'], { tasks: 12345678901234567890n })), new TemplateError('job_configuration.job_body.template.taskCount',
     'job_configuration.job_body.template.taskCount is the integer 12345678901234567890, larger than any number Cloud Run accepts; fix the job variable or the work pool\'s base job template that sets it.'))
 })

@@ -9,8 +9,8 @@ import { startEmulator, emulatorClientOptions } from '../../src/emulator/index.t
 import { Launcher, DISPATCH_MARKER_ENV, type LaunchPlan } from '../../src/cloudrun/launcher.ts'
 import { renderJobConfiguration } from '../../src/jobconfig/render.ts'
 import { splitForReuse } from '../../src/jobconfig/reuse.ts'
-import type { RenderRequest } from '../../src/jobconfig/types.ts'
-import type { BaseJobTemplate, FlowRun } from '../../src/prefect/types.ts'
+import type { BaseJobTemplate } from '../../src/prefect/types.ts'
+import { deploymentlessRequest } from './render-request.ts'
 import { TemplateError } from '../../src/failures.ts'
 import { loadTemplate } from '../conformance/fixtures.ts'
 
@@ -30,23 +30,8 @@ function gpuTemplate (): BaseJobTemplate {
   return template as BaseJobTemplate
 }
 
-function request (template: BaseJobTemplate, jobVariables: Record<string, unknown>): RenderRequest {
-  const flowRun = { id: randomUUID(), name: 'gpu-run', flow_id: 'f', deployment_id: null, job_variables: jobVariables } as unknown as FlowRun
-  return {
-    workPool: { id: randomUUID(), name: 'gpu-pool', type: 'cloud-run-v2', base_job_template: template, is_paused: false, concurrency_limit: null },
-    deployment: null,
-    flowRun,
-    flow: { id: 'f', name: 'train' },
-    lookups: { readBlockDocument: async () => null, readBlockDocumentByName: async () => null, readVariable: async () => undefined },
-    baseEnvironment: { PREFECT_API_URL: 'http://prefect.internal/api' },
-    workerName: 'pushpool',
-    prefectVersion: '3.8.8',
-    randomSuffix: () => 'abc1234'
-  }
-}
-
 t.test('a GPU job renders with its accelerator and limit, and reaches RunJob intact in both job modes', async t => {
-  const config = await renderJobConfiguration(request(gpuTemplate(), { image: 'us-docker.pkg.dev/acme/train:1', timeout: 3600 }))
+  const config = await renderJobConfiguration(deploymentlessRequest(gpuTemplate(), { image: 'us-docker.pkg.dev/acme/train:1', timeout: 3600 }))
   const task = config.job.template.template
   t.same(task.nodeSelector, { accelerator: 'nvidia-l4' })
   t.equal(task.gpuZonalRedundancyDisabled, true)
@@ -87,18 +72,18 @@ t.test('a GPU job renders with its accelerator and limit, and reaches RunJob int
 })
 
 t.test('a GPU task timeout above Cloud Run\'s cap is refused before launch, naming the fix', async t => {
-  await t.rejects(renderJobConfiguration(request(gpuTemplate(), { timeout: 7200, launch_stage: 'GA' })), new TemplateError('job_configuration.timeout',
+  await t.rejects(renderJobConfiguration(deploymentlessRequest(gpuTemplate(), { timeout: 7200, launch_stage: 'GA' })), new TemplateError('job_configuration.timeout',
     'The job runs on a GPU (accelerator nvidia-l4) with a task timeout of 7200 s, and Cloud Run stops GPU tasks after at most 3600 s (1 hour); ' +
     'set the timeout job variable to 3600 or less, or set launch_stage to BETA, under which Cloud Run lets GPU tasks run up to 43200 s (12 hours, a preview).'))
-  await t.rejects(renderJobConfiguration(request(gpuTemplate(), { timeout: 50000, launch_stage: 'BETA' })), new TemplateError('job_configuration.timeout',
+  await t.rejects(renderJobConfiguration(deploymentlessRequest(gpuTemplate(), { timeout: 50000, launch_stage: 'BETA' })), new TemplateError('job_configuration.timeout',
     'The job runs on a GPU (accelerator nvidia-l4) with a task timeout of 50000 s, and Cloud Run stops GPU tasks after at most 43200 s (12 hours in preview); ' +
     'set the timeout job variable to 43200 or less.'))
-  const preview = await renderJobConfiguration(request(gpuTemplate(), { timeout: 7200 }))
+  const preview = await renderJobConfiguration(deploymentlessRequest(gpuTemplate(), { timeout: 7200 }))
   t.equal(preview.job.launchStage, 'BETA', 'prefect-gcp\'s template asks for BETA by default')
   t.equal(preview.timeoutSeconds, 7200, 'so a 2-hour GPU task is Cloud Run\'s preview to allow')
   const withoutSelector = gpuTemplate() as { job_configuration: Record<string, any> }
   delete withoutSelector.job_configuration.job_body.template.template.nodeSelector
-  await t.rejects(renderJobConfiguration(request(withoutSelector as BaseJobTemplate, { timeout: 7200, launch_stage: 'GA' })), { message: /GPU \(nvidia\.com\/gpu limit 1\)/ })
-  const cpuOnly = await renderJobConfiguration(request(loadTemplate('cloud-run-v2.default'), { timeout: 86400, launch_stage: 'GA' }))
+  await t.rejects(renderJobConfiguration(deploymentlessRequest(withoutSelector as BaseJobTemplate, { timeout: 7200, launch_stage: 'GA' })), { message: /GPU \(nvidia\.com\/gpu limit 1\)/ })
+  const cpuOnly = await renderJobConfiguration(deploymentlessRequest(loadTemplate('cloud-run-v2.default'), { timeout: 86400, launch_stage: 'GA' }))
   t.equal(cpuOnly.timeoutSeconds, 86400, 'a job without a GPU keeps Cloud Run\'s 7-day limit')
 })

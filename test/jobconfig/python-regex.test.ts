@@ -5,8 +5,9 @@ import t from 'tap'
 import { isPythonRegex, pythonRegExp } from '../../src/jobconfig/python-regex.ts'
 import { renderJobConfiguration } from '../../src/jobconfig/render.ts'
 import { TemplateError } from '../../src/failures.ts'
-import type { BaseJobTemplate, FlowRun } from '../../src/prefect/types.ts'
+import type { BaseJobTemplate } from '../../src/prefect/types.ts'
 import { loadTemplate } from '../conformance/fixtures.ts'
+import { deploymentlessRequest } from './render-request.ts'
 
 t.test('Python\'s $ also matches before a final newline; \\Z only at the very end', async t => {
   t.ok(pythonRegExp('^\\d+Mi$').test('512Mi\n'))
@@ -29,15 +30,5 @@ t.test('a conditional group is valid Python that no JavaScript RegExp expresses'
 t.test('a schema pattern pushpool cannot evaluate is refused with a message naming it and the fix', async t => {
   const template = loadTemplate('cloud-run-v2.default') as BaseJobTemplate & { variables: { properties: Record<string, unknown> } }
   template.variables.properties.team = { type: 'string', pattern: '^(a)?(?(1)b|c)$' }
-  const flowRun = { id: 'f0000000-0000-4000-8000-000000000000', name: 'run', flow_id: 'f', deployment_id: null, job_variables: { team: 'ab' } } as unknown as FlowRun
-  await t.rejects(renderJobConfiguration({
-    workPool: { id: 'p', name: 'pool', type: 'cloud-run-v2', base_job_template: template, is_paused: false, concurrency_limit: null },
-    deployment: null,
-    flowRun,
-    flow: null,
-    lookups: { readBlockDocument: async () => null, readBlockDocumentByName: async () => null, readVariable: async () => undefined },
-    baseEnvironment: {},
-    workerName: 'pushpool',
-    prefectVersion: '3.8.8'
-  }), new TemplateError('variables', 'The work pool\'s variables schema has a pattern using a conditional group (?(…)…|…), which pushpool cannot evaluate; rewrite that pattern in the base job template\'s "variables" section.'))
+  await t.rejects(renderJobConfiguration(deploymentlessRequest(template, { team: 'ab' })), new TemplateError('variables', 'The work pool\'s variables schema has a pattern using a conditional group (?(…)…|…), which pushpool cannot evaluate; rewrite that pattern in the base job template\'s "variables" section.'))
 })
