@@ -61,6 +61,7 @@ const decodeBlockDocument = exactly(['data'])
 const decodeVariable = exactly(['value'])
 const decodeScheduledRuns: Decode = text => (parseExactJson(text) as Array<{ flow_run: unknown }>)
   .map(run => ({ flow_run: withExactFields(run.flow_run, FLOW_RUN_EXACT) }))
+
 /** Statuses Prefect's own client retries: a SQLite-backed server answers 503 while its database is locked. */
 const RETRY_STATUSES = new Set([429, 502, 503])
 const RETRY_DELAYS_MS = [100, 300, 900]
