@@ -46,7 +46,8 @@ export interface StartPrefectServerOptions {
 
 // Defaults are 15 s / 5 s / 60 s; tests that wait for a Late run or a scheduled run would crawl.
 const FAST_SERVICES: Readonly<Record<string, string>> = {
-  PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: '5',
+  // A duration written in ISO 8601, which every Prefect 3 release reads (3.1 refuses a bare "5").
+  PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: 'PT5S',
   PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS: '1',
   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: '1',
 }
@@ -149,7 +150,7 @@ export async function startPrefectServer (opts: StartPrefectServerOptions): Prom
       await stop()
       throw new Error(`Prefect server exited during start-up (${exitedWith}). Last output:\n${logTail.join('\n')}`)
     }
-    if (await isHealthy(apiUrl)) break
+    if (await isHealthy(apiUrl, opts.authString)) break
     if (Date.now() - started > startTimeoutMs) {
       await stop()
       throw new Error(`Prefect server at ${apiUrl} was not healthy after ${startTimeoutMs} ms. Last output:\n${logTail.join('\n')}`)
@@ -183,9 +184,11 @@ function inheritedEnv (): Record<string, string> {
   return env
 }
 
-async function isHealthy (apiUrl: string): Promise<boolean> {
+/** Authenticated when the server demands it: until 3.1.13 Prefect's basic auth covered /health too. */
+async function isHealthy (apiUrl: string, authString: string | undefined): Promise<boolean> {
+  const headers: Record<string, string> = authString === undefined ? {} : { authorization: `Basic ${Buffer.from(authString).toString('base64')}` }
   try {
-    const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2_000) })
+    const res = await fetch(`${apiUrl}/health`, { headers, signal: AbortSignal.timeout(2_000) })
     await res.body?.cancel()
     return res.ok
   } catch {

@@ -38,6 +38,19 @@ export interface EnsurePrefectVenvOptions {
  */
 export const DEFAULT_PREFECT_PACKAGES: readonly string[] = ['prefect==3.8.8', 'prefect-gcp==0.6.22', 'fastapi<0.151', 'sqlalchemy<2.1']
 
+/**
+ * The oldest Prefect release pushpool supports, which `npm run compat` tests beside the pinned one
+ * (scripts/compat.ts says why 3.1.8). prefect-gcp 0.6.6 is the newest that installs beside it.
+ * Prefect 3.1 imports importlib_metadata, which the opentelemetry-api it depends on has since
+ * stopped pulling in. FastAPI and SQLAlchemy are capped as above.
+ */
+export const OLDEST_PREFECT_PACKAGES: readonly string[] = ['prefect==3.1.8', 'prefect-gcp==0.6.6', 'importlib-metadata', 'fastapi<0.151', 'sqlalchemy<2.1']
+
+/** Where `npm run compat` keeps the oldest supported release's virtualenv, beside the default one. */
+export function oldestVenvDir (): string {
+  return join(REPO_ROOT, '.venv-prefect-oldest')
+}
+
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 // Importing the server app (not just `prefect`) catches dependency drift that breaks only

@@ -5,6 +5,7 @@
 import { TemplateError } from '../failures.ts'
 import { isPlainObject } from './templating.ts'
 import { pythonStr } from './python.ts'
+import { isWholeFloat } from '../prefect/exact-json.ts'
 
 export type Configuration = Record<string, unknown>
 
@@ -76,6 +77,8 @@ export function readInteger (configuration: Configuration, key: string, rule: In
   let number: number
   if (typeof value === 'boolean') number = value ? 1 : 0
   else if (typeof value === 'number' && Number.isInteger(value)) number = value
+  else if (isWholeFloat(value)) number = value.valueOf() // pydantic takes 600.0 for 600
+  else if (typeof value === 'bigint') number = Number(value) // only ever compared with the bounds below
   else if (typeof value === 'string' && INTEGER_TEXT.test(value.trim())) number = Math.trunc(Number(value.trim().replaceAll('_', '')))
   else throw fieldError(key, `must be ${range}`)
   if (!(number > rule.greaterThan && number <= rule.atMost)) throw fieldError(key, `must be ${range}`)
@@ -90,7 +93,8 @@ export function readBoolean (configuration: Configuration, key: string, rule: { 
   if (value === undefined) return rule.fallback
   if (value === null && rule.nullable) return null
   if (typeof value === 'boolean') return value
-  if (value === 1 || value === 0) return value === 1
+  const number = isWholeFloat(value) ? value.valueOf() : value
+  if (number === 1 || number === 0) return number === 1
   if (typeof value === 'string' && TRUE_TEXT.has(value.toLowerCase())) return true
   if (typeof value === 'string' && FALSE_TEXT.has(value.toLowerCase())) return false
   throw fieldError(key, 'must be true or false')

@@ -3,11 +3,11 @@
 // `str()`: Prefect's templating splices values into mixed strings with
 // `str(value)` and coerces `env` values the same way, so a job sees `True`, `None` and
 // `{'a': 1}` where JSON would say `true`, `null` and `{"a":1}`. Reproducing that exactly keeps
-// pushpool's jobs byte-identical to the ones Prefect's worker creates.
-//
-// Limitation: JSON.parse cannot tell 1.0 from 1, so an integral float below 2^53 renders as Python
-// renders an int ("1", where Python would print "1.0"); above 2^53, where JavaScript cannot hold an
-// int exactly anyway, numbers render as Python floats ("1e+16").
+// pushpool's jobs byte-identical to the ones Prefect's worker creates. Numbers arrive as
+// prefect/exact-json.ts reads them: a bigint is a Python int too large for a JavaScript number, a
+// boxed Number a float whose value is whole (Python prints "1.0").
+
+import { isWholeFloat } from '../prefect/exact-json.ts'
 
 export function pythonStr (value: unknown): string {
   return typeof value === 'string' ? value : pythonRepr(value)
@@ -15,6 +15,7 @@ export function pythonStr (value: unknown): string {
 
 /** Python's `bool(value)`: empty strings, lists and dicts, 0 and None are false. */
 export function pythonTruthy (value: unknown): boolean {
+  if (isWholeFloat(value)) return value.valueOf() !== 0
   if (Array.isArray(value)) return value.length > 0
   if (typeof value === 'object' && value !== null) return Object.keys(value).length > 0
   return Boolean(value)
@@ -24,7 +25,9 @@ export function pythonRepr (value: unknown): string {
   if (value === null || value === undefined) return 'None'
   if (value === true) return 'True'
   if (value === false) return 'False'
-  if (typeof value === 'number') return pythonNumber(value)
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : pythonFloat(value)
+  if (typeof value === 'bigint') return value.toString()
+  if (isWholeFloat(value)) return pythonFloat(value.valueOf())
   if (typeof value === 'string') return pythonStringRepr(value)
   if (Array.isArray(value)) return `[${value.map(pythonRepr).join(', ')}]`
   if (typeof value === 'object') {
@@ -34,14 +37,14 @@ export function pythonRepr (value: unknown): string {
   return String(value)
 }
 
-function pythonNumber (value: number): string {
+/** Python's `repr(float)`: the shortest round-tripping digits, positional for exponents in [-4, 16), with ".0" when whole. */
+function pythonFloat (value: number): string {
   if (Number.isNaN(value)) return 'nan'
   if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf'
-  if (Number.isSafeInteger(value)) return String(value)
-  // float repr: the shortest round-tripping digits, positional for exponents in [-4, 16).
+  if (Object.is(value, -0)) return '-0.0'
   const [mantissa, exponentText] = value.toExponential().split('e')
   const exponent = Number(exponentText)
-  if (exponent >= -4 && exponent < 16) return String(value)
+  if (exponent >= -4 && exponent < 16) return Number.isInteger(value) ? `${String(value)}.0` : String(value)
   const sign = exponent < 0 ? '-' : '+'
   return `${mantissa}e${sign}${String(Math.abs(exponent)).padStart(2, '0')}`
 }

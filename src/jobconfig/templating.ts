@@ -9,6 +9,7 @@
 
 import { RetryLater, TemplateError } from '../failures.ts'
 import type { BlockDocument } from '../prefect/types.ts'
+import { isWholeFloat } from '../prefect/exact-json.ts'
 import type { PrefectLookups } from './types.ts'
 import { pythonStr, pythonTruthy } from './python.ts'
 
@@ -52,8 +53,9 @@ function isSinglePlaceholder (template: string, placeholders: Placeholder[], typ
   return placeholders.length === 1 && placeholders[0].fullMatch === template && placeholders[0].type === type
 }
 
+/** A JSON object (a Python dict): not a list, and not the boxed Number that stands for a whole float. */
 export function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isWholeFloat(value)
 }
 
 const PYTHON_INT = /^-?\d+(?:_\d+)*$/
@@ -223,7 +225,7 @@ export async function resolveBlockDocumentReferences (template: unknown, lookups
     for (const placeholder of placeholders) {
       if (placeholder.type !== 'block_document') continue
       const value = await resolvePlaceholder(placeholder, field)
-      if (typeof value === 'object' && value !== null) {
+      if (isPlainObject(value) || Array.isArray(value)) {
         throw new TemplateError(field, `Block placeholder '${placeholder.fullMatch}' inside a longer string resolves to ${Array.isArray(value) ? 'a list' : 'an object'}; refer to one scalar attribute instead (e.g. '.value' or '.url').`)
       }
       rendered = rendered.replaceAll(placeholder.fullMatch, () => pythonStr(value))

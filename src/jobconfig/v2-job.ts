@@ -21,6 +21,8 @@ export interface V2Container {
 
 export interface V2TaskTemplate {
   containers: V2Container[]
+  /** A GPU job's accelerator, e.g. {accelerator: "nvidia-l4"} (see gpu.ts). */
+  nodeSelector?: { accelerator?: string, [key: string]: unknown }
   volumes?: Array<Record<string, unknown>>
   maxRetries?: number
   timeout?: string

@@ -18,10 +18,11 @@ import { TemplateError } from '../failures.ts'
 import type { BaseJobTemplate } from '../prefect/types.ts'
 import type { PrefectLookups } from './types.ts'
 import { isPlainObject, readReferenced } from './templating.ts'
+import { toPlainJson } from '../prefect/exact-json.ts'
+import { prefectServerFormatCheck, type FormatCheck } from './json-schema-formats.ts'
+import { PythonRegexError, pythonRegExp, UntranslatableRegexError } from './python-regex.ts'
 
 type Schema = Record<string, unknown>
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
 export interface JobVariableSources {
   deployment: Record<string, unknown> | null
@@ -31,10 +32,12 @@ export interface JobVariableSources {
 export async function validateJobVariables (template: BaseJobTemplate, sources: JobVariableSources, lookups: PrefectLookups): Promise<void> {
   const schema = template.variables as Schema | undefined
   if (!isPlainObject(schema) || Object.keys(schema).length === 0) return
-  const validators = validatorsFor(schema)
+  const validators = await validatorsFor(schema)
 
   const { defaults, someDefaultIgnored } = await usableDefaults(schema, validators.defaults, lookups)
-  const variables = { ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }
+  // Numbers as JavaScript holds them: no keyword compares beyond 2^53 or tells 1.0 from 1 (JSON
+  // Schema's "integer" takes both, as jsonschema does).
+  const variables = toPlainJson({ ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }) as Record<string, unknown>
   const validate = someDefaultIgnored ? validators.withoutRequired() : validators.variables
   if (validate(variables)) return
   throw violation(validate.errors ?? [], schema, variables, sources)
@@ -53,18 +56,20 @@ interface SchemaValidators {
 // so its schema object is too: its validators are found by identity before any key is computed.
 const validatorsBySchema = new WeakMap<Schema, SchemaValidators>()
 
-function validatorsFor (schema: Schema): SchemaValidators {
-  const known = validatorsBySchema.get(schema)
+async function validatorsFor (exactSchema: Schema): Promise<SchemaValidators> {
+  const known = validatorsBySchema.get(exactSchema)
   if (known !== undefined) return known
-  compile(schema, { checkFormats: true }) // refuses a schema that is not valid JSON Schema
+  const schema = toPlainJson(exactSchema) as Schema
+  const formats = await formatChecks(schema)
+  compile(schema, formats) // refuses a schema that is not valid JSON Schema
   const prepared = preprocessSchema(schema)
   let withoutRequired: ValidateFunction | null = null
   const validators: SchemaValidators = {
-    defaults: compile(removeRequired(schema), { checkFormats: true }),
-    variables: compile(prepared, { checkFormats: false }),
-    withoutRequired: () => (withoutRequired ??= compile(removeRequired(prepared), { checkFormats: false }))
+    defaults: compile(removeRequired(schema), formats),
+    variables: compile(prepared, null),
+    withoutRequired: () => (withoutRequired ??= compile(removeRequired(prepared), null))
   }
-  validatorsBySchema.set(schema, validators)
+  validatorsBySchema.set(exactSchema, validators)
   return validators
 }
 
@@ -81,7 +86,7 @@ async function usableDefaults (schema: Schema, checkDefault: ValidateFunction, l
       if (id === undefined || id === null) continue
       value = await defaultBlockData(name, id, lookups)
     }
-    if (checkDefault({ [name]: value })) defaults[name] = value
+    if (checkDefault(toPlainJson({ [name]: value }))) defaults[name] = value
     else someDefaultIgnored = true
   }
   return { defaults, someDefaultIgnored }
@@ -165,25 +170,57 @@ function removeRequired (schema: Schema): Schema {
 const compiledSchemas = new Map<string, ValidateFunction>()
 const COMPILED_SCHEMAS_KEPT = 64
 
-function compile (schema: Schema, options: { checkFormats: boolean }): ValidateFunction {
-  const key = JSON.stringify([options.checkFormats, schema])
+/** Each format the schema names, with the check Prefect's server makes for it (true: none, anything passes). */
+async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck | true>> {
+  const checks: Record<string, FormatCheck | true> = {}
+  for (const format of formatsUsed(schema)) checks[format] = await prefectServerFormatCheck(format) ?? true
+  return checks
+}
+
+/** `formats` null: formats are not checked, as on everything but pool defaults. */
+function compile (schema: Schema, formats: Record<string, FormatCheck | true> | null): ValidateFunction {
+  const key = JSON.stringify([formats !== null, schema])
   const cached = compiledSchemas.get(key)
   if (cached !== undefined) return cached
-  // Prefect's server checks formats only for pool defaults, and of the formats block schemas
-  // use (uuid, path, password, uri…) jsonschema only knows uuid; the rest pass.
-  const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false, validateFormats: options.checkFormats })
-  for (const format of formatsUsed(schema)) ajv.addFormat(format, format === 'uuid' ? UUID : true)
+  // Prefect's server checks formats only for pool defaults, and only those its format checker
+  // knows (json-schema-formats.ts); any other format passes. Patterns are Python's (re.search).
+  const ajv = new Ajv2020({
+    strict: false,
+    allErrors: true,
+    logger: false,
+    validateFormats: formats !== null,
+    code: { regExp: PYTHON_PATTERNS }
+  })
+  for (const [format, check] of Object.entries(formats ?? {})) ajv.addFormat(format, check)
+  // Unchecked, a format is only a name; ajv still wants to know it.
+  if (formats === null) for (const format of formatsUsed(schema)) ajv.addFormat(format, true)
   let validate: ValidateFunction
   try {
     validate = ajv.compile(schema)
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
+    if (error instanceof UntranslatableRegexError) {
+      throw new TemplateError('variables', `The work pool's variables schema has a pattern using ${reason}, which pushpool cannot evaluate; rewrite that pattern in the base job template's "variables" section.`, { cause: error })
+    }
     throw new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
   }
   if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
   compiledSchemas.set(key, validate)
   return validate
 }
+
+/** Ajv's RegExp engine: a pattern means what Python's `re.search` makes of it. */
+function pythonPattern (pattern: string): RegExp {
+  try {
+    return pythonRegExp(pattern)
+  } catch (error) {
+    if (error instanceof PythonRegexError) throw new Error(`pattern ${JSON.stringify(pattern)} is not a valid regular expression: ${error.message}`, { cause: error })
+    throw error
+  }
+}
+
+// `code` would name the engine in standalone validation code, which pushpool never generates.
+const PYTHON_PATTERNS = Object.assign(pythonPattern, { code: 'pythonPattern' })
 
 function formatsUsed (node: unknown, found = new Set<string>()): Set<string> {
   if (Array.isArray(node)) for (const item of node) formatsUsed(item, found)

@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RetryLater, NeverRetry } from '../failures.ts'
 import { KeepAliveHttp, HttpCutOff, HttpNoReply, type HttpReply } from './http.ts'
+import { parseExactJson, withExactFields } from './exact-json.ts'
 import type {
   BlockDocument, Deployment, Flow, FlowRun, OrchestrationResult, State, StateType, WorkPool, WorkQueue
 } from './types.ts'
@@ -43,6 +44,24 @@ export class PrefectUnavailable extends RetryLater {
 }
 
 const API_VERSION = '0.8.4'
+
+/** Reads a reply's JSON text into the value a caller gets. */
+type Decode = (text: string) => unknown
+
+/**
+ * The fields pushpool renders into jobs are read with Python's numbers (exact-json.ts), so a job
+ * prints 12345678901234567890 and 1.0 as Prefect's worker does; every other field is plain JSON.
+ */
+const exactly = (fields: readonly string[]): Decode => text => withExactFields(parseExactJson(text), fields)
+const FLOW_RUN_EXACT = ['job_variables', 'parameters'] as const
+const decodeFlowRun = exactly(FLOW_RUN_EXACT)
+const decodeDeployment = exactly(['job_variables'])
+const decodeWorkPool = exactly(['base_job_template'])
+const decodeBlockDocument = exactly(['data'])
+const decodeVariable = exactly(['value'])
+const decodeScheduledRuns: Decode = text => (parseExactJson(text) as Array<{ flow_run: unknown }>)
+  .map(run => ({ flow_run: withExactFields(run.flow_run, FLOW_RUN_EXACT) }))
+
 /** Statuses Prefect's own client retries: a SQLite-backed server answers 503 while its database is locked. */
 const RETRY_STATUSES = new Set([429, 502, 503])
 const RETRY_DELAYS_MS = [100, 300, 900]
@@ -78,11 +97,11 @@ export class PrefectClient {
   }
 
   readFlowRun (id: string): Promise<FlowRun | null> {
-    return this.read(`/flow_runs/${encodeURIComponent(id)}`, '/flow_runs/{id}')
+    return this.read(`/flow_runs/${encodeURIComponent(id)}`, '/flow_runs/{id}', decodeFlowRun)
   }
 
   readDeployment (id: string): Promise<Deployment | null> {
-    return this.read(`/deployments/${encodeURIComponent(id)}`, '/deployments/{id}')
+    return this.read(`/deployments/${encodeURIComponent(id)}`, '/deployments/{id}', decodeDeployment)
   }
 
   readFlow (id: string): Promise<Flow | null> {
@@ -90,17 +109,17 @@ export class PrefectClient {
   }
 
   readWorkPool (name: string): Promise<WorkPool | null> {
-    return this.read(`/work_pools/${encodeURIComponent(name)}`, '/work_pools/{name}')
+    return this.read(`/work_pools/${encodeURIComponent(name)}`, '/work_pools/{name}', decodeWorkPool)
   }
 
   readBlockDocument (id: string): Promise<BlockDocument | null> {
-    return this.read(`/block_documents/${encodeURIComponent(id)}?include_secrets=true`, '/block_documents/{id}')
+    return this.read(`/block_documents/${encodeURIComponent(id)}?include_secrets=true`, '/block_documents/{id}', decodeBlockDocument)
   }
 
   readBlockDocumentByName (typeSlug: string, name: string): Promise<BlockDocument | null> {
     return this.read(
       `/block_types/slug/${encodeURIComponent(typeSlug)}/block_documents/name/${encodeURIComponent(name)}?include_secrets=true`,
-      '/block_types/slug/{slug}/block_documents/name/{name}')
+      '/block_types/slug/{slug}/block_documents/name/{name}', decodeBlockDocument)
   }
 
   /** The run's state history, oldest first. */
@@ -109,7 +128,7 @@ export class PrefectClient {
   }
 
   async readVariable (name: string): Promise<unknown> {
-    const variable = await this.read<{ value: unknown }>(`/variables/name/${encodeURIComponent(name)}`, '/variables/name/{name}')
+    const variable = await this.read<{ value: unknown }>(`/variables/name/${encodeURIComponent(name)}`, '/variables/name/{name}', decodeVariable)
     return variable === null ? undefined : variable.value
   }
 
@@ -133,7 +152,7 @@ export class PrefectClient {
    */
   async getScheduledFlowRuns (pool: string, scheduledBefore: Date, limit: number): Promise<FlowRun[]> {
     const runs = await this.request<Array<{ flow_run: FlowRun }>>('POST', `/work_pools/${encodeURIComponent(pool)}/get_scheduled_flow_runs`,
-      '/work_pools/{name}/get_scheduled_flow_runs', { scheduled_before: scheduledBefore.toISOString(), limit })
+      '/work_pools/{name}/get_scheduled_flow_runs', { scheduled_before: scheduledBefore.toISOString(), limit }, decodeScheduledRuns)
     return (runs ?? []).map(r => r.flow_run)
   }
 
@@ -186,27 +205,27 @@ export class PrefectClient {
     this.http.close()
   }
 
-  private read<T>(path: string, route: string): Promise<T | null> {
-    return this.request<T>('GET', path, route)
+  private read<T>(path: string, route: string, decode?: Decode): Promise<T | null> {
+    return this.request<T>('GET', path, route, undefined, decode)
   }
 
   /**
    * One logical request, retried a few times on the statuses Prefect itself marks as retryable.
    * Such a reply means the request was not applied, so even a state proposal is safe to repeat.
    */
-  async request<T>(method: string, path: string, route: string = path, body?: unknown): Promise<T | null> {
+  async request<T>(method: string, path: string, route: string = path, body?: unknown, decode: Decode = JSON.parse): Promise<T | null> {
     for (const delay of RETRY_DELAYS_MS) {
       try {
-        return await this.requestOnce<T>(method, path, route, body)
+        return await this.requestOnce<T>(method, path, route, body, decode)
       } catch (err) {
         if (!(err instanceof PrefectUnavailable) || err.status === null || !RETRY_STATUSES.has(err.status)) throw err
         await sleep(delay * (0.5 + Math.random()))
       }
     }
-    return await this.requestOnce<T>(method, path, route, body)
+    return await this.requestOnce<T>(method, path, route, body, decode)
   }
 
-  private async requestOnce<T>(method: string, path: string, route: string, body?: unknown): Promise<T | null> {
+  private async requestOnce<T>(method: string, path: string, route: string, body: unknown, decode: Decode): Promise<T | null> {
     const started = performance.now()
     let reply: HttpReply
     try {
@@ -225,7 +244,7 @@ export class PrefectClient {
     if (status === 404 || status === 204) return null
     if (status >= 200 && status < 300) {
       try {
-        return text === '' ? null : JSON.parse(text) as T
+        return text === '' ? null : decode(text) as T
       } catch {
         throw new PrefectRequestError(`Prefect API ${method} ${route} answered something that is not JSON: ` +
           `is PREFECT_API_URL (${this.apiUrl}) the API URL, usually ending in /api?`, status)

@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PrefectClient, PrefectRequestError, PrefectUnavailable } from '../prefect/client.ts'
 import type { BaseJobTemplate, BlockDocument, WorkPool } from '../prefect/types.ts'
+import { toPlainJson } from '../prefect/exact-json.ts'
 
 export interface PrefectConnection {
   apiUrl: string
@@ -80,8 +81,9 @@ export class SetupPrefectApi {
     }
   }
 
-  readWorkPool (name: string): Promise<WorkPool | null> {
-    return this.reads.readWorkPool(name)
+  /** Plain JSON numbers: setup compares the template with its own and writes it back, and never renders it. */
+  async readWorkPool (name: string): Promise<WorkPool | null> {
+    return toPlainJson(await this.reads.readWorkPool(name)) as WorkPool | null
   }
 
   async createWorkPool (pool: WorkPoolCreate): Promise<void> {

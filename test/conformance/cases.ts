@@ -3,6 +3,7 @@
 
 import type { BaseJobTemplate, Flow } from '../../src/prefect/types.ts'
 import { loadTemplate } from './fixtures.ts'
+import { wholeFloat } from '../../src/prefect/exact-json.ts'
 
 export interface CaseBlock {
   id: string
@@ -21,6 +22,8 @@ export interface ConformanceCase {
   withoutDeployment?: boolean
   flowRunJobVariables?: Record<string, unknown> | null
   flowRunName?: string
+  /** The flow run's parameters; a fixed set when absent. */
+  flowRunParameters?: Record<string, unknown>
   /** The flow; a standard one when absent, none when null. */
   flow?: Flow | null
   blocks?: CaseBlock[]
@@ -28,7 +31,23 @@ export interface ConformanceCase {
   variables?: Record<string, unknown>
   baseEnvironment?: Record<string, string>
   workerId?: string
+  /**
+   * An infrastructure-bound flow run (`Flow.submit_to_work_pool`): no deployment, and the flow
+   * run's `command` job variable is what Prefect builds from the pool's bundle execution step
+   * (render.py --bundle-commands), added to `flowRunJobVariables`.
+   */
+  bundle?: BundleSubmission
 }
+
+export interface BundleSubmission {
+  /** The pool's `storage_configuration.bundle_execution_step`. */
+  executionStep: Record<string, Record<string, unknown>>
+  /** The flow's launcher override (`@cloud_run(launcher=…)`). */
+  launcher?: string[] | Record<string, string[]>
+}
+
+/** The bundle key a case's flow run names (a uuid4 in Prefect). */
+export const BUNDLE_KEY = '2f1e0d9c-8b7a-4695-8483-72615f4e3d2c'
 
 // Test fixtures are edited freely; the renderers under test check every shape.
 type JsonObject = Record<string, any>
@@ -66,6 +85,40 @@ const JSON_BLOCK: CaseBlock = {
   data: { value: { region: 'europe-west1', sizes: ['small', 'large'], nested: { cpu: '2000m' } } }
 }
 const API_AUTH = { PREFECT_API_URL: 'https://prefect.acme.internal/api', PREFECT_API_AUTH_STRING: 'admin:pa55word' }
+
+/** Defaults Prefect's server refuses for each format it checks. */
+const INVALID_FORMAT_DEFAULTS = {
+  date: '2024-02-30',
+  'date-time': '2024-05-01 12:00:00Z',
+  ipv4: '10.0.0.256',
+  ipv6: 'fe80::1%eth0',
+  email: 'nobody',
+  uuid: '7f0c2b1e-4d5a-4e6f-8a9b-0c1d2e3f4a5',
+  time: '25:00:00Z',
+  'json-pointer': 'a/b',
+  regex: '(?<name>x)'
+} as const
+
+/** The v2 template with a `format` variable holding `value` as its default, rendered into an annotation, and a required variable left unset. */
+function withFormatDefault (format: string, value: string): BaseJobTemplate {
+  return edited(v2(), (configuration, variables) => {
+    variables.properties.checked = { type: 'string', format, default: value }
+    variables.properties.team = { type: 'string' }
+    variables.required = ['team']
+    configuration.job_body.annotations = { checked: '{{ checked }}' }
+  })
+}
+
+/** The v2 template with the settings a GPU job adds: an accelerator, a GPU count, zonal redundancy off. */
+function gpuTemplate (): BaseJobTemplate {
+  return edited(v2(), (configuration, variables) => {
+    variables.properties.gpu_type = { type: 'string', default: 'nvidia-l4' }
+    variables.properties.gpu_count = { type: 'string', default: '1' }
+    v2Task(configuration).nodeSelector = { accelerator: '{{ gpu_type }}' }
+    v2Task(configuration).gpuZonalRedundancyDisabled = true
+    v2Container(configuration).resources.limits['nvidia.com/gpu'] = '{{ gpu_count }}'
+  })
+}
 
 export const CASES: ConformanceCase[] = [
   // --- the installed cloud-run-v2 default template -------------------------------------------
@@ -526,6 +579,168 @@ export const CASES: ConformanceCase[] = [
     poolType: 'cloud-run-v2',
     template: v2(),
     deploymentJobVariables: { 'env.A': 'x', 'env.A.B': 'y' }
+  },
+  // --- numbers JavaScript cannot hold: integers beyond 2^53, whole floats ---------------------------
+  {
+    id: 'v2-exact-numbers-pinned-env',
+    about: 'big integers and whole floats pinned in the template\'s env print as Python str() does',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration) => {
+      configuration.env = {
+        BIG: 12345678901234567890n,
+        NEGATIVE_BIG: -98765432109876543210n,
+        JUST_ABOVE_2_53: 9007199254740993n,
+        WHOLE_FLOAT: wholeFloat(1),
+        EXPONENT_FLOAT: wholeFloat(1e5),
+        HUGE_FLOAT: wholeFloat(1.2345678901234568e+29),
+        NEGATIVE_ZERO: wholeFloat(-0),
+        FRACTION: 0.1,
+        TINY: 5e-5,
+        NESTED: { big: 12345678901234567890n, floats: [wholeFloat(2), 2.5], int: 3 }
+      }
+    })
+  },
+  {
+    id: 'v2-exact-numbers-everywhere',
+    about: 'exact numbers from job variables, pool defaults, flow-run parameters, blocks and Prefect variables',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.shard = { type: 'integer', default: 18446744073709551617n }
+      variables.properties.ratio = { type: 'number', default: wholeFloat(3) }
+      configuration.env = { SHARD: '{{ shard }}', RATIO: '{{ ratio }}' }
+      configuration.job_body.annotations = {
+        mixed: 'shard={{ shard }} ratio={{ ratio }} retries={{ max_retries }}',
+        block: 'id={{ prefect.blocks.json.big-ids.value.first }}',
+        variable: 'v={{ prefect.variables.big_variable }}'
+      }
+      configuration.job_body.template.taskCount = '{{ max_retries }}'
+    }),
+    deploymentJobVariables: { name: 'run-{{ ctx.flow_run.parameters.big }}', ratio: wholeFloat(1e5) },
+    flowRunJobVariables: { timeout: wholeFloat(900), max_retries: wholeFloat(2), shard: -98765432109876543210n },
+    flowRunParameters: { big: 12345678901234567890n },
+    blocks: [{ id: '4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a', block_type_slug: 'json', name: 'big-ids', data: { value: { first: 99999999999999999999n } } }],
+    variables: { big_variable: 340282366920938463463374607431768211456n }
+  },
+  { id: 'v2-exact-timeout-too-big', about: 'a timeout beyond 2^64 breaks the schema\'s maximum', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { timeout: 36893488147419103232n } },
+  { id: 'v2-exact-keep-job-float', about: 'keep_job given as 1.0 is not a boolean to the schema', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { keep_job: wholeFloat(1) } },
+  // --- JSON Schema patterns as Python's re reads them ----------------------------------------------
+  { id: 'v2-pattern-final-newline', about: 'memory "512Mi\\n" passes ^…$: Python\'s $ matches before a final newline', poolType: 'cloud-run-v2', template: v2(), deploymentJobVariables: { memory: '512Mi\n' } },
+  { id: 'v2-pattern-unicode-digits', about: 'memory in full-width digits passes \\d, which is Unicode-aware in Python', poolType: 'cloud-run-v2', template: v2(), flowRunJobVariables: { memory: '５１２Mi' } },
+  {
+    id: 'v2-pattern-python-syntax',
+    about: 'a pattern written in Python\'s syntax: named group (?P<…>), {,n}, \\Z',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.team = { type: 'string', pattern: '^(?P<unit>[a-z]+)-\\d{,3}\\Z' }
+      configuration.job_body.labels = { team: '{{ team }}' }
+    }),
+    deploymentJobVariables: { team: 'data-42' }
+  },
+  {
+    id: 'v2-pattern-python-syntax-mismatch',
+    about: 'the same pattern refuses a value with a trailing newline, since \\Z is the very end',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => { variables.properties.team = { type: 'string', pattern: '^(?P<unit>[a-z]+)-\\d{,3}\\Z' } }),
+    deploymentJobVariables: { team: 'data-42\n' }
+  },
+  {
+    id: 'v2-pattern-not-python',
+    about: 'a pattern JavaScript reads but Python refuses ((?<name>…)) makes the schema invalid',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => { variables.properties.team = { type: 'string', pattern: '^(?<unit>[a-z]+)$' } }),
+    deploymentJobVariables: { team: 'data' }
+  },
+  // --- JSON Schema formats on pool defaults ------------------------------------------------------------
+  ...(['date', 'date-time', 'ipv4', 'ipv6', 'email', 'uuid', 'time', 'json-pointer', 'regex'] as const).map((format): ConformanceCase => ({
+    id: `v2-format-invalid-${format}-default`,
+    about: `a ${format} default the server's format check refuses is dropped, so a missing required variable is not enforced`,
+    poolType: 'cloud-run-v2',
+    template: withFormatDefault(format, INVALID_FORMAT_DEFAULTS[format])
+  })),
+  {
+    id: 'v2-format-valid-defaults',
+    about: 'defaults that pass every format check are kept, and the missing required variable is refused',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      Object.assign(variables.properties, {
+        since: { type: 'string', format: 'date', default: '2024-02-29' },
+        at: { type: 'string', format: 'date-time', default: '2024-05-01t12:00:00z\n' },
+        host: { type: 'string', format: 'ipv4', default: '10.0.0.1' },
+        host6: { type: 'string', format: 'ipv6', default: '::ffff:10.0.0.1' },
+        owner: { type: 'string', format: 'email', default: 'data@acme.example' },
+        run_id: { type: 'string', format: 'uuid', default: '7F0C2B1E-4D5A-4E6F-8A9B-0C1D2E3F4A5B' },
+        team: { type: 'string' }
+      })
+      variables.required = ['team']
+      configuration.job_body.annotations = { since: '{{ since }}', at: '{{ at }}', host: '{{ host }}', owner: '{{ owner }}' }
+    })
+  },
+  {
+    id: 'v2-format-unchecked-default',
+    about: 'formats the server does not check (uri, hostname) keep any default, so required is enforced',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (_, variables) => {
+      variables.properties.endpoint = { type: 'string', format: 'uri', default: 'not a uri' }
+      variables.properties.host = { type: 'string', format: 'hostname', default: '-bad-' }
+      variables.properties.team = { type: 'string' }
+      variables.required = ['team']
+    })
+  },
+  {
+    id: 'v2-format-not-checked-on-job-variables',
+    about: 'formats are checked on pool defaults only: an invalid date from the deployment passes',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration, variables) => {
+      variables.properties.since = { type: 'string', format: 'date' }
+      configuration.job_body.annotations = { since: '{{ since }}' }
+    }),
+    deploymentJobVariables: { since: '2024-02-30' }
+  },
+  // --- GPU jobs --------------------------------------------------------------------------------------
+  {
+    id: 'v2-gpu-l4',
+    about: 'a GPU job: accelerator node selector, nvidia.com/gpu limit, zonal redundancy off, a 1-hour timeout',
+    poolType: 'cloud-run-v2',
+    template: gpuTemplate(),
+    deploymentJobVariables: { cpu: '4000m', memory: '16Gi', timeout: 3600, launch_stage: 'GA' }
+  },
+  {
+    id: 'v2-gpu-timeout-over-cap',
+    about: 'a GPU job with a 2-hour timeout under the GA launch stage, which Cloud Run refuses',
+    poolType: 'cloud-run-v2',
+    template: gpuTemplate(),
+    deploymentJobVariables: { cpu: '4000m', memory: '16Gi', timeout: 7200, launch_stage: 'GA' }
+  },
+  // --- infrastructure-bound flows: bundles ------------------------------------------------------------
+  {
+    id: 'v2-bundle-gcs',
+    about: 'a flow submitted to the pool with GCS bundle storage: the execute step as the command, no deployment',
+    poolType: 'cloud-run-v2',
+    template: v2(),
+    withoutDeployment: true,
+    flowRunJobVariables: { image: 'europe-docker.pkg.dev/acme/flows/base:3', env: { STAGE: 'prod' } },
+    bundle: {
+      executionStep: { 'prefect_gcp.bundles.execute': { requires: 'prefect-gcp', bucket: 'acme-flow-bundles', gcp_credentials_block_name: 'prod' } }
+    }
+  },
+  {
+    id: 'v2-bundle-launcher',
+    about: 'the flow\'s own launcher replaces uv; arguments with spaces and quotes survive the shell quoting',
+    poolType: 'cloud-run-v2',
+    template: v2(),
+    withoutDeployment: true,
+    bundle: {
+      executionStep: { 'acme.bundles.execute': { requires: ['acme-bundles>=2'], directory: '/mnt/bundles/it\'s here' } },
+      launcher: { execution: ['/opt/venv/bin/python', '-X', 'utf8'] }
+    }
+  },
+  {
+    id: 'v2-bundle-pinned-command-args',
+    about: 'a template that pins args keeps them after the bundle command',
+    poolType: 'cloud-run-v2',
+    template: edited(v2(), (configuration) => { v2Container(configuration).args = ['--log-level', 'debug'] }),
+    withoutDeployment: true,
+    bundle: { executionStep: { 'prefect_aws.bundles.execute': { requires: 'prefect-aws', bucket: 'acme' } } }
   },
   // --- the older registry template ---------------------------------------------------------------
   { id: 'registry-v2-defaults', about: 'registry v2 template, no job variables', poolType: 'cloud-run-v2', template: registryV2() },

@@ -16,6 +16,14 @@ t.test('job names transliterate every code point as python-slugify does', async 
   t.same(report.transliterationDrift, [])
 })
 
+t.test('JSON Schema patterns are judged as Python\'s re judges them', async (t) => {
+  t.same(report.patternDrift, [])
+})
+
+t.test('JSON Schema formats on pool defaults are judged as Prefect\'s server judges them', async (t) => {
+  t.same(report.formatDrift, [])
+})
+
 t.test(`pushpool renders every case as Prefect ${report.prefectVersion} does`, async (t) => {
   t.ok(CASES.length >= 40, `${CASES.length} cases`)
   for (const comparison of report.comparisons) {

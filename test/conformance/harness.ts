@@ -3,21 +3,30 @@
 // can run it alone.
 
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import { CLOUD_RUN_JOB_ID, perRunJobName } from '../../src/jobconfig/names.ts'
 import { TemplateError } from '../../src/failures.ts'
 import { renderJobConfiguration } from '../../src/jobconfig/render.ts'
+import { GPU_TIMEOUT_FIELD } from '../../src/jobconfig/gpu.ts'
 import type { PrefectLookups, RenderRequest } from '../../src/jobconfig/types.ts'
 import { renderPrefectWorkerJob, type PrefectWorkerJob } from '../../src/jobconfig/prefect-worker.ts'
 import { textUnidecode } from '../../src/jobconfig/text-unidecode.ts'
 import { validateJobVariables } from '../../src/jobconfig/validate-variables.ts'
 import type { Deployment, Flow, FlowRun, WorkPool } from '../../src/prefect/types.ts'
+import { parseExactJson, stringifyExactJson } from '../../src/prefect/exact-json.ts'
 import { testVenv } from '../harness/test-env.ts'
-import { CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
+import type { PrefectVenv } from '../../src/devstack/venv.ts'
+import { BUNDLE_KEY, CASES, type CaseBlock, type ConformanceCase } from './cases.ts'
+import { PATTERN_CASES } from './pattern-cases.ts'
+import { FORMAT_CASES } from './format-cases.ts'
+import { PREFECT_SERVER_FORMATS, prefectServerFormatCheck } from '../../src/jobconfig/json-schema-formats.ts'
+import { isPythonRegex, pythonRegExp } from '../../src/jobconfig/python-regex.ts'
 import type { DocumentedDifference } from './exclusions.ts'
 import { loadTemplate } from './fixtures.ts'
 
 const RENDER_PY = new URL('./render.py', import.meta.url).pathname
+const IDNA_DATA = new URL('../../src/jobconfig/idna-data.json', import.meta.url)
 const WORKER_NAME = 'pushpool'
 const SUFFIX = 'abc1234'
 const FLOW: Flow = { id: '5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e', name: 'etl-flow' }
@@ -71,13 +80,68 @@ export interface CaseComparison {
   reliedOn: DocumentedDifference[]
 }
 
+export interface ConformanceOptions {
+  /**
+   * A venv holding another (older) Prefect server: the server's half of every comparison (job
+   * variable validation, formats, patterns) runs there, the worker's half in the test venv, since
+   * pushpool validates as the server does and renders as the pinned worker does.
+   */
+  serverVenv?: PrefectVenv
+}
+
 export interface ConformanceReport {
+  /** The Prefect whose worker code rendered the cases. */
   prefectVersion: string
+  /** The Prefect whose server code validated them. */
+  serverPrefectVersion: string
   comparisons: CaseComparison[]
   /** Default templates the installed prefect-gcp offers that no longer match the stored fixtures. */
   templateDrift: string[]
   /** Code points python-slugify transliterates differently from pushpool (the first few). */
   transliterationDrift: string[]
+  /** Patterns and values on which Python's re and pushpool's translation disagree. */
+  patternDrift: string[]
+  /** Formats and values on which Prefect's server and pushpool disagree. */
+  formatDrift: string[]
+}
+
+interface FormatVerdicts {
+  checked: string[]
+  verdicts: Array<Array<boolean | 'error'>>
+}
+
+/** The formats the server checks must be pushpool's, and each value judged alike ("error": refused). */
+async function formatDrift ({ checked, verdicts }: FormatVerdicts): Promise<string[]> {
+  const drift = isDeepStrictEqual(checked, PREFECT_SERVER_FORMATS) ? [] : [`formats checked: Prefect's server ${checked.join(', ')}; pushpool ${PREFECT_SERVER_FORMATS.join(', ')}`]
+  for (const [index, { format, values }] of FORMAT_CASES.entries()) {
+    const check = await prefectServerFormatCheck(format) ?? (() => true)
+    values.forEach((value, i) => {
+      const python = verdicts[index][i]
+      if (check(value) !== (python === true)) drift.push(`format ${format} on ${JSON.stringify(value)}: Prefect's server ${python === true ? 'accepts' : python === false ? 'refuses' : 'fails on'} it, pushpool does not`)
+    })
+  }
+  return drift
+}
+
+type PatternVerdict = { compiles: false, error: string } | { compiles: true, matches: boolean[] }
+
+/** Each pattern case as Python's re judges it, against pushpool's port. */
+function patternDrift (verdicts: PatternVerdict[]): string[] {
+  const drift: string[] = []
+  PATTERN_CASES.forEach(({ pattern, values }, index) => {
+    const python = verdicts[index]
+    const shown = JSON.stringify(pattern)
+    if (python.compiles !== isPythonRegex(pattern)) {
+      drift.push(`${shown}: Python ${python.compiles ? 'compiles it' : `refuses it (${python.error})`}, pushpool ${python.compiles ? 'refuses it' : 'compiles it'}`)
+      return
+    }
+    if (!python.compiles) return
+    const regExp = pythonRegExp(pattern)
+    values.forEach((value, i) => {
+      if (regExp.test(value) !== python.matches[i]) drift.push(`${shown} on ${JSON.stringify(value)}: Python ${python.matches[i] ? 'matches' : 'does not match'}, pushpool does the opposite`)
+    })
+  })
+  return drift
 }
 
 interface PythonTransliteration {
@@ -99,6 +163,11 @@ function transliterationDrift ({ backend, table }: PythonTransliteration): strin
   return drift.length <= TRANSLITERATION_DRIFT_SHOWN
     ? drift
     : [...drift.slice(0, TRANSLITERATION_DRIFT_SHOWN), `… and ${drift.length - TRANSLITERATION_DRIFT_SHOWN} more code points`]
+}
+
+/** The case with the `command` job variable Prefect writes on an infrastructure-bound flow run. */
+function withBundleCommand (c: ConformanceCase, command: string | undefined): ConformanceCase {
+  return command === undefined ? c : { ...c, flowRunJobVariables: { ...(c.flowRunJobVariables ?? {}), command } }
 }
 
 function caseInput (c: ConformanceCase): CaseInput {
@@ -132,7 +201,7 @@ function caseInput (c: ConformanceCase): CaseInput {
       job_variables: c.flowRunJobVariables === undefined ? {} : c.flowRunJobVariables,
       next_scheduled_start_time: null,
       start_time: null,
-      parameters: { day: '2024-05-01' },
+      parameters: c.flowRunParameters ?? { day: '2024-05-01' },
       tags: []
     },
     flow: c.flow === undefined ? FLOW : c.flow,
@@ -144,6 +213,9 @@ function caseInput (c: ConformanceCase): CaseInput {
   }
 }
 
+// Cases travel to render.py as JSON text in which big integers keep all their digits and whole
+// floats their ".0" (exact-json.ts), and pushpool is given that same text read back the way its
+// Prefect client reads Prefect's replies: neither side ever sees a number JavaScript rounded.
 function runPython (python: string, args: string[], input?: string): string {
   const run = spawnSync(python, [RENDER_PY, ...args], {
     input,
@@ -184,7 +256,7 @@ function jsonDifferences (expected: unknown, actual: unknown, path: string, out:
   } else if (Array.isArray(expected) && Array.isArray(actual) && expected.length === actual.length) {
     expected.forEach((item, index) => { jsonDifferences(item, actual[index], `${path}[${index}]`, out) })
   } else {
-    out.push(`${path}: Prefect ${JSON.stringify(expected)} ≠ pushpool ${JSON.stringify(actual)}`)
+    out.push(`${path}: Prefect ${stringifyExactJson(expected)} ≠ pushpool ${stringifyExactJson(actual)}`)
   }
 }
 
@@ -204,7 +276,7 @@ async function compareCase (c: ConformanceCase, input: CaseInput, python: Python
     pythonVersion: versions.pythonVersion,
     randomSuffix: () => SUFFIX
   }
-  if (JSON.stringify(input).includes('{{ $')) reliedOn.add('environment-placeholders')
+  if (stringifyExactJson(input).includes('{{ $')) reliedOn.add('environment-placeholders')
 
   // The server's check of the job variables against the pool's schema.
   const validation = await outcome(async () => { await validateJobVariables(input.work_pool.base_job_template, { deployment: input.deployment?.job_variables ?? null, flowRun: input.flow_run.job_variables }, request.lookups) })
@@ -244,7 +316,8 @@ async function compareCase (c: ConformanceCase, input: CaseInput, python: Python
   } else if (!(final.error instanceof TemplateError)) {
     differences.push(`renderJobConfiguration failed with something other than a TemplateError: ${describeError(final.error)}`)
   } else if (!prefectRefuses && prefectRender.ok) {
-    differences.push(`renderJobConfiguration refused a job Prefect renders: ${describeError(final.error)}`)
+    if (final.error.field === GPU_TIMEOUT_FIELD) reliedOn.add('gpu-timeout-cap')
+    else differences.push(`renderJobConfiguration refused a job Prefect renders: ${describeError(final.error)}`)
   }
 
   return { id: c.id, about: c.about, differences, reliedOn: [...reliedOn] }
@@ -279,22 +352,44 @@ function compareRendered (c: ConformanceCase, prefect: PythonRendered, pushpool:
   if (!CLOUD_RUN_JOB_ID.test(jobName)) differences.push(`job_name: pushpool's '${jobName}' is not a valid Cloud Run job id`)
 }
 
-export async function runConformance (): Promise<ConformanceReport> {
+export async function runConformance (options: ConformanceOptions = {}): Promise<ConformanceReport> {
   const { python } = await testVenv()
+  const server = options.serverVenv?.python ?? python
   const installedTemplates = JSON.parse(runPython(python, ['--default-templates'])) as Record<string, unknown>
   const templateDrift = (['cloud-run-v2', 'cloud-run'] as const)
     .filter(poolType => !isDeepStrictEqual(installedTemplates[poolType], loadTemplate(`${poolType}.default`)))
     .map(poolType => `${poolType}: the installed prefect-gcp default template differs from test/conformance/fixtures/${poolType}.default.json`)
 
   const transliteration = transliterationDrift(JSON.parse(runPython(python, ['--transliteration'])) as PythonTransliteration)
+  const patterns = patternDrift(JSON.parse(runPython(server, ['--patterns'], JSON.stringify({ cases: PATTERN_CASES }))) as PatternVerdict[])
+  const formats = await formatDrift(JSON.parse(runPython(server, ['--formats'], JSON.stringify({ cases: FORMAT_CASES }))) as FormatVerdicts)
+  if (!isDeepStrictEqual(JSON.parse(runPython(server, ['--idna-data'])), JSON.parse(readFileSync(IDNA_DATA, 'utf8')))) {
+    formats.push('src/jobconfig/idna-data.json is not what the installed idna and Python produce: regenerate it with `.venv/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json`')
+  }
 
-  const inputs = CASES.map(caseInput)
-  const run = JSON.parse(runPython(python, [], JSON.stringify({ cases: inputs }))) as PythonRun
+  const bundled = CASES.filter(c => c.bundle !== undefined)
+  const commands = JSON.parse(runPython(python, ['--bundle-commands'], JSON.stringify({
+    bundles: bundled.map(c => ({ execution_step: c.bundle?.executionStep, launcher: c.bundle?.launcher ?? null, key: BUNDLE_KEY }))
+  }))) as string[]
+  const commandOf = new Map(bundled.map((c, i) => [c.id, commands[i]]))
+  const inputs = CASES.map(c => parseExactJson(stringifyExactJson(caseInput(withBundleCommand(c, commandOf.get(c.id))))) as CaseInput)
+  const casesJson = stringifyExactJson({ cases: inputs })
+  const run = parseExactJson(runPython(python, server === python ? [] : ['--only', 'render'], casesJson)) as PythonRun
+  const serverRun = server === python ? run : parseExactJson(runPython(server, ['--only', 'validation'], casesJson)) as PythonRun
   const versions = { prefectVersion: run.prefect_version, pythonVersion: run.python_version }
   const comparisons: CaseComparison[] = []
   for (const [index, c] of CASES.entries()) {
-    comparisons.push(await compareCase(c, inputs[index], run.results[c.id], versions))
+    const outcome = { validation: serverRun.results[c.id].validation, render: run.results[c.id].render }
+    comparisons.push(await compareCase(c, inputs[index], outcome, versions))
   }
-  return { prefectVersion: run.prefect_version, comparisons, templateDrift, transliterationDrift: transliteration }
+  return {
+    prefectVersion: run.prefect_version,
+    serverPrefectVersion: serverRun.prefect_version,
+    comparisons,
+    templateDrift,
+    transliterationDrift: transliteration,
+    patternDrift: patterns,
+    formatDrift: formats
+  }
 }
 

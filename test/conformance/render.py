@@ -2,13 +2,20 @@
 
 Test-only. Run with the Python of a venv that has prefect and prefect-gcp installed:
 
-    <venv>/bin/python test/conformance/render.py < cases.json > results.json
+    <venv>/bin/python test/conformance/render.py [--only validation|render] < cases.json > results.json
     <venv>/bin/python test/conformance/render.py --default-templates
     <venv>/bin/python test/conformance/render.py --transliteration
+    <venv>/bin/python test/conformance/render.py --patterns < patterns.json > verdicts.json
+    <venv>/bin/python test/conformance/render.py --formats < formats.json > verdicts.json
+    <venv>/bin/python test/conformance/render.py --idna-data > src/jobconfig/idna-data.json
+    <venv>/bin/python test/conformance/render.py --bundle-commands < bundles.json > commands.json
 
 Input: {"cases": [case, ...]}, each case holding plain API-shaped JSON (snake_case): "pool_type",
 "work_pool", "deployment", "flow_run", "flow", "blocks" ([{id, block_type_slug, name, data}]),
 "variables" ({name: value}), "base_environment", "worker_name", "worker_id".
+
+The server half (validation, --formats, --patterns, --idna-data) imports only Prefect's server
+code, so it can run against an older Prefect server than the worker half (scripts/compat.ts).
 
 Every piece of logic under test is Prefect's: the server's job-variable validation
 (prefect.server.api.validation._validate_work_pool_job_variables) and the worker's
@@ -39,17 +46,16 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
 import prefect  # noqa: E402
 import prefect.exceptions  # noqa: E402
-from prefect.client.schemas.objects import Flow, FlowRun, WorkPool  # noqa: E402
-from prefect.client.schemas.responses import DeploymentResponse  # noqa: E402
-from prefect.server import models  # noqa: E402
-from prefect.server.api import validation  # noqa: E402
-from prefect.utilities.schema_tools.validation import ValidationError  # noqa: E402
-from prefect.workers.base import BaseJobConfiguration  # noqa: E402
-from prefect_gcp.credentials import GcpCredentials  # noqa: E402
-from prefect_gcp.workers.cloud_run import CloudRunWorker  # noqa: E402
-from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2  # noqa: E402
 
-WORKERS = {"cloud-run-v2": CloudRunWorkerV2, "cloud-run": CloudRunWorker}
+
+def workers() -> dict[str, Any]:
+    """The Cloud Run workers, imported only by the worker half: the server half may run in a venv
+    holding an older Prefect server and no prefect-gcp (scripts/compat.ts)."""
+    from prefect_gcp.workers.cloud_run import CloudRunWorker
+    from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2
+
+    return {"cloud-run-v2": CloudRunWorkerV2, "cloud-run": CloudRunWorker}
+
 ENV_PLACEHOLDER = re.compile(r"{{\s*\$([\w\.\-\[\]$]+)\s*}}")
 
 
@@ -64,6 +70,8 @@ class CaseClient:
         return prefect.exceptions.ObjectNotFound(http_exc=Exception(f"404 {what}"), help_message=f"{what} not found")
 
     async def read_flow(self, flow_id):
+        from prefect.client.schemas.objects import Flow
+
         flow = self.case.get("flow")
         return Flow.model_validate(flow) if flow is not None else None
 
@@ -106,7 +114,7 @@ def reveal(value: Any) -> Any:
     return value
 
 
-def credentials_data(credentials: GcpCredentials | None) -> dict[str, Any] | None:
+def credentials_data(credentials) -> dict[str, Any] | None:
     """The fields a credentials block was given; a model built from no data means ADC."""
     if credentials is None or not credentials.model_fields_set:
         return None
@@ -114,6 +122,10 @@ def credentials_data(credentials: GcpCredentials | None) -> dict[str, Any] | Non
 
 
 async def validate(case: dict[str, Any]) -> dict[str, Any]:
+    from prefect.server import models
+    from prefect.server.api import validation
+    from prefect.utilities.schema_tools.validation import ValidationError
+
     blocks = {block["id"]: block for block in case.get("blocks") or []}
 
     async def read_block_document_by_id(session, block_document_id):
@@ -145,7 +157,12 @@ async def validate(case: dict[str, Any]) -> dict[str, Any]:
 
 
 async def render(case: dict[str, Any]) -> dict[str, Any]:
-    worker = WORKERS[case["pool_type"]]
+    from prefect.client.schemas.objects import FlowRun, WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.workers.base import BaseJobConfiguration
+    from prefect_gcp.credentials import GcpCredentials
+
+    worker = workers()[case["pool_type"]]
     configuration_class = worker.job_configuration
     flow_run = FlowRun.model_validate(case["flow_run"])
     deployment = DeploymentResponse.model_validate(case["deployment"]) if case.get("deployment") else None
@@ -197,6 +214,101 @@ def transliteration() -> dict[str, Any]:
     return {"backend": module.__name__, "table": [module.unidecode(chr(code_point)) for code_point in range(1, 0x10000)]}
 
 
+def pattern_verdicts(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each {pattern, values}: whether re.compile takes the pattern (jsonschema's "regex" format),
+    and for each value whether re.search finds it (jsonschema's "pattern" keyword)."""
+    verdicts = []
+    for case in cases:
+        try:
+            compiled = re.compile(case["pattern"])
+        except Exception as exc:  # re.error, and OverflowError for a repeat count beyond MAXREPEAT
+            verdicts.append({"compiles": False, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        verdicts.append({"compiles": True, "matches": [compiled.search(value) is not None for value in case["values"]]})
+    return verdicts
+
+
+def format_verdicts(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The formats the server's schema validator checks, and its verdict on each value of each case
+    ("error" where the check itself raises, which fails the server's request)."""
+    # Through the server's own module, as the server imports it: older releases have an import
+    # cycle when schema_tools is imported first.
+    from prefect.server.api import validation  # noqa: F401
+    from prefect.utilities.schema_tools.validation import _VALIDATOR
+
+    checker = _VALIDATOR.FORMAT_CHECKER
+    verdicts = []
+    for case in cases:
+        values = []
+        for value in case["values"]:
+            try:
+                values.append(checker.conforms(value, case["format"]))
+            except Exception:  # a check that raises something it does not declare, e.g. int("²")
+                values.append("error")
+        verdicts.append(values)
+    return {"checked": sorted(checker.checkers), "verdicts": verdicts}
+
+
+def idna_data() -> dict[str, Any]:
+    """The tables the idn-hostname format check reads (idna.encode): idna's code point classes,
+    joining types and scripts, and from Python's unicodedata the bidirectional class of every code
+    point and the viramas (combining class 9). Ranges are flat [first, last, first, last, ...]."""
+    import unicodedata
+
+    import idna
+    from idna import idnadata
+
+    def from_intranges(encoded) -> list[int]:
+        flat: list[int] = []
+        for value in encoded:
+            flat += [value >> 32, (value & 0xFFFFFFFF) - 1]
+        return flat
+
+    def ranges(accept) -> list[int]:
+        flat: list[int] = []
+        for code_point in range(0x110000):
+            if accept(code_point):
+                if flat and flat[-1] == code_point - 1:
+                    flat[-1] = code_point
+                else:
+                    flat += [code_point, code_point]
+        return flat
+
+    bidi_classes: list[str] = []
+    bidi_runs: list[int] = []  # [first code point, class index, ...]
+    for code_point in range(0x110000):
+        direction = unicodedata.bidirectional(chr(code_point))
+        if direction not in bidi_classes:
+            bidi_classes.append(direction)
+        index = bidi_classes.index(direction)
+        if not bidi_runs or bidi_runs[-1] != index:
+            bidi_runs += [code_point, index]
+    return {
+        "idna": idna.__version__,
+        "unicode": unicodedata.unidata_version,
+        "classes": {name: from_intranges(idnadata.codepoint_classes[name]) for name in ("PVALID", "CONTEXTJ", "CONTEXTO")},
+        "joining": {name: from_intranges(encoded) for name, encoded in sorted(idnadata.joining_types.items())},
+        "scripts": {name: from_intranges(idnadata.scripts[name]) for name in ("Greek", "Han", "Hebrew", "Hiragana", "Katakana")},
+        "virama": ranges(lambda code_point: unicodedata.combining(chr(code_point)) == 9),
+        "bidi": {"classes": bidi_classes, "runs": bidi_runs},
+    }
+
+
+def bundle_commands(bundles: list[dict[str, Any]]) -> list[str]:
+    """The `command` job variable `Flow.submit_to_work_pool` writes on an infrastructure-bound flow
+    run (prefect/flows.py): the pool's bundle execution step, with the flow's launcher if it has
+    one, as a shell-quoted command that downloads and runs the bundle stored under `key`."""
+    from prefect._internal.launchers import resolve_bundle_step_with_launcher
+    from prefect.bundles import convert_step_to_command
+    from prefect.utilities.processutils import command_to_string
+
+    commands = []
+    for bundle in bundles:
+        step = resolve_bundle_step_with_launcher(bundle["execution_step"], bundle.get("launcher"), "execution")
+        commands.append(command_to_string(convert_step_to_command(step, bundle["key"])))
+    return commands
+
+
 def clear_environment_placeholders(case: dict[str, Any]) -> None:
     for name in ENV_PLACEHOLDER.findall(json.dumps(case)):
         os.environ.pop(name.lstrip("$"), None)
@@ -204,16 +316,32 @@ def clear_environment_placeholders(case: dict[str, Any]) -> None:
 
 async def main() -> None:
     if sys.argv[1:] == ["--default-templates"]:
-        json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in WORKERS.items()}, sys.stdout)
+        json.dump({pool_type: worker.get_default_base_job_template() for pool_type, worker in workers().items()}, sys.stdout)
         return
     if sys.argv[1:] == ["--transliteration"]:
         json.dump(transliteration(), sys.stdout)
         return
+    if sys.argv[1:] == ["--idna-data"]:
+        json.dump(idna_data(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return
+    if sys.argv[1:] == ["--bundle-commands"]:
+        json.dump(bundle_commands(json.load(sys.stdin)["bundles"]), sys.stdout)
+        return
+    if sys.argv[1:] == ["--formats"]:
+        json.dump(format_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
+        return
+    if sys.argv[1:] == ["--patterns"]:
+        json.dump(pattern_verdicts(json.load(sys.stdin)["cases"]), sys.stdout)
+        return
+    # "--only validation" (the server half) or "--only render" (the worker half); both by default.
+    halves = [sys.argv[2]] if sys.argv[1:2] == ["--only"] else ["validation", "render"]
+    steps = {"validation": validate, "render": render}
     cases = json.load(sys.stdin)["cases"]
     results = {}
     for case in cases:
         clear_environment_placeholders(case)
-        results[case["id"]] = {"validation": await validate(case), "render": await render(case)}
+        results[case["id"]] = {half: await steps[half](case) for half in halves}
     json.dump({
         "prefect_version": prefect.__version__,
         "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",

@@ -241,6 +241,9 @@ export class PrefectFixtures {
       work_pool_name: opts.workPoolName,
       job_variables: opts.jobVariables ?? {},
       parameters: opts.parameters ?? {},
+      // What `prefect deploy` sends for a flow without parameters. Prefect releases before 3.2
+      // refuse to create a run of a deployment that enforces parameters without a schema.
+      parameter_openapi_schema: { title: 'Parameters', type: 'object', properties: {} },
       ...(opts.path !== undefined ? { path: opts.path } : {}),
       ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint } : {}),
       ...(opts.pullSteps !== undefined ? { pull_steps: opts.pullSteps } : {}),
