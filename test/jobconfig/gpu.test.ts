@@ -59,7 +59,8 @@ t.test('a GPU job renders with its accelerator and limit, and reaches RunJob int
     }
   ]
   for (const plan of plans) {
-    const launched = await launcher.launch(clients, plan, { maxAttempts: 1, checkFirst: false })
+    const launched = await launcher.launch(clients, plan, { maxAttempts: 1, executionMayExist: false })
+    if (launched.kind !== 'launched') throw new Error(`${plan.mode}: the launch ended ${launched.kind}: ${launched.error.message}`)
     const [job] = await clients.jobs.getJob({ name: plan.jobName })
     const jobTask = job.template?.template
     t.equal(jobTask?.nodeSelector?.accelerator, 'nvidia-l4', `${plan.mode}: the job keeps its accelerator`)
