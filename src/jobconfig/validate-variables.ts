@@ -177,33 +177,42 @@ async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck
   return checks
 }
 
+// Making an Ajv instance compiles its meta-schemas, about 50 ms of a cold start each; the two
+// made here (formats checked, for pool defaults, and not) serve every schema.
+const ajvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, code: { regExp: PYTHON_PATTERNS } })
+let checkedAjv: Ajv2020 | null = null
+let uncheckedAjv: Ajv2020 | null = null
+const ajvInstances = {
+  checked: () => (checkedAjv ??= new Ajv2020(ajvOptions(true))),
+  unchecked: () => (uncheckedAjv ??= new Ajv2020(ajvOptions(false)))
+}
+
 /** `formats` null: formats are not checked, as on everything but pool defaults. */
 function compile (schema: Schema, formats: Record<string, FormatCheck | true> | null): ValidateFunction {
   const key = JSON.stringify([formats !== null, schema])
   const cached = compiledSchemas.get(key)
   if (cached !== undefined) return cached
+  const ajv = formats === null ? ajvInstances.unchecked() : ajvInstances.checked()
   // Prefect's server checks formats only for pool defaults, and only those its format checker
-  // knows (json-schema-formats.ts); any other format passes. Patterns are Python's (re.search).
-  const ajv = new Ajv2020({
-    strict: false,
-    allErrors: true,
-    logger: false,
-    validateFormats: formats !== null,
-    code: { regExp: PYTHON_PATTERNS }
-  })
-  for (const [format, check] of Object.entries(formats ?? {})) ajv.addFormat(format, check)
-  // Unchecked, a format is only a name; ajv still wants to know it.
-  if (formats === null) for (const format of formatsUsed(schema)) ajv.addFormat(format, true)
+  // knows (json-schema-formats.ts); any other format passes. A format's check depends on its name
+  // alone, so the instance keeps each once added. Unchecked, a format is only a name; ajv still
+  // wants to know it.
+  for (const [format, check] of Object.entries(formats ?? {})) if (ajv.formats[format] === undefined) ajv.addFormat(format, check)
+  if (formats === null) for (const format of formatsUsed(schema)) if (ajv.formats[format] === undefined) ajv.addFormat(format, true)
   let validate: ValidateFunction
   try {
     validate = ajv.compile(schema)
   } catch (error) {
+    ajv.removeSchema(schema)
     const reason = error instanceof Error ? error.message : String(error)
     if (error instanceof UntranslatableRegexError) {
       throw new TemplateError('variables', `The work pool's variables schema has a pattern using ${reason}, which pushpool cannot evaluate; rewrite that pattern in the base job template's "variables" section.`, { cause: error })
     }
     throw new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
   }
+  // The validator keeps what it needs; the instance need not remember the schema, whose `$id`
+  // (if any) another pool's schema may share.
+  ajv.removeSchema(schema)
   if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
   compiledSchemas.set(key, validate)
   return validate

@@ -59,6 +59,7 @@ const decodeDeployment = exactly(['job_variables'])
 const decodeWorkPool = exactly(['base_job_template'])
 const decodeBlockDocument = exactly(['data'])
 const decodeVariable = exactly(['value'])
+const decodeFlowRuns: Decode = text => (parseExactJson(text) as unknown[]).map(run => withExactFields(run, FLOW_RUN_EXACT))
 const decodeScheduledRuns: Decode = text => (parseExactJson(text) as Array<{ flow_run: unknown }>)
   .map(run => ({ flow_run: withExactFields(run.flow_run, FLOW_RUN_EXACT) }))
 
@@ -167,7 +168,7 @@ export class PrefectClient {
       sort: 'NEXT_SCHEDULED_START_TIME_ASC',
       limit
     }
-    return (await this.request<FlowRun[]>('POST', '/flow_runs/filter', '/flow_runs/filter', body)) ?? []
+    return (await this.request<FlowRun[]>('POST', '/flow_runs/filter', '/flow_runs/filter', body, decodeFlowRuns)) ?? []
   }
 
   /** Marks the pool READY in Prefect's UI, as a polling worker's heartbeat does. */
