@@ -123,33 +123,48 @@ t.test('Cloud Scheduler calls POST /v1/reconcile every minute with an OIDC token
   t.match(script, '--oidc-token-audience="$$url"')
 })
 
+/** A value with the substitutions applied as Cloud Build would, for project `proj` (number 123). */
+function substituted (value: string): string {
+  const values: Record<string, string> = { ...build.substitutions, PROJECT_ID: 'proj', PROJECT_NUMBER: '123', BUILD_ID: 'b1' }
+  const once = (text: string): string => text.replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (_, name: string) => values[name] ?? '')
+  return once(once(value))
+}
+
+/** What the stand-in gcloud does for a command (its first three words): print lines, or fail with a message. */
+type GcloudAnswer = { lines: string[] } | { error: string }
+
 /**
- * The schedule step's script as Cloud Build hands it to bash (substitutions applied, `$$` → `$`),
- * run against a stand-in gcloud that records its calls: `list` prints `jobs` or fails with
- * `listError`, `create` fails with `createError` if given.
+ * A step's script as Cloud Build hands it to bash (substitutions applied, `$$` → `$`), run against
+ * a stand-in gcloud that records its calls and answers each command as `answers` says (by default
+ * it prints nothing and succeeds).
  */
-async function runScheduleStep (gcloud: { jobs?: string[], listError?: string, createError?: string }): Promise<{ code: number | null, calls: string[], stderr: string }> {
-  const values: Record<string, string> = { ...build.substitutions, PROJECT_ID: 'proj', PROJECT_NUMBER: '123', BUILD_ID: 'b1', _SCHEDULER_SERVICE_ACCOUNT: 'sched@proj.iam.gserviceaccount.com' }
-  const script = (step('reconcile-schedule').args.at(-1) ?? '')
-    .replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (_, name: string) => values[name] ?? '')
-    .replaceAll('$$', '$')
+async function runStep (id: string, answers: Record<string, GcloudAnswer>): Promise<{ code: number | null, calls: string[], stderr: string }> {
+  const script = substituted(step(id).args.at(-1) ?? '').replaceAll('$$', '$')
   const dir = mkdtempSync(join(tmpdir(), 'pushpool-gcloud-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  writeFileSync(join(dir, 'gcloud'), [
-    '#!/usr/bin/env bash',
-    'echo "$*" >> "$GCLOUD_CALLS"',
-    'case "$1 $2 $3" in',
-    `  "scheduler jobs list") ${gcloud.listError !== undefined ? `echo ${JSON.stringify(gcloud.listError)} >&2; exit 1` : `printf '%s\\n' ${(gcloud.jobs ?? []).map(j => `'${j}'`).join(' ')}`} ;;`,
-    `  "scheduler jobs create") ${gcloud.createError !== undefined ? `echo ${JSON.stringify(gcloud.createError)} >&2; exit 1` : 'exit 0'} ;;`,
-    'esac'
-  ].join('\n'), { mode: 0o755 })
+  const cases = Object.entries(answers).map(([command, answer]) => 'error' in answer
+    ? `  ${JSON.stringify(command)}) echo ${JSON.stringify(answer.error)} >&2; exit 1 ;;`
+    : `  ${JSON.stringify(command)}) printf '%s\\n' ${answer.lines.map(line => `'${line}'`).join(' ')} ;;`)
+  writeFileSync(join(dir, 'gcloud'), ['#!/usr/bin/env bash', 'echo "$*" >> "$GCLOUD_CALLS"', 'case "$1 $2 $3" in', ...cases, 'esac'].join('\n'), { mode: 0o755 })
   const calls = join(dir, 'calls')
   writeFileSync(calls, '')
   const child = spawn('bash', ['-c', script], { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}`, GCLOUD_CALLS: calls }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const code = await new Promise<number | null>(resolve => child.once('close', resolve))
-  return { code, stderr, calls: readFileSync(calls, 'utf8').split('\n').filter(line => line !== '').map(line => line.split(' ').slice(0, 4).join(' ')) }
+  return { code, stderr, calls: readFileSync(calls, 'utf8').split('\n').filter(line => line !== '') }
+}
+
+/** A call's first four words: the command and its first argument. */
+const head = (call: string): string => call.split(' ').slice(0, 4).join(' ')
+
+/** The schedule step, with the scheduler's existing jobs, a failing listing or a failing create. */
+async function runScheduleStep (gcloud: { jobs?: string[], listError?: string, createError?: string }): Promise<{ code: number | null, calls: string[], stderr: string }> {
+  const run = await runStep('reconcile-schedule', {
+    'scheduler jobs list': gcloud.listError !== undefined ? { error: gcloud.listError } : { lines: gcloud.jobs ?? [] },
+    ...(gcloud.createError !== undefined ? { 'scheduler jobs create': { error: gcloud.createError } } : {})
+  })
+  return { ...run, calls: run.calls.map(head) }
 }
 
 t.test('the scheduler job is updated when it exists and created when not; a failure shows its own error', async t => {
@@ -214,4 +229,63 @@ t.test('the guide\'s example URL for another PostgreSQL starts without node-post
   await new Promise(resolve => setImmediate(resolve))
   t.same(warnings, [], 'no warning is emitted for it')
   t.same(config.ssl, {}, 'and the connection is TLS with the certificate checked (rejectUnauthorized is not turned off)')
+})
+
+t.test('the timers queue is created once, before the deploy; a failure shows its own error', async t => {
+  const queue = build.substitutions._TASKS_QUEUE
+  const ids = build.steps.map(s => s.id)
+  t.ok(ids.indexOf('timers-queue') < ids.indexOf('deploy'), 'the queue exists before the service can arm a timer')
+  const missing = await runStep('timers-queue', { 'tasks queues list': { lines: [`${queue}-old`] } })
+  t.equal(missing.code, 0, missing.stderr)
+  t.match(missing.calls.at(-1), new RegExp(`^tasks queues create ${queue} --location=us-central1 `), 'a missing queue is created (one whose name only starts alike does not count)')
+  const exists = await runStep('timers-queue', { 'tasks queues list': { lines: [queue] } })
+  t.equal(exists.code, 0, exists.stderr)
+  t.same(exists.calls.map(head), ['tasks queues list --location=us-central1'], 'an existing queue is left as it is')
+  const off = await runStep('timers-queue', { 'tasks queues list': { error: 'API [cloudtasks.googleapis.com] not enabled' } })
+  t.not(off.code, 0, 'a failed listing fails the step')
+  t.match(off.stderr, 'not enabled')
+
+  const env = keyValues(flag(step('deploy').args, 'set-env-vars') ?? '')
+  t.equal(env.PUSHPOOL_TIMERS, 'cloud-tasks', 'the service arms its timers on Cloud Tasks')
+  t.equal(env.PUSHPOOL_TASKS_QUEUE, `projects/\${PROJECT_ID}/locations/\${_REGION}/queues/\${_TASKS_QUEUE}`, 'on the queue this step makes')
+  t.equal(env.PUSHPOOL_TASKS_INVOKER, '${_TASKS_INVOKER}')
+  const deployed = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, substituted(value)]))
+  const config = loadConfig({ ...deployed, PUSHPOOL_WEBHOOK_SECRETS: 'a-webhook-secret-of-some-length' })
+  t.same([config.timers, config.tasksQueue, config.tasksInvoker], ['cloud-tasks', 'projects/proj/locations/us-central1/queues/pushpool-timers', 'pushpool-invoker@proj.iam.gserviceaccount.com'],
+    'and the service accepts that configuration')
+})
+
+t.test('the execution-end push: a sink on the RunJob system events, a topic it may publish to, an OIDC push to the route', async t => {
+  const name = build.substitutions._EXECUTION_END
+  const fresh = await runStep('execution-end', { 'logging sinks describe': { lines: ['serviceAccount:sink-writer@gcp-sa-logging.iam.gserviceaccount.com'] } })
+  t.equal(fresh.code, 0, fresh.stderr)
+  t.same(fresh.calls.map(head), [
+    'pubsub topics list --format=value(name.basename())',
+    `pubsub topics create ${name}`,
+    'logging sinks list --format=value(name)',
+    `logging sinks create ${name}`,
+    `logging sinks describe ${name}`,
+    `pubsub topics add-iam-policy-binding ${name}`,
+    'pubsub subscriptions list --format=value(name.basename())',
+    `pubsub subscriptions create ${name}`
+  ], 'a first build creates each part')
+  const calls = fresh.calls.join('\n')
+  t.match(calls, `logging sinks create ${name} pubsub.googleapis.com/projects/proj/topics/${name} --log-filter=log_id("cloudaudit.googleapis.com/system_event") AND resource.type="cloud_run_job" AND protoPayload.methodName="/Jobs.RunJob"`)
+  t.match(calls, '--member=serviceAccount:sink-writer@gcp-sa-logging.iam.gserviceaccount.com --role=roles/pubsub.publisher', 'the sink\'s writer may publish')
+  t.match(calls, '--push-endpoint=https://pushpool-123.us-central1.run.app/v1/executions/ended')
+  t.match(calls, '--push-auth-service-account=pushpool-execution-end@proj.iam.gserviceaccount.com')
+  t.match(calls, '--push-auth-token-audience=https://pushpool-123.us-central1.run.app', 'the token is for the service URL, which PUSHPOOL_AUDIENCE names')
+
+  const again = await runStep('execution-end', {
+    'pubsub topics list': { lines: [name] },
+    'logging sinks list': { lines: [name] },
+    'pubsub subscriptions list': { lines: [name] }
+  })
+  t.equal(again.code, 0, again.stderr)
+  t.same(again.calls.map(head).filter(call => /create|update/.test(call)), [`logging sinks update ${name}`, `pubsub subscriptions update ${name}`], 'a second build updates, creating nothing')
+
+  const env = keyValues(flag(step('deploy').args, 'set-env-vars') ?? '')
+  t.equal(env.PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL, '${_EXECUTION_END_PUSHER}', 'the route admits the pusher\'s tokens')
+  t.equal(env.PUSHPOOL_MAX_IN_FLIGHT, '${_CONCURRENCY}')
+  t.equal(flag(step('deploy').args, 'concurrency'), '${_CONCURRENCY}', 'one instance runs as many drives as Cloud Run sends it requests')
 })
