@@ -3,10 +3,15 @@
 // response_schema_conformance, at 40 examples per operation (the full run uses 400 and makes over
 // 3,000 requests). No check is excluded, and any failure fails the test.
 import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
 import { runScript } from './script-run.ts'
 
 const MIN_REQUESTS = 300
 const HARD_LIMIT_MS = 480_000
+const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options'])
+const spec = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+const OPERATIONS = Object.values(spec.paths).flatMap(item => Object.keys(item).filter(key => METHODS.has(key))).length
 
 t.test('schemathesis finds no 5xx and no response outside the contract', async t => {
   const { code, stdout, stderr } = await runScript('fuzz.ts', ['--max-examples', '40', '--min-requests', String(MIN_REQUESTS)], HARD_LIMIT_MS)
@@ -20,7 +25,7 @@ t.test('schemathesis finds no 5xx and no response outside the contract', async t
   const requests = Number(summary[1])
   const statuses = JSON.parse(summary[3]) as Record<string, number>
   t.ok(requests >= MIN_REQUESTS, `${requests} generated requests (at least ${MIN_REQUESTS})`)
-  t.equal(Number(summary[2]), 11, 'every operation of openapi.yaml was exercised')
+  t.equal(Number(summary[2]), OPERATIONS, `every operation of openapi.yaml was exercised (${OPERATIONS})`)
   t.same(Object.keys(statuses).filter(s => s.startsWith('5')), [], 'no 5xx answer')
 
   const failures = [...stdout.matchAll(/^fuzz: failed (\S+ \S+): (.*)$/gm)].map(m => ({ operation: m[1], codes: m[2] }))
