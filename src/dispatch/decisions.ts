@@ -86,10 +86,12 @@ export function judgeAttempt (flowRun: FlowRun, latest: Dispatch | null): Attemp
  * (a timer fired, reconcile came for it, a webhook's drive began). Gone from Scheduled-type states
  * (cancelled, taken by another party), rescheduled to a later time, or a new attempt (a retry), the
  * run has moved on. A restatement that is due now (Late, or Scheduled again) is the same attempt,
- * and still to launch.
+ * and still to launch; so is a run Pending under this dispatch's own proposal.
  */
 export function stillToLaunch (dispatch: Dispatch, flowRun: FlowRun, now: Date, prefetchSeconds: number): { go: true } | { go: false, why: string } {
   const state = flowRun.state
+  // A proposal of this dispatch that Prefect applied but whose reply was lost: the claim is ours.
+  if (isOwnPending(flowRun, dispatch)) return { go: true }
   if (state?.type !== 'SCHEDULED') return { go: false, why: `it is ${state?.name ?? 'stateless'} now` }
   if (dispatchKey(flowRun) === dispatch.key) return { go: true }
   if (NEW_ATTEMPT_STATES.has(state.name)) return { go: false, why: `it entered ${state.name} (state ${state.id}), a new attempt` }

@@ -29,17 +29,20 @@ t.test('a burst beyond the bound is recorded, then driven as drives end, never m
   t.match((await s.detail(waiting[0].json().dispatch_id)).events[0].detail, /2 drives in flight already/)
 
   // No reconcile, no timer yet (its time is 30 s away): the drives that end start the queued ones.
+  // A dispatch is launched once its execution exists and Prefect has its infrastructure_pid.
+  const states = async (): Promise<string[]> => (await s.app.inject({ method: 'GET', url: `/v1/dispatches?pool=${s.pool}`, headers: adminHeaders() }))
+    .json().items.map((d: { state: string }) => d.state)
   for (const giveUp = Date.now() + 60_000; Date.now() < giveUp; await sleep(200)) {
-    const launched = runs.filter(run => executionsOf(emulator, run).length === 1).length
-    if (launched === runs.length) break
+    if ((await states()).filter(state => state === 'launched').length === runs.length) break
   }
   for (const run of runs) t.equal(executionsOf(emulator, run).length, 1, 'each launched once')
+  t.same(await states(), runs.map(() => 'launched'))
   const list = (await s.app.inject({ method: 'GET', url: `/v1/dispatches?pool=${s.pool}`, headers: adminHeaders() })).json()
-  t.same(list.items.map((d: { state: string }) => d.state), runs.map(() => 'launched'))
   // From each dispatch's own log: the time from its claim to its launch. Never more than 2 overlap.
   const spans = await Promise.all(list.items.map(async (d: { id: string }) => {
     const events = (await s.detail(d.id)).events as Array<{ type: string, at: string }>
-    return [Date.parse(events.find(e => e.type === 'claimed')!.at), Date.parse(events.find(e => e.type === 'launched')!.at)]
+    const at = (type: string): number => Date.parse(events.find(e => e.type === type)?.at ?? 'missing')
+    return [at('claimed'), at('launched')]
   }))
   const most = Math.max(...spans.map(([start]) => spans.filter(([a, b]) => a <= start && start < b).length))
   t.ok(most <= 2, `never more than 2 drives at once (${most})`)

@@ -77,6 +77,10 @@ t.test('a waiting dispatch is still to launch unless its run moved on', async t 
   t.match(stillToLaunch(waiting, run({ state: state('SCHEDULED', 'AwaitingRetry') }), NOW, 10), { go: false, why: /new attempt/ })
   t.match(stillToLaunch(waiting, run({ state: state('CANCELLED', 'Cancelled') }), NOW, 10), { go: false, why: /Cancelled now/ })
   t.match(stillToLaunch(waiting, run({ state: state('PENDING', 'Pending') }), NOW, 10), { go: false, why: /Pending now/ })
+  t.same(stillToLaunch(waiting, run({ state: state('PENDING', 'Pending', { message: pendingMessage(waiting) }) }), NOW, 10), { go: true },
+    'Pending under its own proposal, whose reply was lost: still its to launch')
+  t.match(stillToLaunch(waiting, run({ state: state('PENDING', 'Pending', { message: pendingMessage(dispatch({ id: 'another' })) }) }), NOW, 10),
+    { go: false, why: /Pending now/ }, 'another dispatch\'s Pending is not')
 })
 
 t.test('Pending replies: accept, wait (at least 1 s, 5 s when Prefect names none), or refused', async t => {
