@@ -2,7 +2,7 @@
 // pointed at Prefect and at an emulator: the stage most dispatch tests play on.
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import { build, webhookHeaders, webhookPayload, adminHeaders, deliverUntilPrefectAnswers } from '../helper.ts'
 import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
 import type { Execution } from '../../src/emulator/index.ts'
@@ -43,7 +43,9 @@ export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl:
     pool,
     deploymentId,
     flowRun: async state => (await prefect.createFlowRun(deploymentId, state === undefined ? {} : { state })).id,
-    webhook: (flowRunId, event) => app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId, event) }),
+    webhook: (flowRunId, event) => deliverUntilPrefectAnswers(
+      () => app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId, event) }),
+      async res => ({ status: res.statusCode, code: res.statusCode === 503 ? res.json().code : undefined })),
     reconcile: async () => {
       const res = await app.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
       if (res.statusCode !== 200) throw new Error(`reconcile answered ${res.statusCode}: ${res.body}`)

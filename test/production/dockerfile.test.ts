@@ -12,7 +12,7 @@ import { startService } from './service-process.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
-import { WEBHOOK_SECRET, webhookHeaders, webhookPayload } from '../helper.ts'
+import { WEBHOOK_SECRET, deliverUntilPrefectAnswers, webhookHeaders, webhookPayload } from '../helper.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLOUD_RUN_GRACE_MS = 10_000
@@ -114,7 +114,9 @@ t.test('the replayed build, started as the image\'s user: /readyz on $PORT, a ru
 
   // The bundle's lazy chunks (the Google clients with the Cloud Run protos subset, gRPC) at work.
   const run = await prefect.createFlowRun(deploymentId)
-  const reply = await fetch(`${server.url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run.id) })
+  const reply = await deliverUntilPrefectAnswers(
+    () => fetch(`${server.url}/v1/webhooks/prefect`, { method: 'POST', headers: webhookHeaders(), body: webhookPayload(run.id) }),
+    async res => ({ status: res.status, code: res.status === 503 ? (await res.clone().json() as { code?: string }).code : undefined }))
   const body = await reply.json() as { state?: string }
   t.equal(reply.status, 202, 'the webhook is answered 202')
   t.equal(body.state, 'launched', `the run is launched (${JSON.stringify(body)})`)

@@ -138,12 +138,17 @@ if (serverUrl === undefined) {
     t.comment(`${RUNS} runs × ${instances.length} instances × ${ROUNDS} rounds delivered in ${Date.now() - started} ms`)
 
     t.same(reconciles.map(r => r.status), reconciles.map(() => 200), 'every reconcile pass answered 200')
-    t.ok(webhooks.every(w => w.status === 202 || (w.status === 200 && w.json.status === 'duplicate')),
-      'each delivery started the dispatch or was told it is a duplicate')
+    // Under load a delivery may also find Prefect too slow to read the run: 503 PREFECT_UNAVAILABLE,
+    // with nothing recorded (reconcile discovers the run). Anything else is a defect.
+    const odd = webhooks.filter(w => !(w.status === 202 || (w.status === 200 && w.json.status === 'duplicate') ||
+      (w.status === 503 && w.json.code === 'PREFECT_UNAVAILABLE')))
+    t.same(odd, [], 'each delivery started the dispatch, was told it is a duplicate, or was refused while Prefect was slow')
+    const unavailable = webhooks.filter(w => w.status === 503).length
+    if (unavailable > 0) t.comment(`${unavailable} deliveries found Prefect too slow to answer`)
     for (const run of runs) {
-      const replies = webhooks.filter(w => w.run === run)
+      const replies = webhooks.filter(w => w.run === run && w.status !== 503)
       t.ok(replies.filter(w => w.status === 202).length <= 1, `${run}: at most one delivery started it`)
-      t.equal(new Set(replies.map(w => w.json.dispatch_id)).size, 1, `${run}: every reply names the same dispatch`)
+      t.ok(new Set(replies.map(w => w.json.dispatch_id)).size <= 1, `${run}: every reply names the same dispatch`)
     }
 
     // A Prefect call that timed out under this load leaves its dispatch `retrying`, for reconcile to
