@@ -29,7 +29,9 @@ async function behindProxy (t: Test): Promise<{ s: Scene, proxy: RecordingProxy,
       PREFECT_API_AUTH_STRING: peers.authString,
       PUSHPOOL_POOLS: s.pool,
       PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
-      PUSHPOOL_RETRY_DELAY_SECONDS: '0'
+      // Long enough that the deferred dispatch's own retry timer stays out of each test's way:
+      // the tests drive it themselves (a Late webhook, reconcile, a redrive).
+      PUSHPOOL_RETRY_DELAY_SECONDS: '20'
     }
   })
   return { s, proxy, app }

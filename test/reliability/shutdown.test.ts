@@ -31,6 +31,9 @@ const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
 const emulator = await startEmulator({ executions: 'hold' })
 t.teardown(() => emulator.close())
 
+/** Ledger states of a dispatch whose drive has not finished. */
+const UNSETTLED = ['received', 'claimed', 'launching', 'retrying', 'deferred']
+
 /** Waits until the server has recorded a dispatch for each of `count` webhooks: they are in flight. */
 async function dispatchesRecorded (url: string, pool: string, count: number): Promise<void> {
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) {
@@ -117,7 +120,7 @@ async function reconcileOnAFreshInstance (t: Test, { env, pool }: Serving): Prom
   const reconcile = await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
   t.equal(reconcile.statusCode, 200)
   const list = await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })
-  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => ['received', 'claimed', 'launching', 'retrying', 'deferred'].includes(d.state))
+  const leftBehind = (list.json().items as Array<{ id: string, state: string }>).filter(d => UNSETTLED.includes(d.state))
   t.comment(`left for reconcile: ${JSON.stringify(leftBehind.map(d => d.state))}`)
   return { fresh, leftBehind }
 }
@@ -128,12 +131,28 @@ async function reconcileOnAFreshInstance (t: Test, { env, pool }: Serving): Prom
  */
 async function redriveAndCheck (t: Test, fresh: FastifyInstance, leftBehind: Array<{ id: string, state: string }>, { pool, runs }: Serving): Promise<void> {
   for (const dispatch of leftBehind) {
-    const res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
-    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch`)
+    // The dead process's lease on a drive it left mid-call outlives it by the call's deadline: the
+    // redrive is refused (DISPATCH_BUSY) until then, as reconcile's takeover would wait.
+    let res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    for (const until = Date.now() + 120_000; res.statusCode === 409 && res.json().code === 'DISPATCH_BUSY' && Date.now() < until;) {
+      await sleep(500)
+      res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    }
+    t.equal(res.statusCode, 200, `redrive of a ${dispatch.state} dispatch: ${res.statusCode === 200 ? 'taken' : res.body}`)
   }
   await fresh.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })
 
-  const after = (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Array<{ flow_run_id: string, state: string, execution_name: string | null }>
+  // On a loaded machine a redriven drive may meet a Prefect read that times out and be deferred
+  // for a retry: drive those again until every run's dispatch has settled (or two minutes pass).
+  type Listed = { id: string, flow_run_id: string, state: string, execution_name: string | null }
+  const list = async (): Promise<Listed[]> => (await fresh.inject({ method: 'GET', url: `/v1/dispatches?pool=${pool}&limit=200`, headers: adminHeaders() })).json().items as Listed[]
+  let after = await list()
+  for (const until = Date.now() + 120_000; Date.now() < until; after = await list()) {
+    const unsettled = after.filter(d => UNSETTLED.includes(d.state))
+    if (unsettled.length === 0) break
+    for (const d of unsettled) await fresh.inject({ method: 'POST', url: `/v1/dispatches/${d.id}/redrive`, headers: adminHeaders() })
+    await sleep(1000)
+  }
   for (const run of runs) {
     const executions = executionsOf(emulator, run)
     const dispatches = after.filter(d => d.flow_run_id === run)
