@@ -3,7 +3,7 @@
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
-import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
+import type { PrefectFixtures, ServedPoolOptions, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
 import type { Execution } from '../../src/emulator/index.ts'
 
@@ -12,6 +12,8 @@ export interface SceneOptions {
   jobVariables?: Record<string, unknown>
   logLines?: string[]
   concurrencyLimit?: number
+  /** How the pool is made: without a credentials block, with extra variables. */
+  pool?: Pick<ServedPoolOptions, 'keyless' | 'variables'>
 }
 
 export interface Scene {
@@ -27,7 +29,7 @@ export interface Scene {
 
 export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl: string, authString: string },
   emulator: Emulator, options: SceneOptions = {}): Promise<Scene> {
-  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { concurrencyLimit: options.concurrencyLimit, jobVariables: options.jobVariables })
+  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { ...options.pool, concurrencyLimit: options.concurrencyLimit, jobVariables: options.jobVariables })
   const app = await build(t, {
     logLines: options.logLines,
     env: {
