@@ -53,7 +53,7 @@ const CLOUD_RUN_METHODS = ['CreateJob', 'GetJob', 'RunJob', 'ListExecutions', 'G
 
 t.test('a pool that names an account launches as it; one token per identity lifetime, not per launch', async t => {
   const logLines: string[] = []
-  const s = await stage(t, LAUNCHER, { logLines })
+  const s = await stage(t, LAUNCHER, { logLines, env: { LOG_LEVEL: 'trace' } })
   emulator.resetCalls()
   const first = await s.flowRun()
   const res = await s.webhook(first)
@@ -72,6 +72,7 @@ t.test('a pool that names an account launches as it; one token per identity life
   t.same(record?.gcpIdentity, { source: 'adc', impersonate: LAUNCHER }, 'the ledger names the account with its source')
   t.same(warnings.filter(w => w.includes('Impersonated')), [], 'no plain-text warning from the Impersonated constructor')
   const detail = JSON.stringify(await s.detail(res.json().dispatch_id))
+  t.ok(logLines.length > 10, 'trace-level logs were written')
   t.notMatch(`${logLines.join('\n')}\n${detail}`, /ya29\./, 'no access token in the logs or the admin view')
 })
 
