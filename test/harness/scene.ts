@@ -3,9 +3,10 @@
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
-import type { PrefectFixtures, ServedPoolOptions, StateCreate } from './prefect-fixtures.ts'
+import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
 import type { Execution } from '../../src/emulator/index.ts'
+import type { ServedPoolOptions } from './prefect-fixtures.ts'
 
 export interface SceneOptions {
   env?: Record<string, string>
