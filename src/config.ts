@@ -117,6 +117,11 @@ export const VARIABLES = {
     env: 'PUSHPOOL_SECRET_MANAGER_ENDPOINT', rule: { type: 'string', pattern: HOST_PORT_RULE }, hint: 'host:port of a plaintext gRPC emulator',
     parse: nullable
   }),
+  /** Where pushpool asks IAM Credentials for an impersonated account's token (`impersonate_service_account`). */
+  iamCredentialsEndpoint: variable({
+    env: 'PUSHPOOL_IAM_CREDENTIALS_ENDPOINT', rule: { type: 'string', pattern: OPTIONAL_URL_RULE },
+    hint: 'the base URL of an IAM Credentials emulator, e.g. http://127.0.0.1:8086', parse: withoutTrailingSlash
+  }),
   prefetchSeconds: variable({
     env: 'PUSHPOOL_PREFETCH_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '10' },
     hint: 'whole seconds from 0 to 99999', parse: number

@@ -47,7 +47,8 @@ const PERMANENT = new Set<number>([
 const HINTS: Partial<Record<number, string>> = {
   [RpcStatus.INVALID_ARGUMENT]: 'check the work pool\'s job template and job variables',
   [RpcStatus.NOT_FOUND]: 'check the region and project in the pool\'s job variables and credentials',
-  [RpcStatus.PERMISSION_DENIED]: 'grant pushpool\'s service account Cloud Run Developer, and Service Account User on the job\'s service account',
+  [RpcStatus.PERMISSION_DENIED]: 'grant the account pushpool launches as (the job variable impersonate_service_account, else pushpool\'s own) ' +
+    'Cloud Run Developer, and Service Account User on the job\'s service account',
   [RpcStatus.UNAUTHENTICATED]: 'check the GCP credentials'
 }
 

@@ -1,8 +1,9 @@
 // The Cloud Run clients that reach a dispatch's execution after launch, under the GCP identity its
 // launch used. The ledger records where that identity came from, never the key: a Credentials block
 // is read again by id (one Prefect read); a secret or Application Default Credentials need only the
-// dispatch's project. Only a key written into the job variables themselves, or a record from before
-// identities were recorded, needs the template rendered again. Lookups are shared for a few minutes.
+// dispatch's project; an account the launch impersonated is impersonated again from that source.
+// Only a key written into the job variables themselves, or a record from before identities were
+// recorded, needs the template rendered again. Lookups are shared for a few minutes.
 import type { Dispatch } from '../store/store.ts'
 import type { CloudRunClients } from '../gcp/clients.ts'
 import { CredentialsError } from '../failures.ts'
@@ -27,16 +28,18 @@ export class DispatchClients {
         async () => (await prepareLaunch(this.deps, dispatch)).clients)
     }
     const project = dispatch.project
+    const impersonate = ref.impersonate ?? null
     if (ref.source === 'credentials-block') {
-      return this.cache.get(`block\0${ref.blockDocumentId}\0${project}`, async () => {
+      return this.cache.get(`block\0${ref.blockDocumentId}\0${project}\0${impersonate ?? ''}`, async () => {
         const block = await prefect.readBlockDocument(ref.blockDocumentId)
         if (block === null) {
           throw new CredentialsError(`The GCP Credentials block ${ref.blockDocumentId} this run was launched with no longer exists in Prefect`)
         }
-        return await google.cloudRunFor(await identities.resolve({ ...block.data, project }))
+        return await google.cloudRunFor(await identities.resolve({ ...block.data, project }, impersonate))
       })
     }
     // A block-less identity resolves from the project alone, exactly as it did at launch.
-    return this.cache.get(`${ref.source}\0${project}`, async () => await google.cloudRunFor(await identities.resolve({ project })))
+    return this.cache.get(`${ref.source}\0${project}\0${impersonate ?? ''}`,
+      async () => await google.cloudRunFor(await identities.resolve({ project }, impersonate)))
   }
 }

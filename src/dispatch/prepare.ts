@@ -68,7 +68,7 @@ export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, know
     workerName: config.workerName,
     prefectVersion
   })
-  const identity = await identities.resolve(rendered.credentials)
+  const identity = await identities.resolve(rendered.credentials, rendered.impersonateServiceAccount)
   const clients = await google.cloudRunFor(identity)
   const parent = `projects/${identity.project}/locations/${rendered.region}`
   const plan = planLaunch(config.jobMode, parent, rendered, dispatch, deployment?.name ?? dispatch.pool)
@@ -90,13 +90,14 @@ export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, know
 /**
  * A key that came from a GCP Credentials block is found again by the block's id: the block whose
  * data the template's `credentials` resolved to. A key written into the job variables themselves
- * has no id; only a render finds it again.
+ * has no id; only a render finds it again. An impersonated account is recorded with its source.
  */
 function identityRef (identity: GcpIdentity, credentials: Record<string, unknown> | null, documents: BlockDocument[]): GcpIdentityRef {
-  if (identity.source !== 'credentials-block') return { source: identity.source }
+  const impersonate = identity.impersonated === null ? {} : { impersonate: identity.impersonated }
+  if (identity.source !== 'credentials-block') return { source: identity.source, ...impersonate }
   const wanted = canonicalJson(credentials)
   const block = documents.find(document => canonicalJson(document.data) === wanted)
-  return block === undefined ? { source: 'credentials-inline' } : { source: 'credentials-block', blockDocumentId: block.id }
+  return block === undefined ? { source: 'credentials-inline', ...impersonate } : { source: 'credentials-block', blockDocumentId: block.id, ...impersonate }
 }
 
 function planLaunch (mode: 'reuse' | 'per-run', parent: string, rendered: JobConfiguration, dispatch: Dispatch, readableName: string): LaunchPlan {

@@ -59,8 +59,9 @@ export class ExecutionStore {
     this.#options = options
   }
 
-  /** Creates the execution without starting it, so its RunJob operation can exist before anything happens. */
-  create (job: Job, overrides: RunOverrides = {}): Execution {
+  /** Creates the execution without starting it, so its RunJob operation can exist before anything happens.
+   *  `creator` is who called RunJob, recorded as Cloud Run does. */
+  create (job: Job, overrides: RunOverrides = {}, creator: string | null = null): Execution {
     const { project, location, job: jobId } = parseJobName(job.name)
     const { taskCount, task } = applyOverrides(job.template, overrides)
     let id: string
@@ -78,6 +79,7 @@ export class ExecutionStore {
       createTime: now,
       updateTime: now,
       launchStage: job.launchStage,
+      ...(creator !== null ? { creator } : {}),
       job: jobId,
       parallelism: job.template.parallelism || taskCount,
       taskCount,

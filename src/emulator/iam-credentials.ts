@@ -1,8 +1,9 @@
 // The IAM Service Account Credentials API on the emulator's HTTP side, as google-auth-library's
 // Impersonated client calls it: POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken and
 // :generateIdToken (https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts).
-// The caller is whoever its bearer token was issued to (accessToken() stands in for the metadata
-// server, and tokens this API issues stand for the account they were issued for). Each hop of the
+// The caller is whoever its bearer token was issued to (the metadata server's tokens and
+// accessToken()'s stand for the workload's account, tokens this API issues for the account they
+// were issued for); the gRPC services take the same tokens (principalOf). Each hop of the
 // chain caller → delegates… → target needs roles/iam.serviceAccountTokenCreator on the next account;
 // a missing grant is PERMISSION_DENIED with Google's message and ErrorInfo, as for an account that
 // does not exist.
@@ -53,6 +54,15 @@ export class IamCredentials {
     return { accessToken, expireTime: new Date(Math.floor(expiresAt / 1000) * 1000).toISOString().replace('.000Z', 'Z') }
   }
 
+  /** Whose a bearer token is; a token the emulator never issued, or one expired, is refused as Google refuses it. */
+  principalOf (token: string): string {
+    const issued = this.#tokens.get(token)
+    if (!issued || issued.expiresAt <= Date.now()) {
+      throw unauthenticated('Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.')
+    }
+    return issued.principal
+  }
+
   routes (): Route[] {
     return [
       this.#route('generateAccessToken', 'GenerateAccessToken', 'iam.serviceAccounts.getAccessToken', (target, body) => {
@@ -91,15 +101,11 @@ export class IamCredentials {
 
   /** The target account's email, once the caller has been let through every hop of the chain. */
   #authorize (call: HttpCall, permission: string, delegates: unknown): string {
-    const token = bearerToken(call)
-    const issued = this.#tokens.get(token)
-    if (!issued || issued.expiresAt <= Date.now()) {
-      throw unauthenticated('Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.')
-    }
+    const caller = this.principalOf(bearerToken(call))
     const target = this.#accountOf(call.params[0], 'name')
     if (delegates !== undefined && !Array.isArray(delegates)) throw invalidArgument('delegates must be a list of service account names.')
     const chain = [...(delegates ?? []).map(delegate => this.#accountOf(delegate, 'delegates')), target]
-    let holder = issued.principal
+    let holder = caller
     for (const account of chain) {
       if (!this.#creators.get(account)?.has(holder)) {
         throw permissionDenied(`Permission '${permission}' denied on resource (or it may not exist).`, [{

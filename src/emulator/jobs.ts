@@ -14,10 +14,16 @@ const RESERVED_NAMESPACES = ['run.googleapis.com', 'cloud.googleapis.com', 'serv
 
 export type JobInput = Partial<Job>
 
+export interface WriteOptions {
+  validateOnly?: boolean
+  /** Who makes the call; Cloud Run records it as the job's `creator` and `lastModifier`. */
+  caller?: string | null
+}
+
 export class JobStore {
   #jobs = new Map<string, Job>()
 
-  create (parent: string, jobId: string | undefined, input: JobInput, validateOnly = false): Job {
+  create (parent: string, jobId: string | undefined, input: JobInput, { validateOnly = false, caller = null }: WriteOptions = {}): Job {
     const location = parseLocationName(parent)
     if (!jobId || !JOB_ID.test(jobId)) {
       throw invalidArgument(`Invalid value for job_id: '${jobId ?? ''}'. Resource name must use only lowercase ` +
@@ -36,6 +42,7 @@ export class JobStore {
       createTime: now,
       updateTime: now,
       launchStage: input.launchStage || 'GA',
+      ...(caller !== null ? { creator: caller, lastModifier: caller } : {}),
       template: withServerDefaults(input.template ?? {}),
       terminalCondition: { type: 'Ready', state: 'CONDITION_SUCCEEDED', lastTransitionTime: now },
       conditions: [],
@@ -48,11 +55,11 @@ export class JobStore {
   }
 
   /** UpdateJob replaces the caller-settable fields; with allowMissing it creates the job. */
-  update (input: JobInput, allowMissing = false, validateOnly = false): Job {
+  update (input: JobInput, { allowMissing = false, ...write }: WriteOptions & { allowMissing?: boolean } = {}): Job {
     const { parent, job: jobId } = parseJobName(input.name)
     const current = this.#jobs.get(`${parent}/jobs/${jobId}`)
     if (!current) {
-      if (allowMissing) return this.create(parent, jobId, input, validateOnly)
+      if (allowMissing) return this.create(parent, jobId, input, write)
       throw this.#notFound(`${parent}/jobs/${jobId}`)
     }
     validate(input, 'UpdateJobRequest.job')
@@ -62,13 +69,14 @@ export class JobStore {
       ...Object.fromEntries(outputOnly),
       ...pickCallerFields(input),
       launchStage: input.launchStage || current.launchStage,
+      ...(write.caller ? { lastModifier: write.caller } : {}),
       template: withServerDefaults(input.template ?? {}),
       generation,
       observedGeneration: generation,
       updateTime: new Date().toISOString(),
       etag: newEtag()
     } as Job
-    if (!validateOnly) this.#jobs.set(updated.name, updated)
+    if (write.validateOnly !== true) this.#jobs.set(updated.name, updated)
     return structuredClone(updated)
   }
 

@@ -10,6 +10,7 @@ import { IamCredentials, type TokenCreators } from './iam-credentials.ts'
 import { IdTokenIssuer } from './id-tokens.ts'
 import { LogStore, type LogEntry } from './log-entries.ts'
 import { loggingRoutes } from './logging-api.ts'
+import { metadataRoutes, type MetadataServerOptions } from './metadata-server.ts'
 import { JobStore } from './jobs.ts'
 import { parseExecutionName } from './names.ts'
 import { CERTS_PATH, oauth2Routes } from './oauth2.ts'
@@ -18,7 +19,7 @@ import { PushSubscription, type PushConfig, type PushDelivery } from './pubsub-p
 import { fromWire, methodTypes, serviceDefinition, SERVICE, toWire, TYPE_URL, warmUp, type Plain, type ServiceName } from './protos.ts'
 import { RpcError } from './rpc-error.ts'
 import { SecretStore } from './secrets.ts'
-import { serviceHandlers, type Handlers } from './services.ts'
+import { serviceHandlers, type CallContext, type Handlers } from './services.ts'
 import { baseProcessEnv } from './task-env.ts'
 import { TaskQueues, type TaskDelivery, type TaskEnd } from './task-queues.ts'
 import type { Execution, Job, Queue, Task } from './types.ts'
@@ -57,6 +58,9 @@ export interface EmulatorOptions {
   /** IAM: service account → members (`serviceAccount:…`, `user:…` or an email) holding
    *  roles/iam.serviceAccountTokenCreator on it, which IAM Credentials checks hop by hop. Default: none. */
   tokenCreators?: TokenCreators
+  /** Serve the GCE metadata server's token, email and project-id routes on the HTTP side, for a workload
+   *  running as this service account (GCE_METADATA_HOST=httpEndpoint). Default: not served. */
+  metadataServer?: MetadataServerOptions
   logger?: EmulatorLogger
 }
 
@@ -89,6 +93,9 @@ export interface Emulator {
   setRateLimit (method: string, perMinute: number | null): void
   /** Count of calls per method name since start/reset (including faulted ones). */
   calls (): Record<string, number>
+  /** Whom each gRPC call was made as, by method, since start/reset: the principal of its bearer token
+   *  (`authorization` metadata), '' for a call without one. Cloud Run records it as `creator`. */
+  callers (): Record<string, string[]>
   resetCalls (): void
   /** Stored jobs as plain objects (camelCase, like the REST JSON). */
   jobs (): Job[]
@@ -159,16 +166,29 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     ...(options.taskDispatchDeadlineCapMs ? { dispatchDeadlineCapMs: options.taskDispatchDeadlineCapMs } : {})
   })
   const policy = new CallPolicy()
+  const callers = new Map<string, string[]>()
+  /** The caller of a gRPC call, by its bearer token. Unlike Cloud Run the emulator takes a call without one (no
+   *  caller), but a token it never issued is refused. */
+  const callerOf = (method: string, metadata: grpc.Metadata): CallContext => {
+    const authorization = metadata.get('authorization')[0]
+    const token = typeof authorization === 'string' ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined
+    const caller = token === undefined ? null : iam.principalOf(token)
+    callers.set(method, [...callers.get(method) ?? [], caller ?? ''])
+    return { caller }
+  }
   const server = new grpc.Server()
   const handlers = serviceHandlers({ jobs, executions, operations, secrets, tasks })
   for (const service of Object.values(SERVICE)) {
-    server.addService(serviceDefinition(service, Object.keys(handlers[service])), implement(service, handlers[service], policy, options.logger))
+    server.addService(serviceDefinition(service, Object.keys(handlers[service])), implement(service, handlers[service], policy, callerOf, options.logger))
   }
   const host = options.host ?? '127.0.0.1'
   const address = host.includes(':') ? `[${host}]` : host
   const [port, http] = await Promise.all([
     bind(server, `${address}:${options.port ?? 0}`),
-    startHttpSide(host, options.httpPort ?? 0, [...oauth2Routes(issuer), ...loggingRoutes(logStore), ...iam.routes()], policy,
+    startHttpSide(host, options.httpPort ?? 0, [
+      ...oauth2Routes(issuer), ...loggingRoutes(logStore), ...iam.routes(),
+      ...(options.metadataServer ? metadataRoutes(options.metadataServer, iam) : [])
+    ], policy,
       (route, error) => options.logger?.warn(`emulator: ${route} failed unexpectedly`, error))
   ])
   const httpUrl = `http://${address}:${http.port}`
@@ -188,7 +208,11 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     clearFaults: () => policy.clearFaults(),
     setRateLimit: (method, perMinute) => policy.setRateLimit(method, perMinute),
     calls: () => policy.calls(),
-    resetCalls: () => policy.resetCalls(),
+    callers: () => Object.fromEntries([...callers].map(([method, principals]) => [method, [...principals]])),
+    resetCalls: () => {
+      policy.resetCalls()
+      callers.clear()
+    },
     jobs: () => jobs.all(),
     executions: () => executions.all(),
     execution: name => executions.find(name),
@@ -229,14 +253,14 @@ const QUOTA_SERVICE: Record<ServiceName, string> = {
 
 /** Wraps each REST-form handler with the call policy and the wire ⇄ REST conversion. */
 function implement (service: ServiceName, handlers: Handlers, policy: CallPolicy,
-  logger: EmulatorLogger | undefined): grpc.UntypedServiceImplementation {
+  callerOf: (method: string, metadata: grpc.Metadata) => CallContext, logger: EmulatorLogger | undefined): grpc.UntypedServiceImplementation {
   const quotaService = QUOTA_SERVICE[service]
   return Object.fromEntries(Object.entries(handlers).map(([method, handler]) => {
-    const handle = handler as (request: Plain) => unknown
+    const handle = handler as (request: Plain, context: CallContext) => unknown
     const unary: grpc.handleUnaryCall<Plain, Plain> = (call, callback) => {
       // Resolved on the first call: the descriptors are parsed when a client first needs them.
       const types = methodTypes(service, method)
-      policy.invoke(method, quotaService, () => handle(fromWire(types.request, call.request)))
+      policy.invoke(method, quotaService, () => handle(fromWire(types.request, call.request), callerOf(method, call.metadata)))
         .then(response => toWire(types.response, response as Plain))
         .then(wire => callback(null, wire), (error: unknown) => callback(toServiceError(error, method, logger)))
     }

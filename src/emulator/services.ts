@@ -19,8 +19,13 @@ export interface ControlPlane {
   tasks: TaskQueues
 }
 
+/** Who made a call: the principal of its bearer token, null for a call without one. */
+export interface CallContext {
+  caller: string | null
+}
+
 /** Each handler takes its own request type; `never` lets them share one map. */
-export type Handlers = Record<string, (request: never) => unknown>
+export type Handlers = Record<string, (request: never, context: CallContext) => unknown>
 
 interface NameRequest { name: string }
 interface ListRequest { parent: string, pageSize?: number, pageToken?: string }
@@ -37,15 +42,15 @@ export function serviceHandlers (plane: ControlPlane): Record<ServiceName, Handl
 
 function jobsHandlers ({ jobs, executions, operations }: ControlPlane): Handlers {
   return {
-    CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }) =>
-      operations.completed(parent, TYPE_URL.job, jobs.create(parent, jobId, job ?? {}, validateOnly)),
+    CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }, { caller }: CallContext) =>
+      operations.completed(parent, TYPE_URL.job, jobs.create(parent, jobId, job ?? {}, { validateOnly, caller })),
     GetJob: ({ name }: NameRequest) => jobs.get(name),
     ListJobs: ({ parent, pageSize, pageToken }: ListRequest) => {
       const { items, nextPageToken } = page(jobs.list(parent), pageSize, pageToken)
       return { jobs: items, nextPageToken }
     },
-    UpdateJob: ({ job, allowMissing, validateOnly }: { job?: JobInput, allowMissing?: boolean, validateOnly?: boolean }) => {
-      const updated = jobs.update(job ?? {}, allowMissing, validateOnly)
+    UpdateJob: ({ job, allowMissing, validateOnly }: { job?: JobInput, allowMissing?: boolean, validateOnly?: boolean }, { caller }: CallContext) => {
+      const updated = jobs.update(job ?? {}, { allowMissing, validateOnly, caller })
       return operations.completed(parseJobName(updated.name).parent, TYPE_URL.job, updated)
     },
     DeleteJob: ({ name }: NameRequest) => {
@@ -56,8 +61,8 @@ function jobsHandlers ({ jobs, executions, operations }: ControlPlane): Handlers
       executions.deleteAllOf(name)
       return operations.completed(parseJobName(name).parent, TYPE_URL.job, jobs.delete(name))
     },
-    RunJob: ({ name, overrides }: { name: string, overrides?: RunOverrides }) => {
-      const execution = executions.create(jobs.get(name), overrides)
+    RunJob: ({ name, overrides }: { name: string, overrides?: RunOverrides }, { caller }: CallContext) => {
+      const execution = executions.create(jobs.get(name), overrides, caller)
       jobs.recordNewExecution(execution, name)
       // Opened before the execution starts so that its whole progress is reported by this operation.
       const operation = operations.open(parseJobName(name).parent, TYPE_URL.execution, execution)

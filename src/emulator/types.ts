@@ -72,6 +72,10 @@ export interface Job {
   createTime: string
   updateTime: string
   launchStage: string
+  /** Email of the authenticated caller that created it; absent when the call carried no token. */
+  creator?: string
+  /** Email of the authenticated caller that last changed it. */
+  lastModifier?: string
   template: ExecutionTemplate
   terminalCondition: Condition
   conditions: Condition[]
@@ -95,6 +99,8 @@ export interface Execution {
   updateTime: string
   deleteTime?: string
   launchStage: string
+  /** Email of the authenticated caller of RunJob; absent when the call carried no token. */
+  creator?: string
   job: string
   parallelism: number
   taskCount: number

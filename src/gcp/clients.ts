@@ -11,6 +11,7 @@ import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
 import { loadPlaintextEndpointOptions } from './endpoint.ts'
+import { withBearerToken } from './plaintext-auth.ts'
 import { rpcStatusOf, RpcStatus } from './rpc-status.ts'
 import { settleLongrunningDecoders } from './lro-decoders.ts'
 
@@ -107,6 +108,11 @@ export class GoogleClients {
     const executions = new ExecutionsClient(options)
     settleLongrunningDecoders(jobs)
     settleLongrunningDecoders(executions)
+    if (endpoint !== null && identity.authClient !== null) {
+      // A plaintext channel carries no call credentials: the identity's token is added to each call, as TLS would.
+      withBearerToken(jobs, COUNTED, identity.authClient)
+      withBearerToken(executions, COUNTED, identity.authClient)
+    }
     return { jobs: this.counted(jobs), executions: this.counted(executions) }
   }
 

@@ -25,13 +25,19 @@ export function mergeJobVariables (deployment: Record<string, unknown> | null, f
   return { ...merged, ...overrides }
 }
 
+export interface PopulatedJobConfiguration {
+  configuration: Record<string, unknown>
+  /** The job variables the placeholders were filled from: the pool's defaults with the values laid over them. */
+  variables: Record<string, unknown>
+}
+
 /**
  * `from_template_and_values` without the final model: variable defaults (nulls excluded), default
  * `env` merged into the template's env, dotted keys (`"env.FOO": "x"`) expanded, the values laid
  * over the defaults with `env` merged, placeholders applied, then block references and Prefect
  * variables resolved.
  */
-export async function populateJobConfiguration (template: BaseJobTemplate, values: Record<string, unknown>, lookups: PrefectLookups, hooks: ApplyValuesHooks): Promise<Record<string, unknown>> {
+export async function populateJobConfiguration (template: BaseJobTemplate, values: Record<string, unknown>, lookups: PrefectLookups, hooks: ApplyValuesHooks): Promise<PopulatedJobConfiguration> {
   if (!isPlainObject(template.job_configuration)) {
     throw new TemplateError('job_configuration', 'The work pool\'s base job template has no "job_configuration" object; restore it (e.g. from `prefect work-pool get-default-base-job-template`).')
   }
@@ -54,7 +60,7 @@ export async function populateJobConfiguration (template: BaseJobTemplate, value
 
   const applied = applyValues(configuration, variables, hooks)
   const withBlocks = await resolveBlockDocumentReferences(applied, lookups, 'job_configuration')
-  return await resolveVariables(withBlocks, lookups, 'job_configuration') as Record<string, unknown>
+  return { configuration: await resolveVariables(withBlocks, lookups, 'job_configuration') as Record<string, unknown>, variables }
 }
 
 function variableDefaults (properties: unknown): Record<string, unknown> {

@@ -26,6 +26,8 @@ export interface PrefectWorkerJob {
   env: Record<string, string>
   labels: Record<string, string>
   warnings: string[]
+  /** The job variables the template was filled from (pool defaults, then the deployment's and the flow run's). */
+  variables: Record<string, unknown>
 }
 
 const DEFAULT_PYTHON_VERSION = '3.12'
@@ -44,7 +46,7 @@ export async function renderPrefectWorkerJob (request: RenderRequest): Promise<P
   const hooks = { onEnvironmentPlaceholder: (name: string) => { environmentPlaceholders.add(name) } }
 
   const values = mergeJobVariables(deployment?.job_variables ?? null, flowRun.job_variables)
-  const configuration = await populateJobConfiguration(workPool.base_job_template, values, lookups, hooks)
+  const { configuration, variables } = await populateJobConfiguration(workPool.base_job_template, values, lookups, hooks)
   const context = {
     flowRun,
     deployment,
@@ -61,12 +63,12 @@ export async function renderPrefectWorkerJob (request: RenderRequest): Promise<P
     const config = readCloudRunV2Configuration(configuration)
     const prepared = prepareForFlowRun(config, context, hooks)
     const warnings = [...environmentWarnings(environmentPlaceholders), ...prepareCloudRunV2Job(config, prepared, image)]
-    return { kind, jobBody: config.jobBody, name: prepared.name, region: config.region, credentials: config.credentials, keepJob: config.keepJob, timeout: config.timeout, env: prepared.env, labels: prepared.labels, warnings }
+    return { kind, jobBody: config.jobBody, name: prepared.name, region: config.region, credentials: config.credentials, keepJob: config.keepJob, timeout: config.timeout, env: prepared.env, labels: prepared.labels, warnings, variables }
   }
   const config = readCloudRunV1Configuration(configuration)
   const prepared = prepareForFlowRun(config, context, hooks)
   const warnings = [...environmentWarnings(environmentPlaceholders), ...prepareCloudRunV1Job(config, prepared, image)]
-  return { kind, jobBody: config.jobBody, name: prepared.name, region: config.region, credentials: config.credentials, keepJob: config.keepJob ?? false, timeout: config.timeout, env: prepared.env, labels: prepared.labels, warnings }
+  return { kind, jobBody: config.jobBody, name: prepared.name, region: config.region, credentials: config.credentials, keepJob: config.keepJob ?? false, timeout: config.timeout, env: prepared.env, labels: prepared.labels, warnings, variables }
 }
 
 function environmentWarnings (names: Set<string>): string[] {

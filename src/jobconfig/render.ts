@@ -14,6 +14,7 @@ import { perRunJobName } from './names.ts'
 import { renderPrefectWorkerJob } from './prefect-worker.ts'
 import { validateJobVariables } from './validate-variables.ts'
 import { checkGpuTimeout } from './gpu.ts'
+import { impersonationTarget } from './impersonation.ts'
 
 /** Cloud Run's task timeout when a job does not set one. */
 const CLOUD_RUN_DEFAULT_TIMEOUT_SECONDS = 600
@@ -26,7 +27,8 @@ export async function renderJobConfiguration (req: RenderRequest): Promise<JobCo
   const rendered = await renderPrefectWorkerJob(req)
   const jobName = perRunJobName(rendered.name, (req.randomSuffix ?? randomHexSuffix)())
   const credentials = rendered.credentials === null ? null : toPlainJson(rendered.credentials) as Record<string, unknown>
-  const common = { kind: rendered.kind, region: rendered.region, credentials, keepJob: rendered.keepJob, jobName }
+  const impersonateServiceAccount = impersonationTarget(rendered.variables)
+  const common = { kind: rendered.kind, region: rendered.region, credentials, impersonateServiceAccount, keepJob: rendered.keepJob, jobName }
   const body = cloudRunNumbers(rendered.jobBody, 'job_configuration.job_body') as Record<string, unknown>
   if (rendered.kind === 'cloud-run-v2') {
     checkGpuTimeout(body as V2Job, rendered.timeout as number)

@@ -35,6 +35,7 @@ export interface JobConfiguration {
   kind: 'cloud-run-v2' | 'cloud-run'
   region: string
   credentials: Record<string, unknown> | null // the resolved GcpCredentials block data (service_account_info, project, ...) or null → ADC
+  impersonateServiceAccount: string | null // the job variable impersonate_service_account: the account pushpool launches as, through IAM Credentials
   keepJob: boolean
   timeoutSeconds: number
   jobName: string // Prefect's per-run job id: slug (≤55) + '-' + 7 hex (v2 rule)

@@ -65,6 +65,7 @@ export default fp(async fastify => {
     credentialsSecret: config.gcpCredentialsSecret,
     fallbackProject: config.gcpProject,
     emulated: config.cloudRunEndpoint !== null,
+    iamCredentialsEndpoint: config.iamCredentialsEndpoint,
     readSecret: name => google.readSecret(name)
   })
   // The owner this process names on the leases it takes: one per process, so a restarted instance

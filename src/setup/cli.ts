@@ -4,6 +4,7 @@
 // configuration (EX_CONFIG).
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../config.ts'
+import { SERVICE_ACCOUNT_EMAIL } from '../jobconfig/impersonation.ts'
 import { DEFAULT_SECRET_VARIABLE, readSetupEnv, type SetupEnv } from './env.ts'
 import { formatReport } from './report.ts'
 import { defaultWebhookBlockName, runSetup, type SetupOptions } from './setup.ts'
@@ -36,6 +37,12 @@ Options:
   --service-account <email>    service account the pool's jobs run as by default
                                (service_account_name); the identity pushpool runs as needs
                                roles/iam.serviceAccountUser on it
+  --impersonate-service-account <email>
+                               service account pushpool launches the pool's runs as, keyless,
+                               through the IAM Credentials API (impersonate_service_account):
+                               pushpool's own account needs roles/iam.serviceAccountTokenCreator
+                               on it, and it needs Cloud Run's roles (and Service Account User
+                               on the jobs' account)
   --prefect-auth-string-secret <secret>[:<version>]
                                Secret Manager secret holding Prefect's auth string (user:password):
                                jobs read PREFECT_API_AUTH_STRING from it, never as a plain value
@@ -115,6 +122,7 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
       'credentials-block': { type: 'string' },
       'concurrency-limit': { type: 'string' },
       'service-account': { type: 'string' },
+      'impersonate-service-account': { type: 'string' },
       'prefect-auth-string-secret': { type: 'string' },
       'prefect-api-key-secret': { type: 'string' },
       'webhook-block': { type: 'string' },
@@ -140,14 +148,18 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
   const secretVariable = values['webhook-secret-env']
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(secretVariable)) throw new UsageError('--webhook-secret-env must be an environment variable name')
   const serviceAccount = values['service-account']
-  if (serviceAccount !== undefined && !SERVICE_ACCOUNT.test(serviceAccount)) {
+  if (serviceAccount !== undefined && !SERVICE_ACCOUNT_EMAIL.test(serviceAccount)) {
     throw new UsageError('--service-account must be a service account\'s email, e.g. pushpool-jobs@my-project.iam.gserviceaccount.com')
+  }
+  const impersonateServiceAccount = values['impersonate-service-account']
+  if (impersonateServiceAccount !== undefined && !SERVICE_ACCOUNT_EMAIL.test(impersonateServiceAccount)) {
+    throw new UsageError('--impersonate-service-account must be a service account\'s email, e.g. pushpool-launcher@my-project.iam.gserviceaccount.com')
   }
   const prefectAuthStringSecret = secretRef('--prefect-auth-string-secret', values['prefect-auth-string-secret'])
   const prefectApiKeySecret = secretRef('--prefect-api-key-secret', values['prefect-api-key-secret'])
   if (values.adopt) {
-    const given = (['region', 'image', 'credentials-block', 'concurrency-limit', 'service-account', 'prefect-auth-string-secret',
-      'prefect-api-key-secret'] as const).filter(name => values[name] !== undefined)
+    const given = (['region', 'image', 'credentials-block', 'concurrency-limit', 'service-account', 'impersonate-service-account',
+      'prefect-auth-string-secret', 'prefect-api-key-secret'] as const).filter(name => values[name] !== undefined)
     if (given.length > 0) {
       throw new UsageError(`--adopt leaves the pool as it is, so it cannot be combined with ${given.map(name => `--${name}`).join(', ')}`)
     }
@@ -164,6 +176,7 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
       credentialsBlock: values['credentials-block'],
       concurrencyLimit: limit === undefined ? undefined : Number(limit),
       serviceAccount,
+      impersonateServiceAccount,
       prefectAuthStringSecret,
       prefectApiKeySecret,
       webhookBlock: values['webhook-block'] ?? defaultWebhookBlockName(pool),
@@ -172,8 +185,6 @@ function parseSetupArgs (argv: string[]): ParsedArgs {
   }
 }
 
-// Cloud Run names a job's identity by its email: a user-managed account, or a Google-managed one.
-const SERVICE_ACCOUNT = /^[a-z0-9][a-z0-9-]*@[a-z0-9][a-z0-9.-]*\.gserviceaccount\.com$/
 // Secret Manager ids are letters, digits, - and _; a secret of another project is named in full.
 const SECRET = /^(projects\/[a-z0-9-]+\/secrets\/)?[A-Za-z0-9_-]{1,255}$/
 const VERSION = /^(latest|[1-9][0-9]*)$/

@@ -3,6 +3,7 @@
 // work-pool get-default-base-job-template --type cloud-run-v2`; a test keeps it equal to what the
 // installed prefect-gcp prints), so setup needs no Python.
 import type { BaseJobTemplate, WorkPool } from '../prefect/types.ts'
+import { IMPERSONATE_VARIABLE } from '../jobconfig/impersonation.ts'
 import { changedPaths } from './json-diff.ts'
 import type { SetupPrefectApi, WorkPoolUpdate } from './prefect-api.ts'
 import { SetupFailure, type Step } from './step.ts'
@@ -32,6 +33,8 @@ export interface WorkPoolOptions {
   prefectApiKeySecret?: SecretRef
   /** The service account jobs run as, unless a deployment says otherwise. */
   serviceAccount?: string
+  /** The service account pushpool launches the pool's runs as (IAM Credentials), unless a deployment says otherwise. */
+  impersonateServiceAccount?: string
 }
 
 /** The template variables whose defaults the options set. Absent options keep the pool's current value. */
@@ -58,7 +61,7 @@ export async function planWorkPool (api: SetupPrefectApi, options: WorkPoolOptio
     prefect_api_auth_string_secret: options.prefectAuthStringSecret,
     prefect_api_key_secret: options.prefectApiKeySecret,
     service_account_name: options.serviceAccount
-  })
+  }, options.impersonateServiceAccount)
 
   if (existing === null) {
     const pool = {
@@ -117,7 +120,8 @@ function adoptStep (name: string, existing: WorkPool | null): Step {
  * prefect-gcp's template with the options' defaults. An option not given keeps the pool's current
  * default, so running setup again without `--region` does not undo an earlier `--region`.
  */
-function desiredTemplate (current: BaseJobTemplate | null, overrides: Record<typeof OPTION_DEFAULTS[number], unknown>): BaseJobTemplate {
+function desiredTemplate (current: BaseJobTemplate | null, overrides: Record<typeof OPTION_DEFAULTS[number], unknown>,
+  impersonate: string | undefined): BaseJobTemplate {
   const template = defaultCloudRunV2Template()
   // The shipped template declares every one of OPTION_DEFAULTS.
   const properties = template.variables.properties!
@@ -126,7 +130,25 @@ function desiredTemplate (current: BaseJobTemplate | null, overrides: Record<typ
     const value = overrides[key] ?? current?.variables?.properties?.[key]?.default
     if (value !== undefined) properties[key].default = value
   }
+  const impersonated = impersonate ?? current?.variables?.properties?.[IMPERSONATE_VARIABLE]?.default
+  if (typeof impersonated === 'string') properties[IMPERSONATE_VARIABLE] = impersonationVariable(impersonated)
   return template
+}
+
+/**
+ * pushpool's own variable, which prefect-gcp's template does not declare (its job_configuration
+ * does not refer to it, so Prefect's worker ignores it): declared so that Prefect's UI shows it on
+ * the pool and on deployments, and checks that a value is a string.
+ */
+function impersonationVariable (email: string): Record<string, unknown> {
+  return {
+    title: 'Impersonate Service Account',
+    description: 'The service account pushpool launches this pool\'s runs as, impersonating it through the IAM Credentials ' +
+      'API (keyless): pushpool\'s own service account needs roles/iam.serviceAccountTokenCreator on it. Empty: pushpool ' +
+      'launches as itself.',
+    type: 'string',
+    default: email
+  }
 }
 
 async function credentialsBlockId (api: SetupPrefectApi, name: string): Promise<string> {

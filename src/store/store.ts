@@ -117,11 +117,13 @@ export interface Held {
  * How to find a launch's GCP identity again without rendering its template. `credentials-block`
  * names the GCP Credentials block document the key came from; `credentials-inline` is a key written
  * into the job variables themselves, which only a render finds again; the others need nothing but
- * the dispatch's project.
+ * the dispatch's project. `impersonate` is the service account the launch impersonated from that
+ * source (the `impersonate_service_account` job variable); absent when it impersonated none.
  */
-export type GcpIdentityRef =
+export type GcpIdentityRef = (
   | { source: 'credentials-block', blockDocumentId: string }
   | { source: 'credentials-inline' | 'credentials-secret' | 'adc' }
+) & { impersonate?: string }
 
 export interface EventInput {
   detail: string

@@ -28,6 +28,10 @@ export interface ServedPoolOptions {
   jobVariables?: Record<string, unknown>
   /** The block's key; a fresh one for the project by default. */
   serviceAccountInfo?: Record<string, unknown>
+  /** No GCP Credentials block: pushpool's own identity, in PUSHPOOL_GCP_PROJECT. */
+  keyless?: boolean
+  /** Variables added to the pool's template, by name (their JSON Schema, with a default). */
+  variables?: Record<string, Record<string, unknown>>
 }
 
 export interface CreateDeploymentOptions {
@@ -260,8 +264,11 @@ export class PrefectFixtures {
   async servedPool (prefix: string, project: string, options: ServedPoolOptions = {}): Promise<{ pool: string, flowId: string, deploymentId: string }> {
     const pool = `${prefix}-${randomUUID().slice(0, 8)}`
     const template = await this.defaultBaseJobTemplate('cloud-run-v2')
-    const blockId = await this.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: options.serviceAccountInfo ?? serviceAccountKey(project), project })
-    template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+    if (options.keyless !== true) {
+      const blockId = await this.createGcpCredentialsBlock(`creds-${pool}`, { service_account_info: options.serviceAccountInfo ?? serviceAccountKey(project), project })
+      template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+    }
+    Object.assign(template.variables.properties!, options.variables)
     await this.createWorkPool(pool, 'cloud-run-v2', template, { concurrencyLimit: options.concurrencyLimit })
     const flowId = await this.createFlow(`flow-${pool}`)
     const deploymentId = await this.createDeployment({ name: `dep-${pool}`, flowId, workPoolName: pool, jobVariables: options.jobVariables ?? {} })

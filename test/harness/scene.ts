@@ -6,12 +6,15 @@ import { build, webhookHeaders, webhookPayload, adminHeaders, deliverUntilPrefec
 import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
 import type { Execution } from '../../src/emulator/index.ts'
+import type { ServedPoolOptions } from './prefect-fixtures.ts'
 
 export interface SceneOptions {
   env?: Record<string, string>
   jobVariables?: Record<string, unknown>
   logLines?: string[]
   concurrencyLimit?: number
+  /** How the pool is made: without a credentials block, with extra variables. */
+  pool?: Pick<ServedPoolOptions, 'keyless' | 'variables'>
 }
 
 export interface Scene {
@@ -27,7 +30,7 @@ export interface Scene {
 
 export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl: string, authString: string },
   emulator: Emulator, options: SceneOptions = {}): Promise<Scene> {
-  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { concurrencyLimit: options.concurrencyLimit, jobVariables: options.jobVariables })
+  const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { ...options.pool, concurrencyLimit: options.concurrencyLimit, jobVariables: options.jobVariables })
   const app = await build(t, {
     logLines: options.logLines,
     env: {

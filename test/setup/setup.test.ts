@@ -280,6 +280,33 @@ t.test('--service-account and --prefect-auth-string-secret: jobs run as the acco
   t.equal(again.results[0].outcome, 'unchanged', 'running setup again without the options keeps them')
 })
 
+t.test('--impersonate-service-account declares impersonate_service_account with that default, idempotently', async t => {
+  const pool = newPoolName()
+  const launcher = 'pushpool-launcher@proj-setup.iam.gserviceaccount.com'
+  const help = await runCli(['setup', '--help'])
+  t.match(help.stdout, /--impersonate-service-account <email>[\s\S]*roles\/iam\.serviceAccountTokenCreator/, '--help documents it')
+  const bad = await runCli(['setup', '--url', 'http://127.0.0.1:8080', '--pool', pool, '--impersonate-service-account', 'alice@example.com'], cliEnv())
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, '--impersonate-service-account must be a service account\'s email')
+
+  const dry = await runCli(['setup', '--url', 'http://127.0.0.1:8080', '--pool', pool, '--impersonate-service-account', launcher, '--dry-run'], cliEnv())
+  t.equal(dry.code, 0, exitMessage(dry))
+  t.match(dry.stdout, /"impersonate_service_account": \{[^}]*"default": "pushpool-launcher@proj-setup\.iam\.gserviceaccount\.com"/, '--dry-run shows it')
+  t.equal(await poolOrNull(pool), null, 'and creates nothing')
+
+  const res = await runCli(['setup', '--url', 'http://127.0.0.1:8080', '--pool', pool, '--impersonate-service-account', launcher], cliEnv())
+  t.equal(res.code, 0, exitMessage(res))
+  const declared = (await prefect.readWorkPool(pool)).base_job_template.variables.properties!.impersonate_service_account
+  t.match(declared, { type: 'string', default: launcher, title: 'Impersonate Service Account', description: /serviceAccountTokenCreator/ })
+
+  const again = await runSetup(connection, options(pool, 'http://127.0.0.1:8080', { impersonateServiceAccount: launcher }))
+  t.equal(again.results[0].outcome, 'unchanged', 'the same option again changes nothing')
+  const without = await runSetup(connection, options(pool, 'http://127.0.0.1:8080'))
+  t.equal(without.results[0].outcome, 'unchanged', 'nor does a run without the option: it keeps the account')
+  const other = await runSetup(connection, options(pool, 'http://127.0.0.1:8080', { impersonateServiceAccount: 'team-b@proj-setup.iam.gserviceaccount.com' }))
+  t.same(other.results[0].changed, ['base_job_template.variables.properties.impersonate_service_account.default'], 'another account changes only the default')
+})
+
 /** A template made by hand, not prefect-gcp's. */
 const customTemplate: BaseJobTemplate = {
   job_configuration: { image: '{{ image }}' },
