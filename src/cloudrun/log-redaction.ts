@@ -9,7 +9,7 @@ export const REDACTED = '[redacted]'
 /** Known values shorter than this are left alone: blanking every "abc" would ruin the lines and hide little. */
 const MIN_SECRET_LENGTH = 6
 const SECRET_NAME = String.raw`[A-Za-z0-9_.-]*?(?:TOKEN|SECRET|PASSWORD|PASSWD|AUTH_STRING|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY|CREDENTIALS?)[A-Za-z0-9_.-]*`
-const SECRET_ASSIGNMENT = new RegExp(String.raw`(["']?)\b(${SECRET_NAME})\1(\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&'"}]+)`, 'gi')
+const SECRET_ASSIGNMENT = new RegExp(String.raw`(["']?)\b(${SECRET_NAME})\1(\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|(?:\[redacted\]|[^\s,;&'"})\]>])+)`, 'gi')
 const BEARER = /\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}/gi
 const GOOGLE_ACCESS_TOKEN = /\bya29\.[A-Za-z0-9._-]+/g
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^@\s/]+@/gi

@@ -16,6 +16,8 @@ t.test('names that say they hold a secret, in env, YAML, JSON and Python forms',
   t.equal(redact("{'password': 'pa ss', 'host': 'h'}"), "{'password': '[redacted]', 'host': 'h'}")
   t.equal(redact('GOOGLE_APPLICATION_CREDENTIALS=/var/key.json'), 'GOOGLE_APPLICATION_CREDENTIALS=[redacted]')
   t.equal(redact('status=ok retries=3 user=bob'), 'status=ok retries=3 user=bob', 'other names are kept')
+  t.equal(redact('failed (API_TOKEN=abc123) [SECRET=x]'), 'failed (API_TOKEN=[redacted]) [SECRET=[redacted]]', 'closing brackets are prose')
+  t.equal(lineRedactor(['abcdefgh'])('MY_TOKEN=abcdefgh!x'), 'MY_TOKEN=[redacted]', 'a value already partly blanked is blanked whole')
 })
 
 t.test('credentials in headers, tokens and URLs', async t => {
