@@ -51,24 +51,6 @@ export interface CloudLoggingOptions {
   maxLineChars?: number
 }
 
-/** Cloud Logging could not be asked now (outage, quota, timeout): ask again later. */
-export class CloudLoggingUnavailable extends RetryLater {
-  readonly status: number | null
-  constructor (message: string, status: number | null, options?: { cause?: unknown }) {
-    super(message, options)
-    this.status = status
-  }
-}
-
-/** Cloud Logging refused, and will refuse again until something is fixed; the message says what. */
-export class CloudLoggingRefused extends NeverRetry {
-  readonly status: number
-  constructor (message: string, status: number, options?: { cause?: unknown }) {
-    super(message, options)
-    this.status = status
-  }
-}
-
 export const DEFAULT_LOGGING_URL = 'https://logging.googleapis.com'
 const DEFAULT_LIMIT = 50
 const MAX_PAGE_SIZE = 1000
@@ -156,7 +138,7 @@ function exitCodeOf (lines: ContainerLine[]): number | null {
   return null
 }
 
-/** A failed call, as the caller acts on it: retry later, or a message that says what to fix. */
+/** A failed call, as the caller acts on it: RetryLater (an outage, a quota, a timeout), or NeverRetry with what to fix. */
 function classify (err: unknown, project: string, execution: string): Error {
   const failure = err as { status?: number, response?: { status?: number, data?: { error?: { message?: string, status?: string } } }, message?: string }
   const status = failure.response?.status ?? failure.status ?? null
@@ -166,16 +148,16 @@ function classify (err: unknown, project: string, execution: string): Error {
   const options = { cause: err }
   switch (status) {
     case 400:
-      return new CloudLoggingRefused(`Cloud Logging refused the query for execution ${execution} (${what}): ${detail}`, status, options)
+      return new NeverRetry(`Cloud Logging refused the query for execution ${execution} (${what}): ${detail}`, options)
     case 401:
-      return new CloudLoggingRefused(`Cloud Logging did not accept the launching identity's credentials (${what}): check the GCP credentials of the work pool`, status, options)
+      return new NeverRetry(`Cloud Logging did not accept the launching identity's credentials (${what}): check the GCP credentials of the work pool`, options)
     case 403:
-      return new CloudLoggingRefused(`Cloud Logging denied listing the logs of project ${project} (${what}): grant the launching identity ` +
-        'roles/logging.viewer (permission logging.logEntries.list) on the project', status, options)
+      return new NeverRetry(`Cloud Logging denied listing the logs of project ${project} (${what}): grant the launching identity ` +
+        'roles/logging.viewer (permission logging.logEntries.list) on the project', options)
     case 404:
-      return new CloudLoggingRefused(`Cloud Logging found no project ${project} (${what}): check the project of the work pool's credentials`, status, options)
+      return new NeverRetry(`Cloud Logging found no project ${project} (${what}): check the project of the work pool's credentials`, options)
     default:
-      return new CloudLoggingUnavailable(`Cloud Logging could not list the logs of execution ${execution} (${what}): ${detail}; try again later`, status, options)
+      return new RetryLater(`Cloud Logging could not list the logs of execution ${execution} (${what}): ${detail}; try again later`, options)
   }
 }
 
