@@ -4,11 +4,11 @@
 // redacted and cut to a sane length; and the exit code from the system entry "Container called exit(N).".
 //
 // Through google-auth-library's REST request on the launch's own AuthClient, not @google-cloud/logging:
-// the auth library is loaded already once pushpool has launched anything (it is google-gax's), so a
-// read costs one HTTPS call and nothing more, where @google-cloud/logging would add ~21 packages
-// (~7 MB) to the image, ~70 ms and ~7 MB of RSS to import after @google-cloud/run, ~300 ms and
-// ~20 MB more to build a client, and a probe of the GCE metadata server when one is built
-// (measured: see the branch's report). Loaded lazily: nothing here costs start-up.
+// whoever holds a GCP identity has google-auth-library loaded already (the AuthClient is one of its
+// objects), so a read costs one HTTPS call and nothing more. @google-cloud/logging 12.1 would add
+// ~21 packages (~7 MB) to the image and, in fresh Node 24 processes (medians of five), ~70 ms and
+// ~7 MB of RSS to import even after @google-cloud/run, ~300 ms and ~20 MB more to build a client, and
+// a probe of the GCE metadata server when one is built. Nothing here is loaded at start-up.
 import type { AuthClient } from 'google-auth-library'
 import { NeverRetry, RetryLater } from '../failures.ts'
 import type { ContainerLine } from '../prefect/flow-run-logs.ts'
@@ -114,6 +114,17 @@ export function executionFilter (target: { job: string, region: string, executio
     `(${Object.keys(LOG_IDS).map(id => `log_id(${quoted(id)})`).join(' OR ')})`,
     `timestamp>=${quoted(since)}`
   ].join('\n')
+}
+
+/**
+ * The Cloud Console's pages of an execution: its details, and its logs (the Execution's own logUri
+ * points at Logs Explorer and is as good, when the caller has it).
+ */
+export function executionLinks (target: { project: string, region: string, execution: string }): { consoleUrl: string, logsUrl: string } {
+  const execution = target.execution.split('/').at(-1) ?? target.execution
+  const page = `https://console.cloud.google.com/run/jobs/executions/details/${encodeURIComponent(target.region)}/${encodeURIComponent(execution)}`
+  const project = `?project=${encodeURIComponent(target.project)}`
+  return { consoleUrl: page + project, logsUrl: `${page}/logs${project}` }
 }
 
 function quoted (value: string): string {

@@ -2,7 +2,7 @@
 // stdout/stderr of a local 'process' execution as Cloud Run job entries; through google-auth-library
 // as in production. Redaction and truncation are checked on lines the container really printed.
 import t from 'tap'
-import { executionFilter, lastLines, type LastLinesRequest } from '../../src/cloudrun/execution-logs.ts'
+import { executionFilter, executionLinks, lastLines, type LastLinesRequest } from '../../src/cloudrun/execution-logs.ts'
 import { RetryLater, NeverRetry } from '../../src/failures.ts'
 import { createJob, nodeCommand, rig, type Rig } from '../emulator/helpers.ts'
 
@@ -97,6 +97,13 @@ t.test('the filter names the execution, its job, region, logs and start', async 
     '(log_id("run.googleapis.com/stdout") OR log_id("run.googleapis.com/stderr") OR log_id("run.googleapis.com/varlog/system"))',
     'timestamp>="2026-12-06T10:00:00.000Z"'
   ].join('\n'))
+})
+
+t.test('the console links of an execution', async t => {
+  t.same(executionLinks({ project: 'proj', region: 'us-central1', execution: 'projects/proj/locations/us-central1/jobs/j/executions/j-x7k2q' }), {
+    consoleUrl: 'https://console.cloud.google.com/run/jobs/executions/details/us-central1/j-x7k2q?project=proj',
+    logsUrl: 'https://console.cloud.google.com/run/jobs/executions/details/us-central1/j-x7k2q/logs?project=proj'
+  })
 })
 
 t.test('refusals say what to fix and are never retried; outages are retried later', async t => {
