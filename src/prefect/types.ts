@@ -50,11 +50,13 @@ export interface Deployment {
   work_pool_name: string | null
   work_queue_name: string | null
   concurrency_limit?: number | null
+  tags?: string[]
 }
 
 export interface Flow {
   id: string
   name: string
+  tags?: string[]
 }
 
 export interface BaseJobTemplate {
