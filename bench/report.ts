@@ -2,8 +2,9 @@
 // as median (min–max, n), the targets of the issue with met/missed, and the profiles' evidence.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ColdStartFigure, Results } from './results.ts'
-import type { Summary } from './stats.ts'
+import type { ColdStartFigure, Results, ScheduledFigure } from './results.ts'
+import { summarize, type Summary } from './stats.ts'
+import { isoSeconds } from './peers.ts'
 import type { Frame, ProfileSummary } from './profile.ts'
 
 const f = (s: Summary | undefined, unit = '', digits = 0): string =>
@@ -61,7 +62,8 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     out.push(`| pushpool | commit ${m.commit}${m.dirty_files > 0 ? ` plus ${m.dirty_files} uncommitted files in the shared work tree` : ''}; ${r.meta.entry} |`)
     out.push(`| npm packages | ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')} |`)
     out.push(`| Python packages (repo venv) | ${Object.entries(m.python_packages).map(([k, v]) => `${k} ${v}`).join(', ')} |`)
-    out.push(`| Prefect server settings | ${Object.entries(r.meta.prefect_server_env ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')}; otherwise defaults (SQLite) |`)
+    const tuned = Object.entries(r.meta.prefect_server_env ?? {}).map(([k, v]) => `${k}=${v}`)
+    out.push(`| Prefect server settings | ${tuned.length === 0 ? "Prefect's defaults (SQLite), the Late and scheduler services' as read back in figure 2" : `${tuned.join(', ')}; otherwise defaults (SQLite)`} |`)
     out.push(`| load average when each phase began | ${Object.entries(r.load_average).map(([k, v]) => `${k} ${v[0]}`).join(', ')} |`)
     out.push('')
   }
@@ -91,27 +93,50 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
 
   if (r.scheduled_delay_ms !== undefined) {
     const s = r.scheduled_delay_ms
+    const set = s.settings
+    const late = set.prefect
     out.push('## 2. Scheduled-run start delay\n')
-    const schedule = s.settings.schedule as { rrule?: string } | undefined
-    const rrule = schedule?.rrule?.split('\n').find(line => line.startsWith('RRULE:'))
+    const rrule = (set.schedule as { rrule?: string } | undefined)?.rrule?.split('\n').find(line => line.startsWith('RRULE:'))
     out.push("Runs that Prefect's scheduler service creates from a deployment schedule: each pool's deployment gets the same schedule" +
       (rrule !== undefined ? ` (\`${rrule}\` from one shared DTSTART, UTC)` : '') + ', so every pool has runs due at the same times. ' +
-      'The scheduler inserts its runs without a Scheduled event, so no automation calls pushpool. ' +
-      "Delay = Pending state timestamp − the run's scheduled time; **negative = handed over early**: both pushpool (`PUSHPOOL_PREFETCH_SECONDS`=10) " +
-      'and the worker (`PREFECT_WORKER_PREFETCH_SECONDS`=10) take runs up to 10 s before they are due. ' +
-      `pushpool learns of such runs from reconcile's prefetch or from the Late event: \`PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS=${String(s.settings.PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS)}\` ` +
-      '(Prefect default 15) with the late-runs loop every 1 s (default 5). The scheduler loop runs every 1 s (default 60); ' +
-      `the schedules are added ${String(s.settings.schedules_added_s_before_first_due)} s before the first run is due and deleted after the last run is Pending.\n`)
-    out.push("> The Late event seldom reaches pushpool in this set-up: Prefect links a run's state-change event to its previous state when that state is " +
-      "under 5 minutes old, and the triggers service holds the event until it has seen the one it follows (for up to 15 minutes). The scheduler's " +
-      'Scheduled state emits no event, so for runs made less than ~5 min before they go Late, as here and for the first runs of a new or changed ' +
-      "schedule, pushpool's reconcile starts them. In steady state the scheduler makes runs at least an hour ahead " +
-      '(`PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME`), and a run that reconcile has not started is started on its Late event.\n')
-    out.push('| | delay | left Scheduled via |\n|---|---|---|')
-    out.push(`| pushpool, reconcile every ${String(s.settings.pushpool_reconcile_every_s)} s | ${f(s.pushpool, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool ?? {})} |`)
-    out.push(`| pushpool, reconcile every 60 s (Cloud Scheduler's minimum) | ${f(s.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool_reconcile_60s ?? {})} |`)
-    out.push(`| Prefect worker (process, defaults) | ${f(s.worker, ' ms')} | ${JSON.stringify(s.left_scheduled_via.worker ?? {})} |`)
+      'The schedule is added by updating the deployment (as `prefect deploy` does), so the scheduler makes its runs within seconds. ' +
+      'The scheduler inserts its runs without a Scheduled event, so no automation calls pushpool: reconcile finds them, every ' +
+      `${set.pushpool_reconcile_every_s} s (Cloud Scheduler's minimum) from a random phase, and its look-ahead arms a timer per run that fires ` +
+      `\`PUSHPOOL_PREFETCH_SECONDS\`=${set.PUSHPOOL_PREFETCH_SECONDS} s before it is due, in both timer modes: in the process (the default), ` +
+      "and on Cloud Tasks (the emulator's, delivering to `POST /v1/timers/fire` with an OIDC token). " +
+      "Delay = Pending state timestamp − the run's scheduled time; **negative = handed over early**: the worker " +
+      '(`PREFECT_WORKER_PREFETCH_SECONDS`=10) also takes runs up to 10 s before they are due.\n')
+    out.push(`Prefect server settings, read back from \`GET /admin/settings\`: **Late after ${isoSeconds(late.late_runs.after_seconds)} s, late-runs loop ${late.late_runs.loop_seconds} s, ` +
+      `scheduler loop ${late.scheduler.loop_seconds} s, recent-deployments loop ${late.scheduler.recent_deployments_loop_seconds} s** ` +
+      `(${late.defaults ? "Prefect's defaults" : "**not** Prefect's defaults"}). 1-minute load average when the phase began: ${num(s.load_1m, 2)}.\n`)
+    const target = (fig: ScheduledFigure): string => fig.n === 0
+      ? 'n/a'
+      : fig.median >= -set.PUSHPOOL_PREFETCH_SECONDS * 1000 && fig.median <= 2000 && fig.max <= 5000 ? 'met' : '**missed**'
+    out.push(`### Steady state: the schedule added ${String(set.steady_schedule_added_s_before_first_due)} s (more than a reconcile tick) before its first run\n`)
+    out.push(`Target (issue 15): median in [−${set.PUSHPOOL_PREFETCH_SECONDS * 1000}, +2000] ms and max ≤ +5000 ms.\n`)
+    out.push('| | delay | left Scheduled via | target |\n|---|---|---|---|')
+    out.push(`| **pushpool_reconcile_60s**: process timers (default), reconcile every ${set.pushpool_reconcile_every_s} s | ${f(s.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(s.pushpool_reconcile_60s.left_scheduled_via)} | ${target(s.pushpool_reconcile_60s)} |`)
+    out.push(`| **pushpool_cloud_tasks_60s**: Cloud Tasks timers, reconcile every ${set.pushpool_reconcile_every_s} s | ${f(s.pushpool_cloud_tasks_60s, ' ms')} | ${JSON.stringify(s.pushpool_cloud_tasks_60s.left_scheduled_via)} | ${target(s.pushpool_cloud_tasks_60s)} |`)
+    out.push(`| Prefect worker (process, defaults) | ${f(s.worker, ' ms')} | ${JSON.stringify(s.worker.left_scheduled_via)} | |`)
     out.push('')
+    const fr = s.first_runs
+    out.push(`### Apart: the first runs of a schedule added ${fr.schedule_added_s_before_first_due} s before its first run (every ${fr.every_s} s, all due within one tick)\n`)
+    out.push('No reconcile pass need come between such a run\'s creation and its time, so no timer is armed for it: what bounds its delay is the first ' +
+      `reconcile pass after its creation (at most one tick, ${set.pushpool_reconcile_every_s} s), or the Late event ${isoSeconds(late.late_runs.after_seconds)} s after it was due ` +
+      `(found by a loop every ${late.late_runs.loop_seconds} s), whichever first. The Late event seldom reaches pushpool for them: Prefect links it to the ` +
+      'run\'s Scheduled state, which the scheduler made without an event, and the triggers service holds an event whose predecessor it has not seen ' +
+      '(for up to 15 minutes) when that predecessor is under 5 minutes old. "first pass" = when the first reconcile pass after the run\'s creation began, ' +
+      'relative to the run\'s scheduled time.\n')
+    out.push('| | delay | left Scheduled via | first pass after creation |\n|---|---|---|---|')
+    const passes = (fig: ScheduledFigure): string => f(summarize(fig.runs.map(run => run.first_pass_after_creation_ms ?? Number.NaN)), ' ms')
+    out.push(`| pushpool, process timers | ${f(fr.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(fr.pushpool_reconcile_60s.left_scheduled_via)} | ${passes(fr.pushpool_reconcile_60s)} |`)
+    out.push(`| pushpool, Cloud Tasks timers | ${f(fr.pushpool_cloud_tasks_60s, ' ms')} | ${JSON.stringify(fr.pushpool_cloud_tasks_60s.left_scheduled_via)} | ${passes(fr.pushpool_cloud_tasks_60s)} |`)
+    out.push(`| Prefect worker (process, defaults) | ${f(fr.worker, ' ms')} | ${JSON.stringify(fr.worker.left_scheduled_via)} | |`)
+    out.push('')
+    out.push('Each first run (delay / first pass after its creation, relative to its time; s): ' +
+      [...fr.pushpool_reconcile_60s.runs, ...fr.pushpool_cloud_tasks_60s.runs]
+        .map(run => `${run.label === 'pushpool_reconcile_60s' ? 'process' : 'tasks'} ${(run.delay_ms / 1000).toFixed(1)}${run.via === 'Late' ? ' (Late)' : ''} / ${run.first_pass_after_creation_ms === null ? '–' : (run.first_pass_after_creation_ms / 1000).toFixed(1)}`)
+        .join('; ') + '\n')
   }
 
   if (r.api_calls_per_run !== undefined) {
