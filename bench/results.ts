@@ -96,8 +96,10 @@ export interface Results {
   module_cost?: ModuleCostResult
   rss_idle_mb?: number
   rss_peak_mb?: number
+  /** The highest RSS 10 s after a burst at the deployed concurrency. */
+  rss_after_burst_mb?: number
   memory?: MemoryResult
   burst?: BurstResult & { quota_per_minute: number, runjob_latency_ms: number, reconcile_every_s: number, retry_delay_s: number, quota_bound_s: number }
   profiles?: Record<string, ProfileSummary & Record<string, unknown>>
-  targets?: Array<{ figure: string, target: string, measured: string, met: boolean | null }>
+  targets?: Array<{ figure: string, target: string, measured: string, load_1m: number | null, met: boolean | null }>
 }

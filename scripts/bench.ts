@@ -12,7 +12,7 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startEmulator, emulatorClientOptions, type Emulator } from '../src/emulator/index.ts'
 import { findFreePort } from '../src/devstack/prefect-server.ts'
-import { buildService } from '../bench/build.ts'
+import { buildService, deployedConcurrency } from '../bench/build.ts'
 import { describeMachine } from '../bench/machine.ts'
 import { startRealPrefect, setupPushpoolPool, helloDeployment, startProcessWorker, lateAndSchedulerSettings, type RealPrefect } from '../bench/peers.ts'
 import { startPushpool, REPO, TMP, type PushpoolProcess } from '../bench/pushpool-process.ts'
@@ -48,12 +48,14 @@ const quick = flags.quick === true
 const only = new Set((flags.only ?? PHASES.join(',')).split(',').map(s => s.trim()) as Phase[])
 for (const phase of only) if (!PHASES.includes(phase)) throw new Error(`unknown phase "${phase}"; phases: ${PHASES.join(', ')}`)
 const outDir = flags.out ?? (quick ? TMP : join(REPO, 'bench'))
+/** Webhooks in flight at once for throughput and memory: the deployed concurrency. */
+const CONCURRENCY = deployedConcurrency()
 
 // Counts. Full: at least 5 repetitions of every figure (10+ starts for cold start); the burst is
 // one run, since it lasts over 3 minutes by construction.
 const N = quick
- ? { pickup: 4, scheduled: 3, scheduledEvery: 10, firstRuns: 3, firstRunRounds: 1, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: 64, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
-  : { pickup: 30, scheduled: 8, scheduledEvery: 15, firstRuns: 4, firstRunRounds: 2, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: 64, realReps: 5, realSequential: 10, realThroughput: 40, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
+ ? { pickup: 4, scheduled: 3, scheduledEvery: 10, firstRuns: 3, firstRunRounds: 1, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: CONCURRENCY, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
+  : { pickup: 30, scheduled: 8, scheduledEvery: 15, firstRuns: 4, firstRunRounds: 2, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: CONCURRENCY, realReps: 5, realSequential: 10, realThroughput: 40, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
 
 const POOL = { push: 'bench-push', pushTasks: 'bench-push-tasks', worker: 'bench-worker', cost: 'bench-cost' }
 /** Reconcile period while measuring scheduled runs: Cloud Scheduler's minimum. */
@@ -157,8 +159,8 @@ async function main (): Promise<void> {
     if (only.has('memory')) {
       await phase('memory', async () => {
         noteLoad('memory')
-        log(`memory: idle, then ${N.memoryBurst} webhooks at once, three times`)
-        results.memory = await measureMemory({ entry, env: imageEnv, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, log })
+        log(`memory: idle, then ${N.memoryBurst} webhooks, ${CONCURRENCY} at once (the deployed concurrency), three times`)
+        results.memory = await measureMemory({ entry, env: imageEnv, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, concurrency: CONCURRENCY, log })
       })
     }
     if (only.has('cold')) await phase('cold', () => coldStart(peers, entry, seed!))

@@ -254,7 +254,7 @@ t.test('per-run mode waits for the execution to end before closing and deleting 
   t.notOk(emulator.jobs().some(j => j.name === job), 'deleted once the execution ended')
 })
 
-t.test('a launch stopped by the RunJob quota is retried by reconcile without looking for an execution', async t => {
+t.test('a launch stopped by the RunJob quota is retried when the quota\'s rest ends, without looking for an execution', async t => {
   const s = await stage(t, { env: { PUSHPOOL_LAUNCH_ATTEMPTS: '3', PUSHPOOL_RETRY_DELAY_SECONDS: '0' } })
   const warm = await launched(t, s)
   emulator.finishExecution(warm.execution, { exitCode: 0 })
@@ -265,18 +265,23 @@ t.test('a launch stopped by the RunJob quota is retried by reconcile without loo
   const res = await s.webhook(flowRunId)
   t.equal(res.json().state, 'retrying')
   t.same(emulator.calls(), { RunJob: 1 }, 'one RunJob, refused for quota; the pause spared the other attempts; no look')
+  const waiting = (await s.detail(res.json().dispatch_id)).dispatch
+  const rest = Date.parse(waiting.due_at) - Date.now()
+  t.ok(rest > 2000 && rest <= 6250, `due when the quota's rest (5 s ± 25 %) ends, not at once despite a retry delay of 0 (${rest} ms from now)`)
   emulator.setRateLimit('RunJob', null)
-  // The quota pause (5 s ± 25 %) is the launcher's; reconcile inside it sends nothing.
+  // Reconcile inside the rest sends nothing.
   emulator.resetCalls()
   await s.reconcile()
   t.equal(emulator.calls().RunJob ?? 0, 0, 'no RunJob while the location rests')
-  await sleep(6500)
   emulator.resetCalls()
-  const report = await s.reconcile()
-  t.equal(report.driven, 1)
+  // Its timer drives it when the rest ends: no reconcile needed.
+  let state = ''
+  for (const giveUp = Date.now() + 30_000; state !== 'launched' && Date.now() < giveUp; await sleep(200)) {
+    state = (await s.detail(res.json().dispatch_id)).dispatch.state
+  }
+  t.equal(state, 'launched')
   t.same(emulator.calls(), { RunJob: 1 }, 'launched with one RunJob and no ListExecutions')
   t.equal(executionsOf(emulator, flowRunId).length, 1)
-  t.equal((await s.detail(res.json().dispatch_id)).dispatch.state, 'launched')
 })
 
 t.test('a retried launch whose template no longer renders crashes the run, naming the cause', async t => {
