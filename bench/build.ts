@@ -27,3 +27,13 @@ function imageEnv (): Record<string, string> {
   const final = parseDockerfile(readFileSync(join(REPO, 'Dockerfile'), 'utf8')).at(-1)
   return Object.assign({}, ...(final?.instructions ?? []).filter(i => i.keyword === 'ENV').map(i => parseEnv(i.args))) as Record<string, string>
 }
+
+/**
+ * The deployed concurrency: cloudbuild.yaml's _CONCURRENCY, which the deploy gives Cloud Run as
+ * --concurrency and pushpool as PUSHPOOL_MAX_IN_FLIGHT.
+ */
+export function deployedConcurrency (): number {
+  const match = /^\s*_CONCURRENCY:\s*'?(\d+)'?\s*$/m.exec(readFileSync(join(REPO, 'cloudbuild.yaml'), 'utf8'))
+  if (match === null) throw new Error('cloudbuild.yaml has no _CONCURRENCY substitution')
+  return Number(match[1])
+}

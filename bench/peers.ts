@@ -26,22 +26,14 @@ export interface RealPrefect {
   stop (): Promise<void>
 }
 
-/**
- * Prefect's own defaults except: late runs are marked after LATE_AFTER_S (the setup guide's
- * advice for pushpool, since scheduler-created runs emit no Scheduled event) and the late-runs and
- * scheduler loops run every second (the devstack's tuning, so schedules show up promptly).
- */
-export const LATE_AFTER_S = 5
-
 export async function startRealPrefect (log: (line: string) => void): Promise<RealPrefect> {
   const venv = await ensurePrefectVenv({ onProgress: line => log(`  pip: ${line}`) })
   const authString = `bench:${randomBytes(16).toString('hex')}`
-  const serverEnv = {
-    PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: String(LATE_AFTER_S),
-    PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS: '1',
-    PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: '1'
-  }
-  const server = await startPrefectServer({ venv, authString, env: serverEnv, startTimeoutMs: 180_000 })
+  // Prefect's own defaults for its services, the devstack's tuning left out: the Late threshold
+  // (15 s) and its loop (5 s), the scheduler's loops (60 s, and 5 s for deployments just changed).
+  // What the server ran with is read back from it (lateAndSchedulerSettings) for the results.
+  const serverEnv: Record<string, string> = {}
+  const server = await startPrefectServer({ venv, authString, env: serverEnv, fastServices: false, startTimeoutMs: 180_000 })
   return {
     venv,
     server,
@@ -51,6 +43,43 @@ export async function startRealPrefect (log: (line: string) => void): Promise<Re
     serverEnv,
     stop: () => server.stop()
   }
+}
+
+/** The settings of the services that bound a scheduled run's start, as the server reports them (GET /admin/settings). */
+export interface LateAndSchedulerSettings {
+  late_runs: { after_seconds: string, loop_seconds: number }
+  scheduler: { loop_seconds: number, recent_deployments_loop_seconds: number, min_scheduled_time: string }
+  /** Whether every one is Prefect's default. */
+  defaults: boolean
+}
+
+/** Prefect's defaults for these (prefect/settings/models/server/services.py), to say whether the server ran with them. */
+const SERVICE_DEFAULTS = { after: 15, lateLoop: 5, schedulerLoop: 60, recentLoop: 5 }
+
+export async function lateAndSchedulerSettings (prefect: RealPrefect): Promise<LateAndSchedulerSettings> {
+  const all = await prefect.fixtures.request<{ server?: { services?: Record<string, Record<string, unknown>> } }>('GET', '/admin/settings')
+  const late = all.server?.services?.late_runs ?? {}
+  const scheduler = all.server?.services?.scheduler ?? {}
+  const settings = {
+    late_runs: { after_seconds: String(late.after_seconds), loop_seconds: Number(late.loop_seconds) },
+    scheduler: {
+      loop_seconds: Number(scheduler.loop_seconds),
+      recent_deployments_loop_seconds: Number(scheduler.recent_deployments_loop_seconds),
+      min_scheduled_time: String(scheduler.min_scheduled_time)
+    }
+  }
+  return {
+    ...settings,
+    defaults: isoSeconds(settings.late_runs.after_seconds) === SERVICE_DEFAULTS.after && settings.late_runs.loop_seconds === SERVICE_DEFAULTS.lateLoop &&
+      settings.scheduler.loop_seconds === SERVICE_DEFAULTS.schedulerLoop && settings.scheduler.recent_deployments_loop_seconds === SERVICE_DEFAULTS.recentLoop
+  }
+}
+
+/** Seconds of an ISO 8601 duration as Prefect serialises a timedelta (PT15S, PT1M30S), or of a number. */
+export function isoSeconds (duration: string): number {
+  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$/.exec(duration)
+  if (m === null) return Number(duration)
+  return Number(m[1] ?? 0) * 86400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0)
 }
 
 /**

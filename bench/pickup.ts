@@ -1,6 +1,7 @@
 // Figure 1, pickup latency: flow runs created due-now, one in the pool pushpool serves (through
 // the automation's webhook) and one in the pool Prefect's process worker polls, at the same moment.
 // Latency = Pending state time − Scheduled state time, both from Prefect's state history.
+import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pendingMinusScheduledMs, waitForPending, type RealPrefect } from './peers.ts'
 
@@ -11,6 +12,8 @@ export interface PickupSamples {
   pushpoolRuns: Array<{ id: string, scheduledAt: number, pendingAt: number }>
   /** The first pair, before the measured ones: cold caches on both sides. */
   warmup: { pushpool: number, worker: number } | null
+  /** The 1-minute load average as each measured pair began. */
+  load_1m: number[]
 }
 
 export interface PickupOptions {
@@ -24,11 +27,12 @@ export interface PickupOptions {
 }
 
 export async function measurePickup (o: PickupOptions): Promise<PickupSamples> {
-  const samples: PickupSamples = { pushpool: [], worker: [], pushpoolRuns: [], warmup: null }
+  const samples: PickupSamples = { pushpool: [], worker: [], pushpoolRuns: [], warmup: null, load_1m: [] }
   for (let i = -1; i < o.repetitions; i++) {
     // A random wait, so the run lands at a random point of the worker's poll cycle rather than
     // just after the poll that picked the previous one.
     await sleep(Math.random() * o.workerPollSeconds * 1000)
+    const load = Math.round(loadavg()[0] * 100) / 100
     const [pushRun, workerRun] = await Promise.all([
       o.prefect.fixtures.createFlowRun(o.pushpoolDeploymentId),
       o.prefect.fixtures.createFlowRun(o.workerDeploymentId)
@@ -47,6 +51,7 @@ export async function measurePickup (o: PickupOptions): Promise<PickupSamples> {
     } else {
       samples.pushpool.push(push)
       samples.worker.push(worker)
+      samples.load_1m.push(load)
       const scheduled = pushHistory.find(s => s.type === 'SCHEDULED')
       const pending = pushHistory.find(s => s.type === 'PENDING')
       if (scheduled !== undefined && pending !== undefined) {

@@ -2,28 +2,58 @@
 // as median (min–max, n), the targets of the issue with met/missed, and the profiles' evidence.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ColdStartFigure, Results } from './results.ts'
-import type { Summary } from './stats.ts'
+import type { ColdStartFigure, Results, ScheduledFigure } from './results.ts'
+import { summarize, type Summary } from './stats.ts'
+import { isoSeconds } from './peers.ts'
 import type { Frame, ProfileSummary } from './profile.ts'
 
 const f = (s: Summary | undefined, unit = '', digits = 0): string =>
   s === undefined || s.n === 0 ? 'n/a' : `${s.median.toFixed(digits)}${unit} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)}, n=${s.n})`
 const num = (v: number | undefined | null, digits = 0, unit = ''): string => v === undefined || v === null || Number.isNaN(v) ? 'n/a' : `${v.toFixed(digits)}${unit}`
 
+/**
+ * The targets of issues 15 and 17, each with the 1-minute load average the figure was taken at
+ * (the median over its samples where each sample kept its own, else the load when its phase began).
+ */
 function targets (r: Results): NonNullable<Results['targets']> {
   const rows: NonNullable<Results['targets']> = []
-  const add = (figure: string, target: string, value: number | undefined, measured: string, ok: (v: number) => boolean): void => {
-    rows.push({ figure, target, measured: value === undefined ? 'not measured' : measured, met: value === undefined || Number.isNaN(value) ? null : ok(value) })
+  const phaseLoad = (phase: string): number | undefined => r.load_average[phase]?.[0]
+  const add = (figure: string, target: string, value: number | undefined, measured: string, load: number | undefined, ok: (v: number) => boolean): void => {
+    rows.push({
+      figure,
+      target,
+      measured: value === undefined ? 'not measured' : measured,
+      load_1m: load ?? null,
+      met: value === undefined || Number.isNaN(value) ? null : ok(value)
+    })
   }
-  add('pickup_ratio', '≥ 10', r.pickup_ratio, `${num(r.pickup_ratio, 1)} (worker ${num(r.pickup_ms?.worker.median)} ms / pushpool ${num(r.pickup_ms?.pushpool.median)} ms)`, v => v >= 10)
-  add('api_calls_per_run.reuse', '≤ 2', r.api_calls_per_run?.reuse, `${num(r.api_calls_per_run?.reuse)} (${Object.entries(r.api_calls_per_run?.detail.reuse.by_method ?? {}).map(([m, n]) => `${m} ${n}`).join(', ')})`, v => v <= 2)
-  add('dispatch_cpu_ms.median', '≤ 1', r.dispatch_cpu_ms?.median, `${num(r.dispatch_cpu_ms?.median, 2)} ms`, v => v <= 1)
-  add('throughput_per_s', '≥ 500', r.throughput_per_s, `${num(r.throughput_per_s)} /s`, v => v >= 500)
-  add('cold_start_ready_ms.median', '≤ 150', r.cold_start_ready_ms?.median, `${num(r.cold_start_ready_ms?.median)} ms (${r.cold_start_ready_ms?.entry ?? ''}, load ${num(r.cold_start_ready_ms?.load_1m.median, 2)})`, v => v <= 150)
-  add('cold_start_first_dispatch_ms.median', '≤ 300', r.cold_start_first_dispatch_ms?.median, `${num(r.cold_start_first_dispatch_ms?.median)} ms (load ${num(r.cold_start_first_dispatch_ms?.load_1m.median, 2)})`, v => v <= 300)
-  add('rss_idle_mb', '≤ 80', r.rss_idle_mb, `${num(r.rss_idle_mb, 1)} MB (load ${num(r.memory?.load_1m, 2)})`, v => v <= 80)
-  add('burst.duplicates', '0', r.burst?.duplicates, `${r.burst?.duplicates ?? 'n/a'}`, v => v === 0)
-  add('burst.lost', '0', r.burst?.lost, `${r.burst?.lost ?? 'n/a'}`, v => v === 0)
+  const s = r.scheduled_delay_ms
+  const prefetch = s?.settings.PUSHPOOL_PREFETCH_SECONDS ?? 10
+  for (const key of ['pushpool_reconcile_60s', 'pushpool_cloud_tasks_60s'] as const) {
+    const fig = s?.[key]
+    add(`scheduled_delay_ms.${key}`, `median in [−${prefetch * 1000}, +2000] ms, max ≤ +5000 ms, n ≥ 8`, fig?.median,
+      `median ${num(fig?.median)} ms, max ${num(fig?.max)} ms, n=${fig?.n ?? 0} (Late after ${s === undefined ? '?' : isoSeconds(s.settings.prefect.late_runs.after_seconds)} s)`,
+      s?.load_1m, () => fig !== undefined && fig.median >= -prefetch * 1000 && fig.median <= 2000 && fig.max <= 5000 && fig.n >= 8)
+  }
+  const ready = r.cold_start_ready_ms
+  const first = r.cold_start_first_dispatch_ms
+  add('cold_start_ready_ms.median', '≤ 150 ms', ready?.median, `${num(ready?.median)} ms (${ready?.entry ?? ''})`, ready?.load_1m.median, v => v <= 150)
+  add('cold_start_first_dispatch_ms.median', '≤ 300 ms', first?.median, `${num(first?.median)} ms`, first?.load_1m.median, v => v <= 300)
+  add('dispatch_cpu_ms.median', '≤ 2 ms', r.dispatch_cpu_ms?.median, `${num(r.dispatch_cpu_ms?.median, 2)} ms`, phaseLoad('cost'), v => v <= 2)
+  add('throughput_per_s', '≥ 800 /s', r.throughput_per_s, `${num(r.throughput_per_s)} /s at ${r.throughput?.stand_in.concurrency ?? '?'} in flight`, phaseLoad('cost'), v => v >= 800)
+  add('rss_idle_mb', '≤ 80 MB', r.rss_idle_mb, `${num(r.rss_idle_mb, 1)} MB`, r.memory?.load_1m, v => v <= 80)
+  add('rss_after_burst_mb', '≤ 200 MB', r.rss_after_burst_mb,
+    `${num(r.rss_after_burst_mb, 1)} MB, ${(r.memory?.settle_ms ?? 0) / 1000} s after bursts of ${r.memory?.bursts[0]?.runs ?? '?'} at ${r.memory?.concurrency ?? '?'} at once (the highest of ${r.memory?.bursts.length ?? 0})`,
+    r.memory === undefined ? undefined : summarize(r.memory.bursts.map(b => b.load_1m)).median, v => v <= 200)
+  const split = r.pickup_ms?.pushpool_split.webhook_to_pending
+  add('pickup_ms.pushpool_split.webhook_to_pending.median', '≤ 10 ms', split?.median, `${num(split?.median, 1)} ms (n=${split?.n ?? 0})`, r.pickup_ms?.load_1m.median, v => v <= 10)
+  add('pickup_ratio', '≥ 10 with pickup_ms.pushpool.n ≥ 30', r.pickup_ratio,
+    `${num(r.pickup_ratio, 1)} (worker ${num(r.pickup_ms?.worker.median)} ms / pushpool ${num(r.pickup_ms?.pushpool.median)} ms, n=${r.pickup_ms?.pushpool.n ?? 0})`,
+    r.pickup_ms?.load_1m.median, v => v >= 10 && (r.pickup_ms?.pushpool.n ?? 0) >= 30)
+  add('burst.drain_s', `≤ 190 s (${r.burst?.runs ?? '?'} runs, ${r.burst?.quota_per_minute ?? '?'} RunJob/min)`, r.burst?.drain_s ?? undefined, `${num(r.burst?.drain_s, 1)} s`, phaseLoad('burst'), v => v <= 190)
+  add('burst.duplicates', '0', r.burst?.duplicates, `${r.burst?.duplicates ?? 'n/a'}`, phaseLoad('burst'), v => v === 0)
+  add('burst.lost', '0', r.burst?.lost, `${r.burst?.lost ?? 'n/a'}`, phaseLoad('burst'), v => v === 0)
+  add('api_calls_per_run.reuse', '≤ 2', r.api_calls_per_run?.reuse, `${num(r.api_calls_per_run?.reuse)} (${Object.entries(r.api_calls_per_run?.detail.reuse.by_method ?? {}).map(([m, n]) => `${m} ${n}`).join(', ')})`, phaseLoad('scheduled') ?? phaseLoad('api'), v => v <= 2)
   return rows
 }
 
@@ -42,6 +72,7 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
   if (r.memory !== undefined) {
     r.rss_idle_mb = Math.round(r.memory.rss_idle_warm_mb * 10) / 10
     r.rss_peak_mb = Math.round(Math.max(...r.memory.bursts.map(b => b.peak_rss_mb)) * 10) / 10
+    r.rss_after_burst_mb = Math.round(Math.max(...r.memory.bursts.map(b => b.rss_after_mb)) * 10) / 10
   }
   r.targets = targets(r)
   const json = join(outDir, r.meta.mode === 'quick' ? 'results.quick.json' : 'results.json')
@@ -61,15 +92,17 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     out.push(`| pushpool | commit ${m.commit}${m.dirty_files > 0 ? ` plus ${m.dirty_files} uncommitted files in the shared work tree` : ''}; ${r.meta.entry} |`)
     out.push(`| npm packages | ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')} |`)
     out.push(`| Python packages (repo venv) | ${Object.entries(m.python_packages).map(([k, v]) => `${k} ${v}`).join(', ')} |`)
-    out.push(`| Prefect server settings | ${Object.entries(r.meta.prefect_server_env ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')}; otherwise defaults (SQLite) |`)
+    const tuned = Object.entries(r.meta.prefect_server_env ?? {}).map(([k, v]) => `${k}=${v}`)
+    out.push(`| Prefect server settings | ${tuned.length === 0 ? "Prefect's defaults (SQLite), the Late and scheduler services' as read back in figure 2" : `${tuned.join(', ')}; otherwise defaults (SQLite)`} |`)
     out.push(`| load average when each phase began | ${Object.entries(r.load_average).map(([k, v]) => `${k} ${v[0]}`).join(', ')} |`)
     out.push('')
   }
   for (const note of r.meta.notes) out.push(`> ${note}\n`)
 
   out.push('## Targets\n')
-  out.push('| figure | target | measured | |\n|---|---|---|---|')
-  for (const t of r.targets) out.push(`| \`${t.figure}\` | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'met' : '**missed**'} |`)
+  out.push('Issue 15 (figure 2) and issue 17. Load = the 1-minute load average when the figure was taken (2 cores).\n')
+  out.push('| figure | target | measured | load | |\n|---|---|---|---|---|')
+  for (const t of r.targets) out.push(`| \`${t.figure}\` | ${t.target} | ${t.measured} | ${num(t.load_1m ?? undefined, 2)} | ${t.met === null ? '—' : t.met ? 'met' : '**missed**'} |`)
   out.push('')
 
   if (r.pickup_ms !== undefined) {
@@ -91,27 +124,50 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
 
   if (r.scheduled_delay_ms !== undefined) {
     const s = r.scheduled_delay_ms
+    const set = s.settings
+    const late = set.prefect
     out.push('## 2. Scheduled-run start delay\n')
-    const schedule = s.settings.schedule as { rrule?: string } | undefined
-    const rrule = schedule?.rrule?.split('\n').find(line => line.startsWith('RRULE:'))
+    const rrule = (set.schedule as { rrule?: string } | undefined)?.rrule?.split('\n').find(line => line.startsWith('RRULE:'))
     out.push("Runs that Prefect's scheduler service creates from a deployment schedule: each pool's deployment gets the same schedule" +
       (rrule !== undefined ? ` (\`${rrule}\` from one shared DTSTART, UTC)` : '') + ', so every pool has runs due at the same times. ' +
-      'The scheduler inserts its runs without a Scheduled event, so no automation calls pushpool. ' +
-      "Delay = Pending state timestamp − the run's scheduled time; **negative = handed over early**: both pushpool (`PUSHPOOL_PREFETCH_SECONDS`=10) " +
-      'and the worker (`PREFECT_WORKER_PREFETCH_SECONDS`=10) take runs up to 10 s before they are due. ' +
-      `pushpool learns of such runs from reconcile's prefetch or from the Late event: \`PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS=${String(s.settings.PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS)}\` ` +
-      '(Prefect default 15) with the late-runs loop every 1 s (default 5). The scheduler loop runs every 1 s (default 60); ' +
-      `the schedules are added ${String(s.settings.schedules_added_s_before_first_due)} s before the first run is due and deleted after the last run is Pending.\n`)
-    out.push("> The Late event seldom reaches pushpool in this set-up: Prefect links a run's state-change event to its previous state when that state is " +
-      "under 5 minutes old, and the triggers service holds the event until it has seen the one it follows (for up to 15 minutes). The scheduler's " +
-      'Scheduled state emits no event, so for runs made less than ~5 min before they go Late, as here and for the first runs of a new or changed ' +
-      "schedule, pushpool's reconcile starts them. In steady state the scheduler makes runs at least an hour ahead " +
-      '(`PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME`), and a run that reconcile has not started is started on its Late event.\n')
-    out.push('| | delay | left Scheduled via |\n|---|---|---|')
-    out.push(`| pushpool, reconcile every ${String(s.settings.pushpool_reconcile_every_s)} s | ${f(s.pushpool, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool ?? {})} |`)
-    out.push(`| pushpool, reconcile every 60 s (Cloud Scheduler's minimum) | ${f(s.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(s.left_scheduled_via.pushpool_reconcile_60s ?? {})} |`)
-    out.push(`| Prefect worker (process, defaults) | ${f(s.worker, ' ms')} | ${JSON.stringify(s.left_scheduled_via.worker ?? {})} |`)
+      'The schedule is added by updating the deployment (as `prefect deploy` does), so the scheduler makes its runs within seconds. ' +
+      'The scheduler inserts its runs without a Scheduled event, so no automation calls pushpool: reconcile finds them, every ' +
+      `${set.pushpool_reconcile_every_s} s (Cloud Scheduler's minimum) from a random phase, and its look-ahead arms a timer per run that fires ` +
+      `\`PUSHPOOL_PREFETCH_SECONDS\`=${set.PUSHPOOL_PREFETCH_SECONDS} s before it is due, in both timer modes: in the process (the default), ` +
+      "and on Cloud Tasks (the emulator's, delivering to `POST /v1/timers/fire` with an OIDC token). " +
+      "Delay = Pending state timestamp − the run's scheduled time; **negative = handed over early**: the worker " +
+      '(`PREFECT_WORKER_PREFETCH_SECONDS`=10) also takes runs up to 10 s before they are due.\n')
+    out.push(`Prefect server settings, read back from \`GET /admin/settings\`: **Late after ${isoSeconds(late.late_runs.after_seconds)} s, late-runs loop ${late.late_runs.loop_seconds} s, ` +
+      `scheduler loop ${late.scheduler.loop_seconds} s, recent-deployments loop ${late.scheduler.recent_deployments_loop_seconds} s** ` +
+      `(${late.defaults ? "Prefect's defaults" : "**not** Prefect's defaults"}). 1-minute load average when the phase began: ${num(s.load_1m, 2)}.\n`)
+    const target = (fig: ScheduledFigure): string => fig.n === 0
+      ? 'n/a'
+      : fig.median >= -set.PUSHPOOL_PREFETCH_SECONDS * 1000 && fig.median <= 2000 && fig.max <= 5000 ? 'met' : '**missed**'
+    out.push(`### Steady state: the schedule added ${String(set.steady_schedule_added_s_before_first_due)} s (more than a reconcile tick) before its first run\n`)
+    out.push(`Target (issue 15): median in [−${set.PUSHPOOL_PREFETCH_SECONDS * 1000}, +2000] ms and max ≤ +5000 ms.\n`)
+    out.push('| | delay | left Scheduled via | target |\n|---|---|---|---|')
+    out.push(`| **pushpool_reconcile_60s**: process timers (default), reconcile every ${set.pushpool_reconcile_every_s} s | ${f(s.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(s.pushpool_reconcile_60s.left_scheduled_via)} | ${target(s.pushpool_reconcile_60s)} |`)
+    out.push(`| **pushpool_cloud_tasks_60s**: Cloud Tasks timers, reconcile every ${set.pushpool_reconcile_every_s} s | ${f(s.pushpool_cloud_tasks_60s, ' ms')} | ${JSON.stringify(s.pushpool_cloud_tasks_60s.left_scheduled_via)} | ${target(s.pushpool_cloud_tasks_60s)} |`)
+    out.push(`| Prefect worker (process, defaults) | ${f(s.worker, ' ms')} | ${JSON.stringify(s.worker.left_scheduled_via)} | |`)
     out.push('')
+    const fr = s.first_runs
+    out.push(`### Apart: the first runs of a schedule added ${fr.schedule_added_s_before_first_due} s before its first run (every ${fr.every_s} s, all due within one tick)\n`)
+    out.push('No reconcile pass need come between such a run\'s creation and its time, so no timer is armed for it: what bounds its delay is the first ' +
+      `reconcile pass after its creation (at most one tick, ${set.pushpool_reconcile_every_s} s), or the Late event ${isoSeconds(late.late_runs.after_seconds)} s after it was due ` +
+      `(found by a loop every ${late.late_runs.loop_seconds} s), whichever first. The Late event seldom reaches pushpool for them: Prefect links it to the ` +
+      'run\'s Scheduled state, which the scheduler made without an event, and the triggers service holds an event whose predecessor it has not seen ' +
+      '(for up to 15 minutes) when that predecessor is under 5 minutes old. "first pass" = when the first reconcile pass after the run\'s creation began, ' +
+      'relative to the run\'s scheduled time.\n')
+    out.push('| | delay | left Scheduled via | first pass after creation |\n|---|---|---|---|')
+    const passes = (fig: ScheduledFigure): string => f(summarize(fig.runs.map(run => run.first_pass_after_creation_ms ?? Number.NaN)), ' ms')
+    out.push(`| pushpool, process timers | ${f(fr.pushpool_reconcile_60s, ' ms')} | ${JSON.stringify(fr.pushpool_reconcile_60s.left_scheduled_via)} | ${passes(fr.pushpool_reconcile_60s)} |`)
+    out.push(`| pushpool, Cloud Tasks timers | ${f(fr.pushpool_cloud_tasks_60s, ' ms')} | ${JSON.stringify(fr.pushpool_cloud_tasks_60s.left_scheduled_via)} | ${passes(fr.pushpool_cloud_tasks_60s)} |`)
+    out.push(`| Prefect worker (process, defaults) | ${f(fr.worker, ' ms')} | ${JSON.stringify(fr.worker.left_scheduled_via)} | |`)
+    out.push('')
+    out.push('Each first run (delay / first pass after its creation, relative to its time; s): ' +
+      [...fr.pushpool_reconcile_60s.runs, ...fr.pushpool_cloud_tasks_60s.runs]
+        .map(run => `${run.label === 'pushpool_reconcile_60s' ? 'process' : 'tasks'} ${(run.delay_ms / 1000).toFixed(1)}${run.via === 'Late' ? ' (Late)' : ''} / ${run.first_pass_after_creation_ms === null ? '–' : (run.first_pass_after_creation_ms / 1000).toFixed(1)}`)
+        .join('; ') + '\n')
   }
 
   if (r.api_calls_per_run !== undefined) {
@@ -184,14 +240,16 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     out.push('## 6. Memory\n')
     out.push(`RSS of the pushpool process (\`node ${mem.entry}\`${Object.keys(mem.env).length === 0 ? '' : ` with ${Object.entries(mem.env).map(([k, v]) => `${k}=${v}`).join(' ')}, the image's ENV`}) from \`/proc\`, ` +
       `against the in-memory Prefect stand-in; the 1-minute load average was ${num(mem.load_1m, 2)} when the idle figures were taken. Idle = 3 s without traffic. ` +
-      "Peak = the kernel's high-water mark (VmHWM) during bursts whose webhooks all arrive at once. One process, so n=1 for each value.\n")
-    out.push('| | RSS |\n|---|---|')
-    out.push(`| idle after start-up | ${num(mem.rss_idle_start_mb, 1)} MB |`)
-    out.push(`| **rss_idle_mb**: idle after the first dispatch (Google client loaded) | **${num(mem.rss_idle_warm_mb, 1)} MB** |`)
+      `Each burst sends its webhooks ${mem.concurrency} at a time, the deployed concurrency (cloudbuild.yaml's _CONCURRENCY: Cloud Run's --concurrency and PUSHPOOL_MAX_IN_FLIGHT). ` +
+      `Peak = the kernel's high-water mark (VmHWM) so far; after = RSS ${mem.settle_ms / 1000} s after the burst. One process, so n=1 for each value.\n`)
+    out.push('| | RSS | load |\n|---|---|---|')
+    out.push(`| idle after start-up | ${num(mem.rss_idle_start_mb, 1)} MB | ${num(mem.load_1m, 2)} |`)
+    out.push(`| **rss_idle_mb**: idle after the first dispatch (Google client loaded) | **${num(mem.rss_idle_warm_mb, 1)} MB** | ${num(mem.load_1m, 2)} |`)
     mem.bursts.forEach((b, i) => {
-      out.push(`| burst ${i + 1}: ${b.runs} webhooks at once → peak | ${num(b.peak_rss_mb, 1)} MB (${b.launched} launched in ${num(b.wall_ms / 1000, 1)} s; ${JSON.stringify(b.replies)}) |`)
-      out.push(`| burst ${i + 1}: 5 s later | ${num(b.rss_after_mb, 1)} MB |`)
+      out.push(`| burst ${i + 1}: ${b.runs} webhooks, ${mem.concurrency} at once → peak | ${num(b.peak_rss_mb, 1)} MB (${b.launched} launched in ${num(b.wall_ms / 1000, 1)} s; ${JSON.stringify(b.replies)}) | ${num(b.load_1m, 2)} |`)
+      out.push(`| burst ${i + 1}: ${mem.settle_ms / 1000} s later | ${num(b.rss_after_mb, 1)} MB | |`)
     })
+    out.push(`| **rss_after_burst_mb** (the highest "later") | **${num(r.rss_after_burst_mb, 1)} MB** | |`)
     out.push('')
   }
 

@@ -7,8 +7,13 @@ import type { MemoryResult } from './memory.ts'
 import type { BurstResult } from './burst.ts'
 import type { ApiCallsResult } from './api-calls.ts'
 import type { ModuleCostResult } from './module-cost.ts'
+import type { ScheduledRun } from './scheduled.ts'
+import type { LateAndSchedulerSettings } from './peers.ts'
 
 export type Sampled = Summary & { samples: number[] }
+
+/** Scheduled runs' start delays (Pending − scheduled time), with how each left Scheduled and each run's record. */
+export type ScheduledFigure = Sampled & { left_scheduled_via: Record<string, number>, runs: ScheduledRun[] }
 
 /** A cold-start figure (wall ms) with the process's CPU time and the machine's 1-minute load at each start. */
 export type ColdStartFigure = Sampled & { cpu_ms: Summary, load_1m: Sampled, entry: string, env: Record<string, string> }
@@ -32,16 +37,27 @@ export interface Results {
     pushpool: Sampled
     worker: Sampled
     /** pushpool's latency split at the webhook's arrival (pushpool's log). */
-    pushpool_split: { automation_to_webhook: Summary, webhook_to_pending: Summary }
+    pushpool_split: { automation_to_webhook: Summary, webhook_to_pending: Sampled }
     warmup: { pushpool: number, worker: number } | null
+    /** The 1-minute load average as each pair began. */
+    load_1m: Summary
   }
   pickup_ratio?: number
+  /** Figure 2: the steady state per timer mode and the worker, and apart, the first runs of a schedule. */
   scheduled_delay_ms?: {
-    pushpool: Sampled
-    worker: Sampled
-    pushpool_reconcile_60s: Sampled
-    left_scheduled_via: Record<string, Record<string, number>>
-    settings: Record<string, unknown>
+    pushpool_reconcile_60s: ScheduledFigure
+    pushpool_cloud_tasks_60s: ScheduledFigure
+    worker: ScheduledFigure
+    first_runs: {
+      pushpool_reconcile_60s: ScheduledFigure
+      pushpool_cloud_tasks_60s: ScheduledFigure
+      worker: ScheduledFigure
+      schedules: Array<{ rrule: string, created_before_first_due_ms: number }>
+      schedule_added_s_before_first_due: number
+      every_s: number
+    }
+    load_1m: number
+    settings: Record<string, unknown> & { prefect: LateAndSchedulerSettings, PUSHPOOL_PREFETCH_SECONDS: number, pushpool_reconcile_every_s: number }
   }
   api_calls_per_run?: {
     reuse: number
@@ -80,8 +96,10 @@ export interface Results {
   module_cost?: ModuleCostResult
   rss_idle_mb?: number
   rss_peak_mb?: number
+  /** The highest RSS 10 s after a burst at the deployed concurrency. */
+  rss_after_burst_mb?: number
   memory?: MemoryResult
   burst?: BurstResult & { quota_per_minute: number, runjob_latency_ms: number, reconcile_every_s: number, retry_delay_s: number, quota_bound_s: number }
   profiles?: Record<string, ProfileSummary & Record<string, unknown>>
-  targets?: Array<{ figure: string, target: string, measured: string, met: boolean | null }>
+  targets?: Array<{ figure: string, target: string, measured: string, load_1m: number | null, met: boolean | null }>
 }

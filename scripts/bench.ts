@@ -10,14 +10,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { startEmulator, type Emulator } from '../src/emulator/index.ts'
+import { startEmulator, emulatorClientOptions, type Emulator } from '../src/emulator/index.ts'
 import { findFreePort } from '../src/devstack/prefect-server.ts'
-import { buildService } from '../bench/build.ts'
+import { buildService, deployedConcurrency } from '../bench/build.ts'
 import { describeMachine } from '../bench/machine.ts'
-import { startRealPrefect, setupPushpoolPool, helloDeployment, startProcessWorker, LATE_AFTER_S, type RealPrefect } from '../bench/peers.ts'
+import { startRealPrefect, setupPushpoolPool, helloDeployment, startProcessWorker, lateAndSchedulerSettings, type RealPrefect } from '../bench/peers.ts'
 import { startPushpool, REPO, TMP, type PushpoolProcess } from '../bench/pushpool-process.ts'
 import { measurePickup, webhookArrivals } from '../bench/pickup.ts'
-import { measureScheduled } from '../bench/scheduled.ts'
+import { measureSchedule, type ScheduledRun, type ScheduleResult } from '../bench/scheduled.ts'
 import { startReconcileTimer } from '../bench/reconcile-timer.ts'
 import { measureApiCalls, total, type ApiCallsResult } from '../bench/api-calls.ts'
 import { captureSeed } from '../bench/seed.ts'
@@ -32,7 +32,7 @@ import { sendWebhooks } from '../bench/load.ts'
 import { summarize } from '../bench/stats.ts'
 import { writeReport } from '../bench/report.ts'
 import { measureModuleCost } from '../bench/module-cost.ts'
-import type { ColdStartFigure, Results } from '../bench/results.ts'
+import type { ColdStartFigure, Results, ScheduledFigure } from '../bench/results.ts'
 
 const PHASES = ['pickup', 'scheduled', 'api', 'cost', 'real', 'profile', 'memory', 'cold', 'burst'] as const
 type Phase = typeof PHASES[number]
@@ -48,18 +48,28 @@ const quick = flags.quick === true
 const only = new Set((flags.only ?? PHASES.join(',')).split(',').map(s => s.trim()) as Phase[])
 for (const phase of only) if (!PHASES.includes(phase)) throw new Error(`unknown phase "${phase}"; phases: ${PHASES.join(', ')}`)
 const outDir = flags.out ?? (quick ? TMP : join(REPO, 'bench'))
+/** Webhooks in flight at once for throughput and memory: the deployed concurrency. */
+const CONCURRENCY = deployedConcurrency()
 
 // Counts. Full: at least 5 repetitions of every figure (10+ starts for cold start); the burst is
 // one run, since it lasts over 3 minutes by construction.
 const N = quick
-  ? { pickup: 3, scheduled: 3, scheduledEvery: 10, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: 64, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
-  : { pickup: 8, scheduled: 8, scheduledEvery: 15, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: 64, realReps: 5, realSequential: 10, realThroughput: 40, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
+ ? { pickup: 4, scheduled: 3, scheduledEvery: 10, firstRuns: 3, firstRunRounds: 1, api: 2, runSeconds: 20, reconcileSeconds: 20, costReps: 2, sequential: 50, throughputRuns: 200, concurrency: CONCURRENCY, realReps: 2, realSequential: 8, realThroughput: 16, realConcurrency: 8, profileRuns: 150, starts: 3, memoryBurst: 300, burstRuns: 100, burstPerMinute: 50, burstLimitS: 240 }
+  : { pickup: 30, scheduled: 8, scheduledEvery: 15, firstRuns: 4, firstRunRounds: 2, api: 5, runSeconds: 60, reconcileSeconds: 60, costReps: 5, sequential: 200, throughputRuns: 1000, concurrency: CONCURRENCY, realReps: 5, realSequential: 10, realThroughput: 40, realConcurrency: 16, profileRuns: 500, starts: 12, memoryBurst: 1000, burstRuns: 1000, burstPerMinute: 300, burstLimitS: 540 }
 
-const POOL = { push: 'bench-push', push60: 'bench-push60', worker: 'bench-worker', cost: 'bench-cost' }
-/** Reconcile period while measuring scheduled runs: a short timer, and Cloud Scheduler's minimum. */
-const SHORT_RECONCILE_S = 10
-/** How long before the first scheduled run is due its schedule is added to the deployments. */
-const SCHEDULE_LEAD_S = 45
+const POOL = { push: 'bench-push', pushTasks: 'bench-push-tasks', worker: 'bench-worker', cost: 'bench-cost' }
+/** Reconcile period while measuring scheduled runs: Cloud Scheduler's minimum. */
+const RECONCILE_S = 60
+const PREFETCH_S = 10
+/**
+ * Steady state: the schedule is added this long before its first run is due, more than a reconcile
+ * tick plus the scheduler's recent-deployments loop (5 s) and the prefetch, so a pass sees every run
+ * before its timer is due, as it does once Prefect's scheduler makes runs hours ahead.
+ */
+const STEADY_LEAD_S = RECONCILE_S + 30
+/** The first runs of a schedule: added this long before the first is due, all due within one tick of it. */
+const FIRST_RUNS_LEAD_S = 10
+const FIRST_RUNS_EVERY_S = 15
 const WORKER_POLL_S = 10 // PREFECT_WORKER_QUERY_SECONDS, default
 
 const t0 = performance.now()
@@ -149,8 +159,8 @@ async function main (): Promise<void> {
     if (only.has('memory')) {
       await phase('memory', async () => {
         noteLoad('memory')
-        log(`memory: idle, then ${N.memoryBurst} webhooks at once, three times`)
-        results.memory = await measureMemory({ entry, env: imageEnv, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, log })
+        log(`memory: idle, then ${N.memoryBurst} webhooks, ${CONCURRENCY} at once (the deployed concurrency), three times`)
+        results.memory = await measureMemory({ entry, env: imageEnv, peers, pool: seed!.workPool.name, burstRuns: N.memoryBurst, bursts: 3, concurrency: CONCURRENCY, log })
       })
     }
     if (only.has('cold')) await phase('cold', () => coldStart(peers, entry, seed!))
@@ -168,22 +178,23 @@ async function main (): Promise<void> {
 
 async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: StandInSeed): Promise<void> {
   const emulator: Emulator = later(await startEmulator({ executions: 'hold' }))
-  const ports = { push: await findFreePort(), push60: await findFreePort() }
+  const ports = { push: await findFreePort(), pushTasks: await findFreePort() }
   await setupPushpoolPool(prefect, POOL.push, `http://127.0.0.1:${ports.push}`, true)
-  await setupPushpoolPool(prefect, POOL.push60, `http://127.0.0.1:${ports.push60}`, true)
+  await setupPushpoolPool(prefect, POOL.pushTasks, `http://127.0.0.1:${ports.pushTasks}`, true)
   const env = (pool: string): Record<string, string> => ({
     PREFECT_API_URL: prefect.apiUrl,
     PREFECT_API_AUTH_STRING: prefect.authString,
     PUSHPOOL_POOLS: pool,
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    PUSHPOOL_PREFETCH_SECONDS: String(PREFETCH_S)
   })
+  // The default timer mode (process): pickup, and figure 2's pushpool_reconcile_60s.
   const push = later(await startPushpool({ entry, name: 'push', port: ports.push, env: env(POOL.push) }))
-  const push60 = later(await startPushpool({ entry, name: 'push60', port: ports.push60, env: env(POOL.push60) }))
-  log('starting `prefect worker start --type process` (default settings)…')
   const worker = later(await startProcessWorker(prefect, POOL.worker))
+  log('started `prefect worker start --type process` (default settings)')
   const deployments = {
     push: await helloDeployment(prefect, POOL.push, 'hello-push'),
-    push60: await helloDeployment(prefect, POOL.push60, 'hello-push60'),
+    pushTasks: await helloDeployment(prefect, POOL.pushTasks, 'hello-push-tasks'),
     worker: await helloDeployment(prefect, POOL.worker, 'hello-worker')
   }
 
@@ -208,63 +219,124 @@ async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: St
     results.pickup_ms = {
       pushpool: { ...pushS, samples: pickup.pushpool },
       worker: { ...workerS, samples: pickup.worker },
-      pushpool_split: { automation_to_webhook: summarize(automation), webhook_to_pending: summarize(inPushpool) },
-      warmup: pickup.warmup
+      pushpool_split: { automation_to_webhook: summarize(automation), webhook_to_pending: { ...summarize(inPushpool), samples: inPushpool } },
+      warmup: pickup.warmup,
+      load_1m: summarize(pickup.load_1m)
     }
     results.pickup_ratio = Math.round(workerS.median / pushS.median * 10) / 10
   }
 
-  if (only.has('scheduled')) {
-    noteLoad('scheduled')
-    log(`scheduled runs: ${N.scheduled} per pool every ${N.scheduledEvery} s; reconcile every ${SHORT_RECONCILE_S} s (${POOL.push}) and every 60 s (${POOL.push60})` +
-      (only.has('api') ? '; the API-call counts run alongside' : ''))
-    const timers = [
-      startReconcileTimer(push, SHORT_RECONCILE_S, err => { log(`  reconcile (${POOL.push}) failed: ${err.message}`) }),
-      startReconcileTimer(push60, 60, err => { log(`  reconcile (${POOL.push60}) failed: ${err.message}`) })
-    ]
-    // Runs alongside, so its failure is caught here: left unawaited, a rejection would end the run.
-    const api = only.has('api') ? apiCalls(seed).catch((err: Error) => { failed('api', err) }) : Promise.resolve(undefined)
-    const scheduled = await measureScheduled({
-      prefect,
-      targets: [
-        { label: 'pushpool', deploymentId: deployments.push },
-        { label: 'pushpool_reconcile_60s', deploymentId: deployments.push60 },
-        { label: 'worker', deploymentId: deployments.worker }
-      ],
-      repetitions: N.scheduled,
-      intervalSeconds: N.scheduledEvery,
-      leadSeconds: SCHEDULE_LEAD_S,
-      log
-    })
-    for (const timer of timers) timer.stop()
-    results.scheduled_delay_ms = {
-      pushpool: { ...summarize(scheduled.delays.pushpool), samples: scheduled.delays.pushpool },
-      worker: { ...summarize(scheduled.delays.worker), samples: scheduled.delays.worker },
-      pushpool_reconcile_60s: { ...summarize(scheduled.delays.pushpool_reconcile_60s), samples: scheduled.delays.pushpool_reconcile_60s },
-      left_scheduled_via: scheduled.via,
-      settings: {
-        runs_created_by: 'the scheduler service, from a deployment schedule',
-        schedule: { rrule: scheduled.rrule, timezone: 'UTC' },
-        schedules_added_s_before_first_due: SCHEDULE_LEAD_S,
-        scheduler_created_all_runs_after_ms: scheduled.created_after_ms,
-        scheduler_created_all_runs_before_first_due_ms: scheduled.created_before_first_due_ms,
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: 1,
-        PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS: LATE_AFTER_S,
-        PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS: 1,
-        pushpool_reconcile_every_s: SHORT_RECONCILE_S,
-        PUSHPOOL_PREFETCH_SECONDS: 10,
-        worker: 'defaults (PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10)'
-      }
-    }
-    const raw = await api
-    if (raw !== undefined) results.api_calls_raw = raw
-  } else if (only.has('api')) {
-    results.api_calls_raw = await apiCalls(seed)
-  }
+  if (only.has('scheduled')) await scheduledRuns(prefect, entry, emulator, push, env(POOL.pushTasks), ports.pushTasks, deployments, seed)
+  else if (only.has('api')) results.api_calls_raw = await apiCalls(seed)
   await release(worker)
   await release(push)
-  await release(push60)
   await release(emulator)
+}
+
+/**
+ * Figure 2: a deployment schedule's runs in pushpool's two timer modes (each pushpool reconciled
+ * every 60 s, Cloud Scheduler's minimum) and the worker's pool, side by side; the steady state,
+ * then the first runs of a schedule added less than a tick before they are due.
+ */
+async function scheduledRuns (prefect: RealPrefect, entry: string, emulator: Emulator, push: PushpoolProcess,
+  tasksEnv: Record<string, string>, tasksPort: number, deployments: { push: string, pushTasks: string, worker: string }, seed: StandInSeed): Promise<void> {
+  const queue = await cloudTasksQueue(emulator)
+  const invoker = 'pushpool-timers@bench.iam.gserviceaccount.com'
+  const pushTasks = later(await startPushpool({
+    entry,
+    name: 'push-tasks',
+    port: tasksPort,
+    env: {
+      ...tasksEnv,
+      PUSHPOOL_TIMERS: 'cloud-tasks',
+      PUSHPOOL_TASKS_QUEUE: queue,
+      PUSHPOOL_TASKS_INVOKER: invoker,
+      PUSHPOOL_TASKS_ENDPOINT: emulator.endpoint,
+      PUSHPOOL_AUDIENCE: `http://127.0.0.1:${tasksPort}`,
+      PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl
+    }
+  }))
+  const prefectSettings = await lateAndSchedulerSettings(prefect)
+  noteLoad('scheduled')
+  log(`scheduled runs: reconcile every ${RECONCILE_S} s in ${POOL.push} (process timers) and ${POOL.pushTasks} (Cloud Tasks), beside the worker; ` +
+    `Prefect's Late runs after ${prefectSettings.late_runs.after_seconds}, loop ${prefectSettings.late_runs.loop_seconds} s` +
+    (prefectSettings.defaults ? ' (its defaults)' : ' (NOT its defaults)') + (only.has('api') ? '; the API-call counts run alongside' : ''))
+  const timers = {
+    process: startReconcileTimer(push, RECONCILE_S, err => { log(`  reconcile (${POOL.push}) failed: ${err.message}`) }),
+    tasks: startReconcileTimer(pushTasks, RECONCILE_S, err => { log(`  reconcile (${POOL.pushTasks}) failed: ${err.message}`) })
+  }
+  const targets = [
+    { label: 'pushpool_reconcile_60s', deploymentId: deployments.push, reconcileTicks: () => timers.process.ticks },
+    { label: 'pushpool_cloud_tasks_60s', deploymentId: deployments.pushTasks, reconcileTicks: () => timers.tasks.ticks },
+    { label: 'worker', deploymentId: deployments.worker }
+  ]
+  // Runs alongside, so its failure is caught here: left unawaited, a rejection would end the run.
+  const api = only.has('api') ? apiCalls(seed).catch((err: Error) => { failed('api', err) }) : Promise.resolve(undefined)
+  const steady = await measureSchedule({
+    prefect, targets, repetitions: N.scheduled, intervalSeconds: N.scheduledEvery, leadSeconds: STEADY_LEAD_S, name: 'steady', log
+  })
+  const firstRuns: ScheduleResult[] = []
+  for (let round = 1; round <= N.firstRunRounds; round++) {
+    firstRuns.push(await measureSchedule({
+      prefect, targets, repetitions: N.firstRuns, intervalSeconds: FIRST_RUNS_EVERY_S, leadSeconds: FIRST_RUNS_LEAD_S, name: `first-runs-${round}`, log
+    }))
+  }
+  timers.process.stop()
+  timers.tasks.stop()
+  const tasksFired = emulator.taskDeliveries().filter(d => d.status === 200).length
+  await release(pushTasks)
+
+  const figure = (runs: ScheduledRun[], label: string): ScheduledFigure => {
+    const mine = runs.filter(r => r.label === label)
+    const via: Record<string, number> = {}
+    for (const r of mine) via[r.via] = (via[r.via] ?? 0) + 1
+    return { ...summarize(mine.map(r => r.delay_ms)), samples: mine.map(r => r.delay_ms), left_scheduled_via: via, runs: mine }
+  }
+  const allFirst = firstRuns.flatMap(r => r.runs)
+  results.scheduled_delay_ms = {
+    pushpool_reconcile_60s: figure(steady.runs, 'pushpool_reconcile_60s'),
+    pushpool_cloud_tasks_60s: figure(steady.runs, 'pushpool_cloud_tasks_60s'),
+    worker: figure(steady.runs, 'worker'),
+    first_runs: {
+      pushpool_reconcile_60s: figure(allFirst, 'pushpool_reconcile_60s'),
+      pushpool_cloud_tasks_60s: figure(allFirst, 'pushpool_cloud_tasks_60s'),
+      worker: figure(allFirst, 'worker'),
+      schedules: firstRuns.map(r => ({ rrule: r.rrule, created_before_first_due_ms: r.created_before_first_due_ms })),
+      schedule_added_s_before_first_due: FIRST_RUNS_LEAD_S,
+      every_s: FIRST_RUNS_EVERY_S
+    },
+    load_1m: results.load_average.scheduled[0],
+    settings: {
+      runs_created_by: 'the scheduler service, from a deployment schedule added by updating the deployment (as `prefect deploy` does)',
+      schedule: { rrule: steady.rrule, timezone: 'UTC' },
+      steady_schedule_added_s_before_first_due: STEADY_LEAD_S,
+      scheduler_created_all_runs_after_ms: steady.created_after_ms,
+      scheduler_created_all_runs_before_first_due_ms: steady.created_before_first_due_ms,
+      prefect: prefectSettings,
+      pushpool_reconcile_every_s: RECONCILE_S,
+      PUSHPOOL_PREFETCH_SECONDS: PREFETCH_S,
+      PUSHPOOL_TIMER_HORIZON_SECONDS: 600,
+      timer_modes: { pushpool_reconcile_60s: 'process (the default)', pushpool_cloud_tasks_60s: "cloud-tasks (the emulator's Cloud Tasks, OIDC to POST /v1/timers/fire)" },
+      cloud_tasks_deliveries_answered_200: tasksFired,
+      worker: 'defaults (PREFECT_WORKER_QUERY_SECONDS=10, PREFECT_WORKER_PREFETCH_SECONDS=10)'
+    }
+  }
+  const raw = await api
+  if (raw !== undefined) results.api_calls_raw = raw
+}
+
+/** A Cloud Tasks queue in the emulator, made through the real client as `gcloud tasks queues create` would. */
+async function cloudTasksQueue (emulator: Emulator): Promise<string> {
+  const { v2 } = await import('@google-cloud/tasks')
+  const client = new v2.CloudTasksClient({ ...emulatorClientOptions(emulator.endpoint), projectId: 'bench' })
+  const location = 'projects/bench/locations/us-central1'
+  const queue = `${location}/queues/pushpool-timers`
+  try {
+    await client.createQueue({ parent: location, queue: { name: queue } })
+  } finally {
+    await client.close()
+  }
+  return queue
 }
 
 async function apiCalls (seed: StandInSeed): Promise<ApiCallsResult> {

@@ -2,11 +2,17 @@
 // UnrecoverableError / RateLimitError): the dispatcher decides what to do by `instanceof`, never
 // by inspecting a boolean on a generic Error.
 
-/** Something that may succeed if tried again later: a GCP or Prefect outage, a quota, a timeout. */
+/**
+ * Something that may succeed if tried again later: a GCP or Prefect outage, a quota, a timeout.
+ * `retryAt`: when a retry can first succeed, if the cause says (a quota's rest); else the caller's
+ * own retry delay applies.
+ */
 export class RetryLater extends Error {
-  constructor (message: string, options?: { cause?: unknown }) {
+  readonly retryAt: Date | null
+  constructor (message: string, options?: { cause?: unknown, retryAt?: Date }) {
     super(message, options)
     this.name = new.target.name
+    this.retryAt = options?.retryAt ?? null
   }
 }
 

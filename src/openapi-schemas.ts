@@ -610,7 +610,7 @@ export const componentSchemaSources: Record<string, Record<string, unknown>> = {
           "saturated",
           "gone"
         ],
-        "description": "driven: the dispatch was driven now; moved-on: it no longer waits; busy: another drive owns it; saturated: this instance has as many drives in flight as it may, and drives it when one ends; gone: no such dispatch"
+        "description": "driven: the dispatch was driven now; moved-on: it no longer waits, or waits for a later time whose own timer is armed; busy: another drive owns it; saturated: this instance has as many drives in flight as it may, and drives it when one ends; gone: no such dispatch"
       },
       "dispatch_id": {
         "type": "string"

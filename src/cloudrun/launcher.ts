@@ -93,8 +93,10 @@ export interface LaunchOptions {
 }
 
 const defaultBackoff = (retry: number): number => Math.min(2000, 250 * 2 ** (retry - 1)) * (0.75 + Math.random() * 0.5)
-/** How long RunJob rests in a location after Cloud Run said its job-run quota is used up. */
+/** How long RunJob rests in a location after Cloud Run said its job-run quota is used up, at most. */
 const defaultQuotaPause = (): number => 5000 * (0.75 + Math.random() * 0.5)
+/** Cloud Run's job-run quota is per minute: a call counts against it for this long after it was admitted. */
+const QUOTA_WINDOW_MS = 60_000
 
 export interface LauncherOptions {
   /** Pause after a quota rejection, in ms; injectable so tests need not wait. */
@@ -119,6 +121,12 @@ export class Launcher {
   private readonly creating = new Map<string, Promise<boolean>>()
   // Locations (projects/p/locations/r) whose job-run quota Cloud Run said is used up, until when.
   private readonly quotaPausedUntil = new Map<string, number>()
+  // When Cloud Run admitted this process's RunJob calls of the last quota window, by location, oldest first.
+  private readonly admitted = new Map<string, number[]>()
+  // Locations refused for quota and not admitted since: when the rest ends, the first attempt there
+  // probes the quota while the others wait for its answer, rather than all being refused together.
+  private readonly unprobed = new Set<string>()
+  private readonly probing = new Map<string, Promise<void>>()
   private readonly quotaPause: () => number
 
   constructor (options: LauncherOptions = {}) {
@@ -134,23 +142,30 @@ export class Launcher {
     // found nothing.
     let executionMayExist = options.executionMayExist
     for (let attempt = 1; ; attempt++) {
-      const paused = this.pausedUntil(location)
-      if (paused !== null) {
+      const turn = await this.quotaTurn(location)
+      if (turn.kind === 'resting') {
         // Cloud Run has just refused a RunJob in this location for quota: another call now would
         // be refused too. Nothing is sent, so nothing can have been launched by this attempt.
         const error = new CloudRunUnavailable(`Cloud Run job-run quota in ${location} is used up; RunJob calls there rest until ` +
-          `${paused.toISOString()} (attempt ${attempt} not sent)`, RpcStatus.RESOURCE_EXHAUSTED)
+          `${turn.until.toISOString()} (attempt ${attempt} not sent)`, RpcStatus.RESOURCE_EXHAUSTED, { retryAt: turn.until })
         return { kind: 'unavailable', error, executionMayExist }
       }
-      if (executionMayExist) {
-        await options.beforeCall?.('look')
-        const look = await this.findExecution(clients, plan)
-        if (look.kind === 'unverifiable') return { kind: 'unavailable', error: look.error, executionMayExist }
-        if (look.kind === 'found') {
-          return { kind: 'launched', executionName: look.name, logUri: look.logUri, adopted: true, attempts: runCalls, reply: { execution: look.name, createdJob } }
+      let result: Attempt
+      try {
+        if (executionMayExist) {
+          await options.beforeCall?.('look')
+          const look = await this.findExecution(clients, plan)
+          if (look.kind === 'unverifiable') return { kind: 'unavailable', error: look.error, executionMayExist }
+          if (look.kind === 'found') {
+            return { kind: 'launched', executionName: look.name, logUri: look.logUri, adopted: true, attempts: runCalls, reply: { execution: look.name, createdJob } }
+          }
         }
+        result = await this.attempt(clients, plan, options.beforeCall)
+        // Recorded before a probe's waiters go on, so they see the quota as this attempt found it.
+        this.noteQuota(location, result)
+      } finally {
+        turn.done()
       }
-      const result = await this.attempt(clients, plan, options.beforeCall)
       if (result.kind === 'refused') return result
       if (result.kind === 'ran') {
         createdJob ||= result.createdJob
@@ -164,16 +179,14 @@ export class Launcher {
         }
       }
       if (result.runJobSent) runCalls++
-      if (result.quota) {
-        const until = Date.now() + this.quotaPause()
-        this.quotaPausedUntil.set(location, Math.max(this.quotaPausedUntil.get(location) ?? 0, until))
-      }
       // A RunJob that Cloud Run may have applied leaves an execution to look for before any
       // further RunJob, now and in every later launch of this dispatch.
       executionMayExist ||= result.mayHaveApplied
       await options.onAttemptFailed?.({ attempt, error: result.error.message, status: result.error.status })
-      if (attempt >= options.maxAttempts || this.pausedUntil(location) !== null) {
-        const error = new CloudRunUnavailable(`Cloud Run launch gave up after ${attempt} attempts: ${result.error.message}`, result.error.status, { cause: result.error })
+      const rest = this.pausedUntil(location)
+      if (attempt >= options.maxAttempts || rest !== null) {
+        const error = new CloudRunUnavailable(`Cloud Run launch gave up after ${attempt} attempts: ${result.error.message}`, result.error.status,
+          { cause: result.error, ...(rest !== null ? { retryAt: rest } : {}) })
         return { kind: 'unavailable', error, executionMayExist }
       }
       await sleep(backoff(attempt))
@@ -217,6 +230,70 @@ export class Launcher {
           return { kind: 'refused', error: failure.error }
       }
     }
+  }
+
+  /**
+   * Until when RunJob rests in a location after a quota rejection: the usual pause, or less when
+   * this process's own oldest call of the last minute leaves the quota's window sooner, since a slot
+   * frees then at the latest. So a burst held by the quota resumes the moment the quota allows, not
+   * up to a pause later; calls of other processes only ever free slots sooner, which the usual
+   * pause's next try finds.
+   */
+  private quotaRestEnd (location: string): number {
+    const now = Date.now()
+    const usual = now + this.quotaPause()
+    const oldest = this.admittedWithinWindow(location, now)[0]
+    return oldest === undefined ? usual : Math.min(usual, Math.max(now, oldest + QUOTA_WINDOW_MS))
+  }
+
+  /**
+   * Whether an attempt in this location may go now: not while the location rests, and, after a rest,
+   * one attempt at a time until one is admitted (the probe), the others waiting for its answer.
+   * Decided and taken in one step after the last wait, so two launches cannot both probe.
+   */
+  private async quotaTurn (location: string): Promise<{ kind: 'resting', until: Date } | { kind: 'go', done: () => void }> {
+    for (let probe = this.probing.get(location); probe !== undefined; probe = this.probing.get(location)) await probe
+    const until = this.pausedUntil(location)
+    if (until !== null) return { kind: 'resting', until }
+    if (!this.unprobed.has(location)) return { kind: 'go', done: () => {} }
+    let settle = (): void => {}
+    this.probing.set(location, new Promise<void>(resolve => { settle = resolve }))
+    return {
+      kind: 'go',
+      done: () => {
+        this.probing.delete(location)
+        settle()
+      }
+    }
+  }
+
+  /**
+   * What an attempt says of the quota: a RunJob admitted counts against it for a minute, and the
+   * quota has room, so no probe is needed until the next refusal; a refusal rests the location.
+   */
+  private noteQuota (location: string, result: Attempt): void {
+    if (result.kind === 'ran') this.noteAdmitted(location)
+    if (result.kind === 'failed' && result.quota) {
+      this.quotaPausedUntil.set(location, Math.max(this.quotaPausedUntil.get(location) ?? 0, this.quotaRestEnd(location)))
+      this.unprobed.add(location)
+    }
+  }
+
+  private noteAdmitted (location: string): void {
+    this.unprobed.delete(location)
+    const now = Date.now()
+    const times = this.admittedWithinWindow(location, now)
+    times.push(now)
+    this.admitted.set(location, times)
+  }
+
+  private admittedWithinWindow (location: string, now: number): number[] {
+    const times = this.admitted.get(location) ?? []
+    let expired = 0
+    while (expired < times.length && times[expired] <= now - QUOTA_WINDOW_MS) expired++
+    if (expired > 0) times.splice(0, expired)
+    if (times.length === 0) this.admitted.delete(location)
+    return times
   }
 
   private pausedUntil (location: string): Date | null {

@@ -10,7 +10,7 @@ export type CloudRunMethod = 'CreateJob' | 'GetJob' | 'RunJob' | 'DeleteJob' | '
 /** A call that may succeed later: an outage, a quota, a timeout. */
 export class CloudRunUnavailable extends RetryLater {
   readonly status: number | null
-  constructor (message: string, status: number | null, options?: { cause?: unknown }) {
+  constructor (message: string, status: number | null, options?: { cause?: unknown, retryAt?: Date }) {
     super(message, options)
     this.status = status
   }

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { ensurePrefectVenv } from '../devstack/venv.ts'
-import { startPrefectServer, type PrefectServer } from '../devstack/prefect-server.ts'
+import { findFreePort, startPrefectServer, type PrefectServer } from '../devstack/prefect-server.ts'
 import { startEmulator, type Emulator } from '../emulator/index.ts'
 import { buildServer } from '../server.ts'
 import { loadConfig } from '../config.ts'
@@ -24,6 +24,10 @@ export interface Stack {
   adminToken: string
   logFile: string
 }
+
+/** The push subscription's service account, whose ID token pushpool admits on the execution-end route. */
+const EXECUTION_END_PUSHER = 'pushpool-execution-end@demo-project.iam.gserviceaccount.com'
+const EXECUTION_END_ROUTE = '/v1/executions/ended'
 
 export interface StackOptions {
   pool: string
@@ -50,10 +54,15 @@ export async function startStack (options: StackOptions, teardown: Teardown): Pr
   teardown.add(() => prefect.stop())
   progress(`Prefect server up at ${prefect.apiUrl}`)
 
-  progress('starting the Cloud Run emulator (executions run as local processes)')
+  // pushpool's address is chosen first: the emulator pushes each execution's end to it, as Cloud
+  // Run's audit log does through Pub/Sub in production, so a run is closed when its container exits.
+  const port = await findFreePort()
+  const pushpoolUrl = `http://127.0.0.1:${port}`
+  progress('starting the Cloud Run emulator (executions run as local processes; their ends pushed to pushpool)')
   const emulator = await startEmulator({
     executions: 'process',
-    processEnv: { PATH: `${venv.bin}:${process.env.PATH ?? ''}`, PREFECT_HOME: join(dir, 'prefect-home'), HOME: dir }
+    processEnv: { PATH: `${venv.bin}:${process.env.PATH ?? ''}`, PREFECT_HOME: join(dir, 'prefect-home'), HOME: dir },
+    executionEndPush: { url: `${pushpoolUrl}${EXECUTION_END_ROUTE}`, audience: pushpoolUrl, serviceAccountEmail: EXECUTION_END_PUSHER }
   })
   teardown.add(() => emulator.close())
 
@@ -63,7 +72,7 @@ export async function startStack (options: StackOptions, teardown: Teardown): Pr
   const logFile = join(dir, 'pushpool.log')
   const log = createWriteStream(logFile)
   const config = loadConfig({
-    PORT: '0',
+    PORT: String(port),
     PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
     PREFECT_API_URL: prefect.apiUrl,
     PREFECT_API_AUTH_STRING: prefect.authString ?? '',
@@ -76,15 +85,16 @@ export async function startStack (options: StackOptions, teardown: Teardown): Pr
     PUSHPOOL_PREFETCH_SECONDS: '2',
     PUSHPOOL_CANCEL_GRACE_SECONDS: '15',
     PUSHPOOL_RETRY_DELAY_SECONDS: '2',
+    PUSHPOOL_AUDIENCE: pushpoolUrl,
+    PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL: EXECUTION_END_PUSHER,
+    PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl,
     LOG_LEVEL: 'info'
   })
   const pushpool = await buildServer(config, { logStream: log })
   teardown.add(async () => { await pushpool.close(); log.end() })
-  await pushpool.listen({ port: 0, host: '127.0.0.1' })
-  const address = pushpool.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
+  await pushpool.listen({ port, host: '127.0.0.1' })
   return {
-    prefect, emulator, pushpool, pushpoolUrl: `http://127.0.0.1:${port}`, pool: options.pool,
+    prefect, emulator, pushpool, pushpoolUrl, pool: options.pool,
     webhookSecret, adminToken, logFile
   }
 }

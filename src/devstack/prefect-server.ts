@@ -38,6 +38,8 @@ export interface StartPrefectServerOptions {
   ui?: boolean
   /** Extra environment for the server, applied last, so it can override the tuning below. */
   env?: Record<string, string>
+  /** Apply FAST_SERVICES (default true); false runs those services at Prefect's own defaults. */
+  fastServices?: boolean
   /** Receives each line the server prints. */
   onLog?: (line: string) => void
   /** How long to wait for /api/health; default 90 s. */
@@ -87,7 +89,7 @@ export async function startPrefectServer (opts: StartPrefectServerOptions): Prom
     DO_NOT_TRACK: '1',
     PREFECT_SERVER_UI_ENABLED: String(ui),
     ...AUTOMATION_SERVICES,
-    ...FAST_SERVICES,
+    ...(opts.fastServices === false ? {} : FAST_SERVICES),
     ...(opts.authString !== undefined ? { PREFECT_SERVER_API_AUTH_STRING: opts.authString } : {}),
     ...opts.env,
   }

@@ -191,3 +191,19 @@ export function timerFor (dispatch: Dispatch, prefetchSeconds: number): Timer | 
   const early = due - prefetchSeconds * 1000
   return { dispatchId: dispatch.id, dispatchKey: dispatch.key, fireAt: new Date(early > Date.parse(dispatch.updatedAt) ? early : due) }
 }
+
+/** How early a timer may fire and still count as its dispatch's: clocks and deliveries are not exact. */
+const TIMER_SLACK_MS = 1000
+
+/**
+ * Whether a timer firing `now` is the one its dispatch waits for. A dispatch driven before its
+ * timer fired (by reconcile, a queue slot, another instance) and put back to wait for a later time
+ * has that later time's timer armed; the earlier one is stale and must not drive it, or each early
+ * drive would leave one more timer behind, each re-arming itself: a dispatch retried under a
+ * quota was driven every second rather than every retry delay. A dispatch that no longer waits for
+ * a time has nothing to compare: whether it is drivable decides.
+ */
+export function timerIsDue (dispatch: Dispatch, now: Date, prefetchSeconds: number): boolean {
+  const current = timerFor(dispatch, prefetchSeconds)
+  return current === null || current.fireAt.getTime() <= now.getTime() + TIMER_SLACK_MS
+}

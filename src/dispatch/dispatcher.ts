@@ -13,7 +13,7 @@ import type { Canceller } from './cancel.ts'
 import { LeaseLost, Ownership, type StepDeadlines } from './ownership.ts'
 import type { DispatchDeps, DispatchEvent, DispatchOutcome } from './types.ts'
 import {
-  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, scheduledTime, stillToLaunch, timerFor, triage
+  CRASH_PREFIX, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgePendingReply, pendingMessage, scheduledTime, stillToLaunch, timerFor, timerIsDue, triage
 } from './decisions.ts'
 
 /** Delay before a dispatch held back by a concurrency limit is tried again. */
@@ -26,7 +26,7 @@ const OVERFLOW_WAIT_MS = 30_000
 
 export type FireOutcome =
   | { kind: 'driven', dispatch: Dispatch }
-  /** The dispatch no longer waits (launched, superseded, cancelled, …): the timer was stale. */
+  /** The dispatch no longer waits (launched, superseded, cancelled, …), or waits for a later time: the timer was stale. */
   | { kind: 'moved-on', dispatch: Dispatch }
   /** Another drive owns it now. */
   | { kind: 'busy', dispatch: Dispatch }
@@ -156,6 +156,7 @@ export class Dispatcher {
     const dispatch = await this.deps.store.getDispatch(dispatchId)
     if (dispatch === null) return { kind: 'gone' }
     if (!DRIVABLE_STATES.includes(dispatch.state)) return { kind: 'moved-on', dispatch }
+    if (!timerIsDue(dispatch, new Date(), this.deps.config.prefetchSeconds)) return { kind: 'moved-on', dispatch }
     if (!this.reserve()) {
       this.enqueue(dispatch)
       return { kind: 'saturated', dispatch }
@@ -509,8 +510,10 @@ export class Dispatcher {
     if (err instanceof DeploymentGone) return await this.cancelForGoneDeployment(own, dispatch, err, log)
     if (err instanceof RetryLater) {
       log.warn({ err: err.message }, 'dispatch will be retried')
+      // A quota's rest says when a retry can first succeed: then, neither sooner nor later.
+      const retryAt = err.retryAt ?? new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000)
       return (await this.rest(await own.transition('retry',
-        { dueAt: new Date(Date.now() + this.deps.config.retryDelaySeconds * 1000).toISOString(), error: err.message, ...launch },
+        { dueAt: retryAt.toISOString(), error: err.message, ...launch },
         { detail: err.message }, { from: [dispatch.state] }))) ?? dispatch
     }
     const message = err instanceof NeverRetry ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`

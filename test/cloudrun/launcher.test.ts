@@ -80,6 +80,47 @@ t.test('a quota rejection is not followed by a look for an execution, and rests 
   t.equal(executionsOf(emulator, rejected), 0)
 })
 
+t.test('the quota rest ends when this process\'s oldest call of the last minute leaves the quota\'s window, if that is sooner', async t => {
+  // A usual pause longer than the quota's minute, so the window's end is what shows.
+  const { emulator, clients, launcher } = await setup(t, { quotaPauseMs: () => 120_000 })
+  const before = Date.now()
+  launched(await launcher.launch(clients, plan(), { maxAttempts: 1, executionMayExist: false, backoffMs: noWait }))
+  const after = Date.now()
+  emulator.setRateLimit('RunJob', 0)
+  const rejected = unavailable(await launcher.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait }))
+  const retryAt = rejected.error.retryAt?.getTime() ?? Number.NaN
+  t.ok(retryAt >= before + 60_000 && retryAt <= after + 60_000, `a minute after the admitted call (${retryAt - after} ms after it was answered)`)
+  const paused = unavailable(await launcher.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait }))
+  t.equal(paused.error.retryAt?.getTime(), retryAt, 'a launch during the rest is told the same time')
+
+  // No call of its own in the window: nothing to know better than the usual pause.
+  const fresh = new Launcher({ quotaPauseMs: () => 120_000 })
+  const start = Date.now()
+  const alone = unavailable(await fresh.launch(clients, plan(), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait }))
+  t.ok((alone.error.retryAt?.getTime() ?? 0) >= start + 120_000, 'the usual pause')
+})
+
+t.test('when the quota\'s rest ends, one RunJob probes it while the other launches there wait for its answer', async t => {
+  const { emulator, clients, launcher } = await setup(t, { quotaPauseMs: () => 200 })
+  const job = plan().jobName.split('/jobs/')[1]
+  emulator.setRateLimit('RunJob', 0)
+  unavailable(await launcher.launch(clients, plan(job), { maxAttempts: 1, executionMayExist: false, backoffMs: noWait }))
+  await new Promise(resolve => setTimeout(resolve, 300))
+  emulator.resetCalls()
+  const refused = await Promise.all(Array.from({ length: 5 }, () => launcher.launch(clients, plan(job), { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })))
+  t.same(refused.map(o => o.kind), Array(5).fill('unavailable'))
+  t.same(emulator.calls(), { RunJob: 1 }, 'still no room: one probe refused, and the rest learnt it without a call')
+
+  await new Promise(resolve => setTimeout(resolve, 300))
+  emulator.setRateLimit('RunJob', null)
+  emulator.resetCalls()
+  const plans = Array.from({ length: 5 }, () => plan(job))
+  const admitted = await Promise.all(plans.map(p => launcher.launch(clients, p, { maxAttempts: 3, executionMayExist: false, backoffMs: noWait })))
+  t.same(admitted.map(o => o.kind), Array(5).fill('launched'), 'room again: the probe was admitted and the others followed')
+  t.same(emulator.calls(), { RunJob: 5 })
+  t.same(plans.map(p => executionsOf(emulator, p)), Array(5).fill(1))
+})
+
 t.test('without a pause, each quota-rejected attempt is retried without a look', async t => {
   const { emulator, clients, launcher } = await setup(t, { quotaPauseMs: noWait })
   emulator.setRateLimit('RunJob', 0)

@@ -5,7 +5,7 @@ import type { FlowRun, OrchestrationResult, State } from '../../src/prefect/type
 import type { Dispatch } from '../../src/store/store.ts'
 import {
   deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgeEndedExecution, judgePendingReply, judgeRunning,
-  mustReadExecution, pendingMessage, stillToLaunch, timerFor, triage
+  mustReadExecution, pendingMessage, stillToLaunch, timerFor, timerIsDue, triage
 } from '../../src/dispatch/decisions.ts'
 
 const NOW = new Date('2026-12-06T12:00:00.000Z')
@@ -146,4 +146,15 @@ t.test('a waiting dispatch\'s timer: early by the prefetch for a wait longer tha
   const a = timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:10:00.000Z' }), 10)
   const b = timerFor(dispatch({ state: 'deferred', updatedAt: rest, dueAt: '2026-12-06T12:10:00.000Z' }), 10)
   t.same(a, b, 'the same wait, the same timer, whoever arms it')
+})
+
+t.test('a timer fires its dispatch only when the dispatch waits for that time, not a later one', async t => {
+  const retrying = dispatch({ state: 'retrying', updatedAt: '2026-12-06T12:00:00.000Z', dueAt: '2026-12-06T12:00:05.000Z' })
+  t.ok(timerIsDue(retrying, new Date('2026-12-06T12:00:05.000Z'), 10), 'at its time')
+  t.ok(timerIsDue(retrying, new Date('2026-12-06T12:00:04.500Z'), 10), 'a little early: clocks and deliveries are not exact')
+  t.notOk(timerIsDue(retrying, new Date('2026-12-06T12:00:02.000Z'), 10), 'an earlier timer, the dispatch since put back to wait longer: stale')
+  const deferred = dispatch({ state: 'deferred', updatedAt: '2026-12-06T12:00:00.000Z', dueAt: '2026-12-06T12:10:00.000Z' })
+  t.ok(timerIsDue(deferred, new Date('2026-12-06T12:09:50.000Z'), 10), 'a scheduled run\'s timer, the prefetch early')
+  t.notOk(timerIsDue(deferred, new Date('2026-12-06T12:05:00.000Z'), 10))
+  t.ok(timerIsDue(dispatch({ state: 'received', dueAt: null }), NOW, 10), 'a dispatch that waits for no time: drivability decides')
 })

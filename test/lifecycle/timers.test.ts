@@ -89,6 +89,22 @@ t.test('a run rescheduled, cancelled or deleted before its timer fires is not la
   t.equal((await prefect.readFlowRun(rescheduled)).state?.type, 'SCHEDULED', 'the rescheduled run waits for its new time')
 })
 
+t.test('a timer that fires before its dispatch\'s time (stale: the dispatch was put back to wait longer) drives nothing', async t => {
+  const s = await scene(t, prefect, peers, emulator, { env })
+  const id = await s.flowRun(scheduled(inSeconds(60)))
+  const reply = (await s.webhook(id)).json()
+  t.equal(reply.state, 'deferred')
+  // What an earlier timer of the dispatch delivers, 58 s before its current one is due.
+  const fired = await s.app.inject({
+    method: 'POST', url: '/v1/timers/fire', headers: { ...adminHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify({ dispatch_id: reply.dispatch_id })
+  })
+  t.same(fired.json(), { status: 'moved-on', dispatch_id: reply.dispatch_id, state: 'deferred' }, 'answered as stale, so Cloud Tasks does not retry it')
+  await sleep(1000)
+  t.equal((await prefect.readFlowRun(id)).state?.type, 'SCHEDULED', 'not proposed Pending')
+  t.equal(executionsOf(emulator, id).length, 0, 'not launched')
+  t.equal((await s.detail(reply.dispatch_id)).dispatch.state, 'deferred', 'it still waits for its own timer')
+})
+
 t.test('a restarted process arms its timers again from the ledger', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'pushpool-timers-'))
   const storeEnv = { ...env, PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}` }
