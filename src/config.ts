@@ -122,6 +122,16 @@ export const VARIABLES = {
     env: 'PUSHPOOL_IAM_CREDENTIALS_ENDPOINT', rule: { type: 'string', pattern: OPTIONAL_URL_RULE },
     hint: 'the base URL of an IAM Credentials emulator, e.g. http://127.0.0.1:8086', parse: withoutTrailingSlash
   }),
+  /** Where a crashed execution's last log lines are read (entries.list); Google's Cloud Logging unless set. */
+  loggingEndpoint: variable({
+    env: 'PUSHPOOL_LOGGING_ENDPOINT', rule: { type: 'string', pattern: OPTIONAL_URL_RULE },
+    hint: 'the base URL of a Cloud Logging emulator, e.g. http://127.0.0.1:8086', parse: withoutTrailingSlash
+  }),
+  /** How many of a crashed execution's last log lines are written into the run's Prefect logs. */
+  crashLogLines: variable({
+    env: 'PUSHPOOL_CRASH_LOG_LINES', rule: { type: 'string', pattern: '^[0-9]{1,4}$', default: '50' },
+    hint: 'a whole number from 0 (none) to 1000', parse: number, check: inRange(0, 1000)
+  }),
   prefetchSeconds: variable({
     env: 'PUSHPOOL_PREFETCH_SECONDS', rule: { type: 'string', pattern: '^[0-9]{1,5}$', default: '10' },
     hint: 'whole seconds from 0 to 99999', parse: number

@@ -14,6 +14,18 @@ export interface ExecutionStatus {
   /** Cloud Run's reason, e.g. "The configured timeout was reached." */
   message: string | null
   logUri: string | null
+  /** When Cloud Run created the execution (ISO 8601): its log entries are no older. */
+  createTime: string | null
+  /** From its start to its completion, once it ended and had started. */
+  durationSeconds: number | null
+}
+
+/** A protobuf Timestamp as the gRPC client decodes it. */
+interface Timestamp { seconds?: number | string | { toString: () => string } | null, nanos?: number | null }
+
+function millisOf (ts: Timestamp | null | undefined): number | null {
+  if (ts === null || ts === undefined || ts.seconds === null || ts.seconds === undefined) return null
+  return Number(ts.seconds.toString()) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)
 }
 
 interface Condition { type?: string | null, state?: string | number | null, message?: string | null }
@@ -27,20 +39,21 @@ export async function readExecution (clients: CloudRunClients, name: string): Pr
     [execution] = await clients.executions.getExecution({ name }, CALL)
   } catch (err) {
     const failure = classifyFailure('GetExecution', err)
-    if (failure.kind === 'missing') return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null }
+    if (failure.kind === 'missing') {
+      return { outcome: 'missing', message: 'the execution no longer exists in Cloud Run', logUri: null, createTime: null, durationSeconds: null }
+    }
     throw failure.error
   }
   const completed = (execution.conditions as Condition[] | null | undefined ?? []).find(c => c.type === 'Completed')
-  const logUri = execution.logUri ?? null
-  if (execution.completionTime === null || execution.completionTime === undefined) {
-    return { outcome: 'running', message: null, logUri }
-  }
-  const message = completed?.message ?? null
-  if (Number(execution.cancelledCount ?? 0) > 0) return { outcome: 'cancelled', message, logUri }
-  if (completed?.state !== undefined && completed.state !== null && SUCCEEDED.has(completed.state)) {
-    return { outcome: 'succeeded', message, logUri }
-  }
-  return { outcome: 'failed', message, logUri }
+  const created = millisOf(execution.createTime as Timestamp | null | undefined)
+  const times = { logUri: execution.logUri ?? null, createTime: created === null ? null : new Date(created).toISOString() }
+  const completion = millisOf(execution.completionTime as Timestamp | null | undefined)
+  if (completion === null) return { outcome: 'running', message: null, ...times, durationSeconds: null }
+  const start = millisOf(execution.startTime as Timestamp | null | undefined)
+  const ended = { message: completed?.message ?? null, ...times, durationSeconds: start === null ? null : Math.max(0, (completion - start) / 1000) }
+  if (Number(execution.cancelledCount ?? 0) > 0) return { outcome: 'cancelled', ...ended }
+  if (completed?.state !== undefined && completed.state !== null && SUCCEEDED.has(completed.state)) return { outcome: 'succeeded', ...ended }
+  return { outcome: 'failed', ...ended }
 }
 
 /** Cancels an execution; one that already ended or vanished needs no cancelling. */

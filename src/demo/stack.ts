@@ -81,6 +81,7 @@ export async function startStack (options: StackOptions, teardown: Teardown): Pr
     PUSHPOOL_WEBHOOK_SECRETS: webhookSecret,
     PUSHPOOL_ADMIN_TOKENS: adminToken,
     PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    PUSHPOOL_LOGGING_ENDPOINT: emulator.httpUrl,
     PUSHPOOL_GCP_PROJECT: 'demo-project',
     PUSHPOOL_PREFETCH_SECONDS: '2',
     PUSHPOOL_CANCEL_GRACE_SECONDS: '15',

@@ -13,6 +13,7 @@ import type { PrefectClient } from '../prefect/client.ts'
 import type { Store, Dispatch } from '../store/store.ts'
 import { FINAL_STATES, UNLAUNCHED_STATES } from '../store/transitions.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
+import type { DispatchActivity } from './activity.ts'
 import type { DispatchOutcome } from './types.ts'
 import type { Ownership } from './ownership.ts'
 import { isTerminal } from './decisions.ts'
@@ -23,6 +24,7 @@ export interface CancellerDeps {
   prefect: PrefectClient
   clients: DispatchClients
   graceSeconds: number
+  activity: DispatchActivity
   log: Logger
 }
 
@@ -125,6 +127,7 @@ export class Canceller {
     const moved = own === undefined
       ? await store.transition(dispatch.id, 'cancel', { dueAt: null }, event)
       : await own.transition('cancel', { dueAt: null }, event)
+    if (moved !== null) this.deps.activity.cancelled(moved, message, execution)
     return moved ?? await store.getDispatch(dispatch.id)
   }
 

@@ -8,6 +8,7 @@ import { FINAL_STATES, type DispatchState } from '../store/transitions.ts'
 import type { ExecutionStatus } from '../cloudrun/executions.ts'
 import type { JobMode } from '../config.ts'
 import type { Timer } from '../timers/timers.ts'
+import { nonZeroExitMessage } from '../prefect/exit-codes.ts'
 
 /** Scheduled-type states that start a new attempt of a run rather than restate the current one. */
 const NEW_ATTEMPT_STATES = new Set(['AwaitingRetry', 'Resuming'])
@@ -171,11 +172,21 @@ export function judgeEndedExecution (flowRun: FlowRun | null, status: ExecutionS
   if (flowRun !== null && isTerminal(flowRun)) return { kind: 'terminal', to: CLOSED_AS[flowRun.state?.type ?? 'COMPLETED'] ?? 'succeeded' }
   if (flowRun === null) return { kind: 'succeeded', detail: 'execution ended; the flow run no longer exists' }
   if (status.outcome === 'succeeded') return { kind: 'succeeded', detail: 'execution succeeded' }
+  return { kind: 'crash', message: crashMessage(status, logUri, null) }
+}
+
+/**
+ * The Crashed state's message for an execution that ended under its run. With the exit code its
+ * container logged, it opens as Prefect's worker words a non-zero exit; then Cloud Run's reason.
+ */
+export function crashMessage (status: ExecutionStatus, logUri: string | null, exitCode: number | null): string {
   const reason = (status.message ?? 'no reason given').replace(/\.+$/, '')
   const why = status.outcome === 'missing'
     ? 'the Cloud Run execution disappeared'
     : `the Cloud Run execution ${status.outcome === 'cancelled' ? 'was cancelled outside Prefect' : 'failed'}: ${reason}`
-  return { kind: 'crash', message: `Flow run infrastructure exited before the run finished: ${why}.${logUri !== null ? ` Logs: ${logUri}` : ''}` }
+  const logs = logUri !== null ? ` Logs: ${logUri}` : ''
+  if (exitCode === null || exitCode === 0) return `Flow run infrastructure exited before the run finished: ${why}.${logs}`
+  return `${nonZeroExitMessage(exitCode)} ${why.charAt(0).toUpperCase()}${why.slice(1)}.${logs}`
 }
 
 /**

@@ -110,6 +110,8 @@ export class Dispatcher {
     }
     if (until !== null) {
       await this.schedule(dispatch)
+      const timer = timerFor(dispatch, config.prefetchSeconds)
+      if (!overflow && timer !== null) this.deps.activity.timerArmed(dispatch, timer.fireAt, config.timers)
       if (overflow) this.enqueue(dispatch)
       return { status: 'accepted', dispatch }
     }
@@ -406,7 +408,7 @@ export class Dispatcher {
     switch (verdict.kind) {
       case 'accepted':
         log.debug({ reply }, 'Prefect accepted Pending')
-        return await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply })
+        return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply }))
       case 'wait':
         return await this.rest(await own.transition('postponeClaim',
           { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
@@ -414,7 +416,7 @@ export class Dispatcher {
       case 'refused': {
         const current = await prefect.readFlowRun(mine.flowRunId)
         if (isOwnPending(current, mine)) {
-          return await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply })
+          return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply }))
         }
         // Prefect refuses Pending for a run whose deployment was deleted ("Deployment not found.").
         const deploymentId = current?.deployment_id ?? null
@@ -426,6 +428,12 @@ export class Dispatcher {
           { detail: `Prefect answered ${result.status}: ${result.details.reason ?? 'another party owns the flow run'}`, reply })
       }
     }
+  }
+
+  /** The run is this dispatch's: said in Prefect. */
+  private claimedBy (claimed: Dispatch | null): Dispatch | null {
+    if (claimed !== null) this.deps.activity.claimed(claimed)
+    return claimed
   }
 
   private async launch (own: Ownership, dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
@@ -493,6 +501,17 @@ export class Dispatcher {
       attempts: launching.attempts + outcome.attempts,
       error: null
     }, { detail: `${outcome.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: outcome.reply })
+    if (launched !== null) {
+      this.deps.activity.launched(launched, {
+        objects: prepared.objects,
+        project: prepared.project,
+        region: prepared.region,
+        jobName: prepared.plan.jobName,
+        executionName: outcome.executionName,
+        command: prepared.command,
+        createdJob: outcome.reply.createdJob
+      })
+    }
     return launched ?? dispatch
   }
 
@@ -528,8 +547,9 @@ export class Dispatcher {
       reply = { error: (crashErr as Error).message }
       log.error({ err: crashErr }, 'could not report Crashed to Prefect')
     }
-    return (await own.transition('submitFailed', { error: message },
-      { detail: CRASH_PREFIX + message, reply }, { from: [dispatch.state] })) ?? dispatch
+    const failed = await own.transition('submitFailed', { error: message }, { detail: CRASH_PREFIX + message, reply }, { from: [dispatch.state] })
+    if (failed !== null) this.deps.activity.submitFailed(failed, CRASH_PREFIX + message)
+    return failed ?? dispatch
   }
 
   /** The run's deployment is gone: the run is cancelled, as Prefect's worker cancels it, and nothing launched. */
@@ -537,9 +557,10 @@ export class Dispatcher {
     log.warn({ reason: gone.message }, 'the run\'s deployment no longer exists; cancelling the run')
     await own.hold(this.deadlines.prefectCallMs)
     const result = await this.deps.prefect.setFlowRunState(dispatch.flowRunId, { type: 'CANCELLED', name: 'Cancelled', message: gone.message }, true)
-    return (await own.transition('cancelUnlaunched', { dueAt: null },
-      { detail: gone.message, reply: { status: result.status, state: result.state?.type ?? null } }, { from: [dispatch.state] })) ??
-      (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
+    const cancelled = await own.transition('cancelUnlaunched', { dueAt: null },
+      { detail: gone.message, reply: { status: result.status, state: result.state?.type ?? null } }, { from: [dispatch.state] })
+    if (cancelled !== null) this.deps.activity.cancelled(cancelled, gone.message, null)
+    return cancelled ?? (await this.deps.store.getDispatch(dispatch.id)) ?? dispatch
   }
 
   /** Admin redrive: drive a dispatch that is waiting or stuck, now rather than at reconcile. */

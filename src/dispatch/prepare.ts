@@ -2,6 +2,7 @@
 // rendered with Prefect's semantics, the GCP identity, and the launch plan for the job mode.
 import type { Dispatch, GcpIdentityRef } from '../store/store.ts'
 import type { BlockDocument, FlowRun } from '../prefect/types.ts'
+import type { RunObjects } from '../prefect/worker-events.ts'
 import type { DispatchDeps } from './types.ts'
 import type { GcpIdentity } from '../gcp/credentials.ts'
 import type { CloudRunClients } from '../gcp/clients.ts'
@@ -28,6 +29,10 @@ export interface PreparedLaunch {
   identity: GcpIdentityRef
   deploymentName: string | null
   flowName: string | null
+  /** The Prefect objects the render read, for the worker's events. */
+  objects: RunObjects
+  /** The container's command as rendered (command, then args); empty for the image's entrypoint. */
+  command: string[]
 }
 
 export type PrepareDeps = Pick<DispatchDeps, 'config' | 'prefect' | 'snapshots' | 'identities' | 'google'>
@@ -83,7 +88,9 @@ export async function prepareLaunch (deps: PrepareDeps, dispatch: Dispatch, know
     redactedJob: redactJob(rendered.job),
     identity: identityRef(identity, rendered.credentials, lookups.documentsRead()),
     deploymentName: deployment?.name ?? null,
-    flowName: flow?.name ?? null
+    flowName: flow?.name ?? null,
+    objects: { flowRun, deployment, flow, workPool },
+    command: [...(rendered.job.template.template.containers[0]?.command ?? []), ...(rendered.job.template.template.containers[0]?.args ?? [])]
   }
 }
 

@@ -11,8 +11,9 @@ import type { ActionableCursor, Store, Dispatch } from '../store/store.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import type { Canceller } from './cancel.ts'
 import type { DispatchClients } from './dispatch-clients.ts'
+import { CRASH_LINES_MS, type DispatchActivity } from './activity.ts'
 import { readExecution, deleteJob, cancelExecution, type ExecutionStatus } from '../cloudrun/executions.ts'
-import { deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, scheduledTime, CLOSED_AS } from './decisions.ts'
+import { crashMessage, deletesJob, isTerminal, judgeEndedExecution, judgeRunning, mustReadExecution, scheduledTime, CLOSED_AS } from './decisions.ts'
 import { Ownership } from './ownership.ts'
 
 export interface ReconcileReport {
@@ -58,6 +59,7 @@ export interface ReconcilerDeps {
   dispatcher: Dispatcher
   canceller: Canceller
   clients: DispatchClients
+  activity: DispatchActivity
   log: Logger
   /** This process, as the owner named on the leases it takes. */
   instanceId: string
@@ -241,6 +243,7 @@ export class Reconciler {
     log.warn({ dispatch_id: dispatch.id, flow_run_id: dispatch.flowRunId, execution: dispatch.executionName }, `execution reaped: ${why}`)
     await own.note('execution_reaped', {}, { detail: `${why} but its execution still ran: it was cancelled`, reply: { cancel: result } })
     this.deps.onReaped?.(dispatch)
+    this.deps.activity.cancelled(dispatch, `${why} but its execution still ran`, dispatch.executionName)
     if (flowRun === null) {
       await own.transition('close', { logUri: status.logUri ?? dispatch.logUri, dueAt: null },
         { detail: 'the flow run no longer exists; its execution was cancelled' }, { to: 'cancelled' })
@@ -304,19 +307,35 @@ export class Reconciler {
    * Completed, Failed or Cancelled run is never overwritten.
    */
   private async close (own: Ownership, dispatch: Dispatch, flowRun: FlowRun | null, status: ExecutionStatus): Promise<Dispatch | null> {
-    const { prefect } = this.deps
+    const { prefect, activity, clients } = this.deps
     const patch = { logUri: status.logUri ?? dispatch.logUri, dueAt: null }
     const closing = judgeEndedExecution(flowRun, status, patch.logUri)
-    if (closing.kind === 'terminal') return await this.closeTerminal(own, dispatch, flowRun as FlowRun, status)
-    if (closing.kind === 'succeeded') return await own.transition('close', patch, { detail: closing.detail }, { to: 'succeeded' })
+    if (closing.kind !== 'crash') {
+      const closed = closing.kind === 'terminal'
+        ? await this.closeTerminal(own, dispatch, flowRun as FlowRun, status)
+        : await own.transition('close', patch, { detail: closing.detail }, { to: 'succeeded' })
+      if (closed !== null) activity.ended(closed, flowRun, status, null)
+      return closed
+    }
+    // The container died before its engine reported: its last lines say how, and the exit code
+    // it logged names the crash as Prefect's worker names it.
+    let output = null
+    if (status.outcome !== 'missing') {
+      await own.hold(CRASH_LINES_MS)
+      output = await activity.lastLines(dispatch, status, await clients.forDispatch(dispatch))
+    }
+    const exitCode = output?.exitCode ?? null
+    const message = exitCode === null ? closing.message : crashMessage(status, patch.logUri, exitCode)
     await own.hold(this.deps.dispatcher.deadlines.prefectCallMs)
-    const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message: closing.message }, false)
+    const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message }, false)
     const crashed = result.status === 'ACCEPT'
     const kept = result.state?.type === undefined ? undefined : CLOSED_AS[result.state.type]
-    return await own.transition('close', { ...patch, error: closing.message },
-      { detail: crashed ? closing.message : `${closing.message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
+    const closed = await own.transition('close', { ...patch, error: message },
+      { detail: crashed ? message : `${message} (Prefect kept its state: ${result.details.reason ?? result.status})`,
         reply: { status: result.status, state: result.state?.type ?? null } },
       { to: crashed ? 'crashed' : kept ?? 'failed' })
+    if (closed !== null) activity.ended(closed, flowRun, status, crashed ? { message, exitCode, output } : null)
+    return closed
   }
 
   private async retireJob (own: Ownership, dispatch: Dispatch, report: ReconcileReport): Promise<void> {

@@ -9,6 +9,7 @@ import type { IdentityResolver } from '../gcp/credentials.ts'
 import type { GoogleClients } from '../gcp/clients.ts'
 import type { PrefectSnapshots } from './prefect-snapshots.ts'
 import type { Timers } from '../timers/timers.ts'
+import type { DispatchActivity } from './activity.ts'
 
 export interface DispatchDeps {
   config: Config
@@ -24,6 +25,8 @@ export interface DispatchDeps {
   instanceId: string
   /** What fires a dispatch that waits for a time. */
   timers: Timers
+  /** What the dispatch does, written into Prefect as its worker's logs and events. */
+  activity: DispatchActivity
 }
 
 /** Something told pushpool a flow run may need it: a webhook, or reconcile's own look. */

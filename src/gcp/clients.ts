@@ -10,6 +10,7 @@
 import type { JobsClient, ExecutionsClient } from '@google-cloud/run'
 import type { SecretManagerServiceClient } from '@google-cloud/secret-manager'
 import type { GcpIdentity } from './credentials.ts'
+import type { AuthClient } from 'google-auth-library'
 import { loadPlaintextEndpointOptions } from './endpoint.ts'
 import { withBearerToken } from './plaintext-auth.ts'
 import { rpcStatusOf, RpcStatus } from './rpc-status.ts'
@@ -45,6 +46,8 @@ export async function warmUpCloudRunClients (): Promise<void> {
 export interface CloudRunClients {
   jobs: JobsClient
   executions: ExecutionsClient
+  /** The identity's own client, for Google's REST APIs (Cloud Logging); null for the emulator's. */
+  authClient: AuthClient | null
 }
 
 export interface GoogleClientsOptions {
@@ -113,7 +116,7 @@ export class GoogleClients {
       withBearerToken(jobs, COUNTED, identity.authClient)
       withBearerToken(executions, COUNTED, identity.authClient)
     }
-    return { jobs: this.counted(jobs), executions: this.counted(executions) }
+    return { jobs: this.counted(jobs), executions: this.counted(executions), authClient: identity.authClient }
   }
 
   /** Wraps the RPC methods pushpool uses so each call reports its method and status. */

@@ -89,10 +89,12 @@ export class PushpoolMetrics {
   readonly reconcileDuration = new Histogram('pushpool_reconcile_duration_seconds', 'Duration of reconcile passes', SECONDS)
   readonly reapedExecutions = new Counter('pushpool_reaped_executions_total',
     'Executions cancelled because their flow run had ended without completing, by pool')
+  readonly prefectActivity = new Counter('pushpool_prefect_activity_total',
+    'Flow-run log lines and events for Prefect, by kind (logs, events) and outcome (sent; dropped: the queue was full; failed: Prefect refused the batch)')
 
   render (): string {
     return [this.dispatches, this.dispatchLatency, this.cloudRunCalls, this.prefectCalls, this.prefectLatency, this.reconcileDuration,
-      this.reapedExecutions]
+      this.reapedExecutions, this.prefectActivity]
       .map(m => m.render()).join('\n') + '\n'
   }
 }

@@ -12,6 +12,8 @@ import { Dispatcher } from '../dispatch/dispatcher.ts'
 import { DispatchClients } from '../dispatch/dispatch-clients.ts'
 import { Canceller } from '../dispatch/cancel.ts'
 import { Reconciler } from '../dispatch/reconcile.ts'
+import { DispatchActivity } from '../dispatch/activity.ts'
+import { PrefectActivityWriter } from '../prefect/activity-writer.ts'
 import { PrefectSnapshots } from '../dispatch/prefect-snapshots.ts'
 import { instrumentStore } from '../metrics/instrument-store.ts'
 import { ProcessTimers } from '../timers/process-timers.ts'
@@ -29,6 +31,8 @@ declare module 'fastify' {
 }
 
 const DRAIN_MS = 7000
+/** Of the grace period left after the drain, what the last activity may take to reach Prefect. */
+const ACTIVITY_FLUSH_MS = 1000
 
 function makeTimers (config: Config, fire: (dispatchId: string) => Promise<void>): Timers {
   if (config.timers === 'process') return new ProcessTimers(fire)
@@ -74,11 +78,28 @@ export default fp(async fastify => {
   // Timers fire through the dispatcher, which arms them: the in-process backend is told whom to call once both exist.
   let fire: (dispatchId: string) => Promise<void> = async () => {}
   const timers = makeTimers(config, dispatchId => fire(dispatchId))
+  const snapshots = new PrefectSnapshots(prefect)
+  const writer = new PrefectActivityWriter({
+    client: prefect,
+    onCount: (kind, outcome, items) => { metrics.prefectActivity.inc({ kind, outcome }, items) },
+    onFailure: (kind, items, err) => { fastify.log.warn({ kind, items, err: (err as Error).message }, 'Prefect did not take a batch of flow-run activity') }
+  })
+  const activity = new DispatchActivity({
+    writer,
+    snapshots,
+    prefectVersion: () => prefect.readServerVersion(),
+    workerName: config.workerName,
+    // Against an emulated Cloud Run, lines are read only from an emulated Cloud Logging: never Google's.
+    crashLogLines: config.cloudRunEndpoint !== null && config.loggingEndpoint === null ? 0 : config.crashLogLines,
+    loggingEndpoint: config.loggingEndpoint,
+    secrets: [config.prefectAuthString, config.prefectApiKey].filter((s): s is string => s !== null),
+    log: fastify.log
+  })
   const deps = {
-    config, store, prefect, snapshots: new PrefectSnapshots(prefect), google, identities, launcher: new Launcher(), log: fastify.log, instanceId, timers
+    config, store, prefect, snapshots, google, identities, launcher: new Launcher(), log: fastify.log, instanceId, timers, activity
   }
   const clients = new DispatchClients(deps)
-  const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, log: fastify.log })
+  const canceller = new Canceller({ store, prefect, clients, graceSeconds: config.cancelGraceSeconds, activity, log: fastify.log })
   const dispatcher = new Dispatcher(deps, canceller)
   fire = async dispatchId => {
     try {
@@ -91,7 +112,7 @@ export default fp(async fastify => {
   fastify.decorate('dispatcher', dispatcher)
   fastify.decorate('canceller', canceller)
   const reconciler = new Reconciler({
-    config, store, prefect, dispatcher, canceller, clients, log: fastify.log, instanceId,
+    config, store, prefect, dispatcher, canceller, clients, activity, log: fastify.log, instanceId,
     onReaped: dispatch => { metrics.reapedExecutions.inc({ pool: dispatch.pool }) }
   })
   fastify.decorate('reconciler', reconciler)
@@ -108,6 +129,8 @@ export default fp(async fastify => {
     if (left > 0) fastify.log.warn({ in_flight: left }, 'shutting down with dispatches in flight; reconcile will finish them')
   })
   fastify.addHook('onClose', async () => {
+    // What the drives wrote for Prefect goes before the client closes; what does not fit the time is dropped.
+    await writer.close(ACTIVITY_FLUSH_MS)
     prefect.close()
     await Promise.all([google.close(), timers.close()])
   })

@@ -38,7 +38,8 @@ export interface WorkerIdentity {
 
 /** The Prefect objects a dispatch resolved; those unknown are null and left out, as the worker leaves out a None. */
 export interface RunObjects {
-  flowRun: FlowRun
+  /** The run as far as events need it; a dispatch's own record knows its id and name. */
+  flowRun: Pick<FlowRun, 'id' | 'name' | 'tags'>
   deployment: Deployment | null
   flow: Flow | null
   workPool: WorkPool | null

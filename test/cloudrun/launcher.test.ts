@@ -16,7 +16,7 @@ const noWait = (): number => 0
 async function setup (t: Test, options: LauncherOptions = { quotaPauseMs: () => 60_000 }): Promise<{ emulator: Emulator, clients: CloudRunClients, launcher: Launcher }> {
   const emulator = await startEmulator({ executions: 'hold' })
   const clientOptions = { ...emulatorClientOptions(emulator.endpoint), projectId: 'proj-launch' }
-  const clients = { jobs: new v2.JobsClient(clientOptions), executions: new v2.ExecutionsClient(clientOptions) }
+  const clients = { jobs: new v2.JobsClient(clientOptions), executions: new v2.ExecutionsClient(clientOptions), authClient: null }
   t.teardown(async () => {
     await Promise.all([clients.jobs.close(), clients.executions.close()])
     await emulator.close()

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { FlowRun, OrchestrationResult, State } from '../../src/prefect/types.ts'
 import type { Dispatch } from '../../src/store/store.ts'
 import {
-  deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgeEndedExecution, judgePendingReply, judgeRunning,
+  crashMessage, deferUntil, dispatchKey, isOwnPending, judgeAttempt, judgeEndedExecution, judgePendingReply, judgeRunning,
   mustReadExecution, pendingMessage, stillToLaunch, timerFor, timerIsDue, triage
 } from '../../src/dispatch/decisions.ts'
 
@@ -118,19 +118,19 @@ t.test('a running execution of a Cancelling run is cancelled once its grace peri
 })
 
 t.test('an ended execution closes the record as Prefect holds the run, or crashes a run it left behind', async t => {
-  const failed = { outcome: 'failed' as const, message: 'The configured timeout was reached.', logUri: null }
+  const failed = { outcome: 'failed' as const, message: 'The configured timeout was reached.', logUri: null, createTime: null, durationSeconds: null }
   t.same(judgeEndedExecution(run({ state: state('FAILED', 'Failed') }), failed, null), { kind: 'terminal', to: 'failed' })
   t.same(judgeEndedExecution(run({ state: state('CANCELLED', 'Cancelled') }), failed, null), { kind: 'terminal', to: 'cancelled' })
   t.same(judgeEndedExecution(null, failed, null), { kind: 'succeeded', detail: 'execution ended; the flow run no longer exists' })
-  t.same(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'succeeded', message: null, logUri: null }, null),
+  t.same(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'succeeded', message: null, logUri: null, createTime: null, durationSeconds: null }, null),
     { kind: 'succeeded', detail: 'execution succeeded' })
   t.same(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), failed, 'https://logs'), {
     kind: 'crash',
     message: 'Flow run infrastructure exited before the run finished: the Cloud Run execution failed: The configured timeout was reached. Logs: https://logs'
   }, 'one period, not two, after a reason that ends with one')
-  t.match(judgeEndedExecution(run({ state: state('PENDING', 'Pending') }), { outcome: 'missing', message: null, logUri: null }, null),
+  t.match(judgeEndedExecution(run({ state: state('PENDING', 'Pending') }), { outcome: 'missing', message: null, logUri: null, createTime: null, durationSeconds: null }, null),
     { kind: 'crash', message: /the Cloud Run execution disappeared\.$/ })
-  t.match(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'cancelled', message: null, logUri: null }, null),
+  t.match(judgeEndedExecution(run({ state: state('RUNNING', 'Running') }), { outcome: 'cancelled', message: null, logUri: null, createTime: null, durationSeconds: null }, null),
     { kind: 'crash', message: /was cancelled outside Prefect: no reason given\.$/ })
 })
 
@@ -157,4 +157,15 @@ t.test('a timer fires its dispatch only when the dispatch waits for that time, n
   t.ok(timerIsDue(deferred, new Date('2026-12-06T12:09:50.000Z'), 10), 'a scheduled run\'s timer, the prefetch early')
   t.notOk(timerIsDue(deferred, new Date('2026-12-06T12:05:00.000Z'), 10))
   t.ok(timerIsDue(dispatch({ state: 'received', dueAt: null }), NOW, 10), 'a dispatch that waits for no time: drivability decides')
+})
+
+t.test('a crash names the exit code its container logged, as Prefect\'s worker words it, then Cloud Run\'s reason', async t => {
+  const failed = { outcome: 'failed' as const, message: 'Task x failed with message: The container exited with an error.', logUri: null, createTime: null, durationSeconds: null }
+  t.equal(crashMessage(failed, 'https://logs', 3),
+    'Flow run infrastructure exited with non-zero status code 3. Process exited with an unexpected status code. ' +
+    'The Cloud Run execution failed: Task x failed with message: The container exited with an error. Logs: https://logs')
+  t.equal(crashMessage(failed, null, null),
+    'Flow run infrastructure exited before the run finished: the Cloud Run execution failed: Task x failed with message: The container exited with an error.')
+  t.equal(crashMessage(failed, null, 0), crashMessage(failed, null, null), 'exit 0 under a failed execution names no code')
+  t.match(crashMessage(failed, null, 137), /^Flow run infrastructure exited with non-zero status code 137\. /)
 })

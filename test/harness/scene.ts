@@ -38,6 +38,7 @@ export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl:
       PREFECT_API_AUTH_STRING: peers.authString,
       PUSHPOOL_POOLS: pool,
       PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      PUSHPOOL_LOGGING_ENDPOINT: emulator.httpUrl,
       ...options.env
     }
   })

@@ -40,7 +40,7 @@ t.test('a GPU job renders with its accelerator and limit, and reaches RunJob int
 
   const emulator = await startEmulator({ executions: 'hold' })
   const options = { ...emulatorClientOptions(emulator.endpoint), projectId: 'proj-gpu' }
-  const clients = { jobs: new v2.JobsClient(options), executions: new v2.ExecutionsClient(options) }
+  const clients = { jobs: new v2.JobsClient(options), executions: new v2.ExecutionsClient(options), authClient: null }
   t.teardown(async () => {
     await Promise.all([clients.jobs.close(), clients.executions.close()])
     await emulator.close()

@@ -37,7 +37,8 @@ t.test('a container that fails before the engine starts: the run is Crashed on t
   const pushed = await emulator.waitForExecutionEndPush(execution.name)
   t.equal(pushed.status, 200, 'the push was acknowledged')
   const crashed = await prefect.waitForFlowRunState(flowRunId, ['CRASHED'], 30_000)
-  t.match(crashed.state?.message, /Flow run infrastructure exited/, `the run is Crashed, naming the cause: ${crashed.state?.message}`)
+  t.match(crashed.state?.message, /^Flow run infrastructure exited with non-zero status code 3\. .* The Cloud Run execution failed: /,
+    `the run is Crashed, naming the exit code as Prefect's worker does, then Cloud Run's reason: ${crashed.state?.message}`)
   const ended = Date.parse(emulator.execution(execution.name)?.completionTime ?? '')
   t.comment(`Crashed ${Date.parse(crashed.state?.timestamp ?? '') - ended} ms after the container's exit, with no reconcile`)
   const detail = await s.detail(reply.json().dispatch_id)
@@ -48,7 +49,47 @@ t.test('a container that fails before the engine starts: the run is Crashed on t
     method: 'POST', url: '/v1/executions/ended', headers: { ...adminHeaders(), 'content-type': 'application/json' }, payload: pushed.body
   })
   t.equal(again.json().status, 'ignored')
+
+  // Inside Prefect: the worker's lines, the crash, and the container's own last lines under a header.
+  const messages = await logsOf(flowRunId, /\[stderr\] ModuleNotFoundError/)
+  t.match(messages, [
+    /^Worker 'pushpool' submitting flow run/,
+    /^pushpool dispatch .* claimed the flow run/
+  ], 'the claim, as the worker writes it')
+  t.ok(messages.some(m => /^Cloud Run Job V2 .* submitted for execution with command: sh -c/.test(m)), 'the launch, with its command')
+  t.ok(messages.some(m => /^Reported flow run '.*' as crashed: Flow run infrastructure exited with non-zero status code 3/.test(m)), 'the crash report')
+  t.ok(messages.some(m => /^Container logs from Cloud Run execution '.*', its last \d+ lines in Cloud Logging/.test(m)), 'the container lines\' header')
+  t.ok(messages.includes('[stderr] ModuleNotFoundError: No module named flows'), 'the container\'s stderr line, in the run\'s logs')
+  t.ok(messages.includes('[system] Container called exit(3).'), 'and its exit')
+  const events = await eventsOf(flowRunId, 6)
+  const expected = ['prefect.worker.submitted-flow-run', 'pushpool.dispatch.claimed', 'pushpool.dispatch.launched',
+    'prefect.worker.executed-flow-run', 'pushpool.dispatch.execution-ended', 'pushpool.dispatch.crashed']
+  t.same(expected.filter(name => !events.includes(name)), [], `the worker's events and pushpool's own: ${events.join(', ')}`)
 })
+
+/** The run's log messages, read until one matches `last` (the writer sends in the background) or 30 s pass. */
+async function logsOf (flowRunId: string, last: RegExp): Promise<string[]> {
+  for (const deadline = Date.now() + 30_000; ;) {
+    const logs = await prefect.request<Array<{ message: string }>>('POST', '/logs/filter',
+      { logs: { flow_run_id: { any_: [flowRunId] } }, sort: 'TIMESTAMP_ASC', limit: 200 })
+    const messages = logs.map(l => l.message)
+    if (messages.some(m => last.test(m)) || Date.now() > deadline) return messages
+    await sleep(250)
+  }
+}
+
+/** The names of the events about the run, once at least `expected` are persisted (Prefect writes them within seconds) or 30 s pass. */
+async function eventsOf (flowRunId: string, expected: number): Promise<string[]> {
+  for (const deadline = Date.now() + 30_000; ;) {
+    const page = await prefect.request<{ events: Array<{ event: string }> }>('POST', '/events/filter', {
+      filter: { any_resource: { id: [`prefect.flow-run.${flowRunId}`] }, event: { prefix: ['prefect.worker.', 'pushpool.'] }, order: 'ASC' },
+      limit: 50
+    })
+    const names = page.events.map(e => e.event)
+    if (names.length >= expected || Date.now() > deadline) return names
+    await sleep(250)
+  }
+}
 
 t.test('the route refuses what is not a Pub/Sub push of a log entry, and a token of another account', async t => {
   const s = await scene(t, prefect, peers, emulator, {
