@@ -11,6 +11,7 @@ import { startStack, type Stack } from './stack.ts'
 import { firstStopSignal, Teardown } from './teardown.ts'
 import { SCENARIOS, EXAMPLE_FLOWS_DIR, type Scenario } from './scenarios.ts'
 import { formatTable, type Row } from './table.ts'
+import { CONTAINER_LOGGER } from '../prefect/flow-run-logs.ts'
 
 export const DEMO_HELP = `Usage: pushpool demo [--exit]
 
@@ -33,6 +34,8 @@ const DEADLINE_MS = 240_000
 const DEMO_CALL_TIMEOUT_MS = 30_000
 /** Cloud Scheduler's shortest period, which the deploy guide sets for reconcile. */
 const RECONCILE_EVERY_MS = 60_000
+/** How long the demo waits for a crashed run's container lines to reach Prefect's logs. */
+const CRASH_LINES_WAIT_MS = 15_000
 
 interface Tracked { scenario: Scenario, flowRunId: string, cancelRequested: boolean }
 
@@ -118,6 +121,7 @@ async function showcase (exitWhenDone: boolean, out: (line: string) => void, tea
   out(formatTable(rows))
   out(LATENCY_NOTE)
   out('')
+  for (const t of tracked.filter(t => t.scenario.expect.prefect === 'CRASHED')) await showCrash(prefect, t, out)
   const ok = rows.every(r => r.ok)
   out(ok ? 'every run ended as expected' : 'some runs did not end as expected (marked ✗)')
   out('')
@@ -185,6 +189,22 @@ async function watch (stack: Stack, prefect: PrefectClient, tracked: Tracked[], 
     if (done || Date.now() > deadline) return tracked.map((t, i) => row(t, runs[i], dispatches[i]))
     await sleep(2000)
   }
+}
+
+/** A crashed run as Prefect shows it: the state's message, and the container's lines pushpool wrote into its logs. */
+async function showCrash (prefect: PrefectClient, t: Tracked, out: (line: string) => void): Promise<void> {
+  const run = await prefect.readFlowRun(t.flowRunId)
+  out(`The ${t.scenario.name} run in Prefect: ${run?.state?.name ?? 'unknown'}: ${run?.state?.message ?? ''}`)
+  // The lines go to Prefect in the background, within a second or so of the crash.
+  let lines: string[] = []
+  for (const giveUp = Date.now() + CRASH_LINES_WAIT_MS; lines.length === 0 && Date.now() < giveUp; await sleep(500)) {
+    const logs = await prefect.request<Array<{ name: string, message: string }>>('POST', '/logs/filter', undefined,
+      { logs: { flow_run_id: { any_: [t.flowRunId] } }, sort: 'TIMESTAMP_ASC', limit: 200 })
+    lines = (logs ?? []).filter(l => l.name === CONTAINER_LOGGER).map(l => l.message)
+  }
+  if (lines.length === 0) out('  (its container lines have not reached Prefect\'s logs)')
+  for (const line of lines) out(`  ${line}`)
+  out('')
 }
 
 function row (t: Tracked, run: FlowRun | null, dispatch: Dispatch | null): Row {

@@ -6,6 +6,9 @@ import type { DispatchState } from '../store/transitions.ts'
 // src/demo and dist/demo both sit two levels below the repository root.
 export const EXAMPLE_FLOWS_DIR = fileURLToPath(new URL('../../examples/flows/', import.meta.url))
 
+/** What the crashing container prints on stderr before it exits: the demo finds it in the run's Prefect logs. */
+export const CRASH_LINE = 'ImportError: cannot import name flow from hello (the demo\'s broken image)'
+
 export interface Scenario {
   name: string
   shows: string
@@ -28,9 +31,9 @@ export const SCENARIOS: Scenario[] = [
   { name: 'fails', shows: 'a run that fails inside the flow', flow: 'fails', expect: { prefect: 'FAILED', dispatch: 'failed' } },
   {
     name: 'crashes',
-    shows: 'a container that exits non-zero before the engine reports',
+    shows: 'a container that exits non-zero before the engine reports; its stderr lands in the run\'s logs',
     flow: 'hello',
-    jobVariables: { command: 'python -c "import sys; sys.exit(3)"' },
+    jobVariables: { command: `python -c "import sys; print('${CRASH_LINE}', file=sys.stderr); sys.exit(3)"` },
     expect: { prefect: 'CRASHED', dispatch: 'crashed' }
   },
   { name: 'scheduled', shows: 'a run scheduled 15 s ahead, started on time', flow: 'hello', scheduleIn: 15, expect: { prefect: 'COMPLETED', dispatch: 'succeeded', launchWithinMs: 10_000 } },

@@ -35,12 +35,14 @@ function loadCloudRunClasses (): Promise<CloudRunClientClasses> {
 /**
  * Loads the Cloud Run client and builds a pair of clients that is thrown away: google-gax keeps
  * the gRPC definitions it parsed from the protos for every client built after, so what the first
- * launch still pays is a few ms per identity instead of the whole load. Nothing is sent, and no
- * credentials are looked up (that happens on a client's first call).
+ * launch still pays is a few ms per identity instead of the whole load. Nothing is sent. The pair
+ * is given an auth client of its own: without one, closing it has google-auth-library look for
+ * Application Default Credentials, probing the GCE metadata server from wherever pushpool runs.
  */
 export async function warmUpCloudRunClients (): Promise<void> {
-  const { JobsClient, ExecutionsClient } = await loadCloudRunClasses()
-  await Promise.all([new JobsClient().close(), new ExecutionsClient().close()])
+  const [{ JobsClient, ExecutionsClient }, { OAuth2Client }] = await Promise.all([loadCloudRunClasses(), import('google-auth-library')])
+  const authClient = new OAuth2Client()
+  await Promise.all([new JobsClient({ authClient }).close(), new ExecutionsClient({ authClient }).close()])
 }
 
 export interface CloudRunClients {

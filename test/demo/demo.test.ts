@@ -23,6 +23,8 @@ t.test('pushpool demo --exit brings the stack up, runs every scenario and exits 
     t.match(output, new RegExp(`✓\\s+${scenario}\\s.*\\s-?\\d+\\.\\d\\d s$`, 'm'), `${scenario} ended as expected, with its launch latency`)
   }
   t.match(output, /every run ended as expected/)
+  t.match(output, /The crashes run in Prefect: Crashed: Flow run infrastructure exited with non-zero status code 3\./, 'the crash names its exit code')
+  t.match(output, /\[stderr\] ImportError: cannot import name flow from hello/, 'and the container\'s stderr line is in the run\'s Prefect logs')
   t.match(output, /create\s+automation pushpool-demo: dispatch/, 'the demo ran pushpool setup')
   t.match(output, /stopping everything the demo started\n• stopped in \d+\.\d s/)
   // What is gone once it exits is not offered.

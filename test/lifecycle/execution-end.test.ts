@@ -3,19 +3,36 @@
 // envelope with an OIDC token (docs/execution-end-push.md) to POST /v1/executions/ended. Reconcile
 // is never called here: only the push can crash the run.
 import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import { adminHeaders } from '../helper.ts'
 import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
-import { findFreePort } from '../../src/devstack/prefect-server.ts'
 
 const peers = await prefectServer()
 const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
 const PUSHER = 'pushpool-execution-end@proj-test.iam.gserviceaccount.com'
-const port = await findFreePort()
-const audience = `http://127.0.0.1:${port}`
+// The emulator pushes to a URL fixed when it starts. This front door holds its port from the start
+// (a port found free and bound only later may be taken by another test meanwhile) and hands each
+// push to the current test's app.
+let current: FastifyInstance | null = null
+const front = http.createServer((req, res) => {
+  const chunks: Buffer[] = []
+  req.on('data', (chunk: Buffer) => chunks.push(chunk))
+  req.on('end', () => {
+    if (current === null) { res.writeHead(503).end(); return }
+    current.inject({ method: req.method as 'POST', url: req.url ?? '/', headers: req.headers, payload: Buffer.concat(chunks) }).then(reply => {
+      res.writeHead(reply.statusCode, { 'content-type': String(reply.headers['content-type'] ?? 'application/json') }).end(reply.rawPayload)
+    }, () => { res.writeHead(502).end() })
+  })
+})
+await new Promise<void>(resolve => front.listen(0, '127.0.0.1', resolve))
+t.teardown(() => { front.close() })
+const audience = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
 const emulator = await startEmulator({
   executions: 'process',
   executionEndPush: { url: `${audience}/v1/executions/ended`, audience, serviceAccountEmail: PUSHER, minBackoffMs: 200, maxBackoffMs: 1000 }
@@ -28,7 +45,8 @@ t.test('a container that fails before the engine starts: the run is Crashed on t
     jobVariables: { command: 'sh -c "echo \'ModuleNotFoundError: No module named flows\' >&2; sleep 1; exit 3"' },
     env: { PUSHPOOL_AUDIENCE: audience, PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL: PUSHER, PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl }
   })
-  await s.app.listen({ port, host: '127.0.0.1' })
+  current = s.app
+  t.teardown(() => { current = null })
   const flowRunId = await s.flowRun()
   const reply = await s.webhook(flowRunId)
   t.equal(reply.json().state, 'launched')

@@ -85,11 +85,15 @@ async function cluster (t: Test, peers: TestPrefectServer, url: string, options:
   return { prefect, emulator, pool, deploymentId, start }
 }
 
-/** Reconciles on every instance at once, again and again, until every dispatch is launched or final. */
-async function settle (instances: ServiceProcess[], pool: string, withinMs: number): Promise<DispatchView[]> {
+/**
+ * Reconciles on every instance at once, again and again, until each of `runs` runs has a dispatch
+ * and every dispatch is launched or final. A run whose webhook was lost has none until reconcile
+ * discovers it.
+ */
+async function settle (instances: ServiceProcess[], pool: string, runs: number, withinMs: number): Promise<DispatchView[]> {
   let dispatches = await listDispatches(instances[0], pool)
   const settleBy = Date.now() + withinMs
-  while (!dispatches.every(settled) && Date.now() < settleBy) {
+  while ((dispatches.length < runs || !dispatches.every(settled)) && Date.now() < settleBy) {
     await sleep(500)
     await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
     dispatches = await listDispatches(instances[0], pool)
@@ -153,7 +157,7 @@ if (serverUrl === undefined) {
 
     // A Prefect call that timed out under this load leaves its dispatch `retrying`, for reconcile to
     // finish: keep reconciling on both instances at once until nothing is left in flight.
-    const dispatches = await settle(instances, c.pool, SETTLE_MS)
+    const dispatches = await settle(instances, c.pool, runs.length, SETTLE_MS)
     t.comment(`settled in ${Date.now() - started} ms`)
     await oneExecutionEach(t, c, instances[1], runs, dispatches)
   })
@@ -167,6 +171,9 @@ if (serverUrl === undefined) {
     // may create their executions after their caller is gone.
     c.emulator.addFault({ method: 'RunJob', latencyMs: 1500 })
     const deliveries = Promise.allSettled(runs.map(run => post(doomed, '/v1/webhooks/prefect', webhookHeaders(), webhookPayload(run))))
+    // Killed once its drives are under way: a second after its first dispatch is recorded (on a
+    // loaded machine reading the runs from Prefect alone can take longer than that).
+    for (const giveUp = Date.now() + 30_000; (await listDispatches(survivor, c.pool)).length === 0 && Date.now() < giveUp;) await sleep(100)
     await sleep(1000)
     await doomed.kill()
     await deliveries
@@ -176,7 +183,7 @@ if (serverUrl === undefined) {
 
     // The killed instance comes back while the survivor reconciles: both race for the same dispatches.
     const restarted = await c.start()
-    const dispatches = await settle([survivor, restarted], c.pool, KILL_SETTLE_MS)
+    const dispatches = await settle([survivor, restarted], c.pool, runs.length, KILL_SETTLE_MS)
     await oneExecutionEach(t, c, survivor, runs, dispatches)
     const events = await Promise.all(dispatches.map(async d => (await dispatchDetail(survivor, d.id) as { events: Array<{ type: string }> }).events))
     t.ok(leased.length === 0 || events.some(list => list.some(e => e.type === 'lease_taken_over')),

@@ -132,9 +132,12 @@ async function reconcileOnAFreshInstance (t: Test, { env, pool }: Serving): Prom
 async function redriveAndCheck (t: Test, fresh: FastifyInstance, leftBehind: Array<{ id: string, state: string }>, { pool, runs }: Serving): Promise<void> {
   for (const dispatch of leftBehind) {
     // The dead process's lease on a drive it left mid-call outlives it by the call's deadline: the
-    // redrive is refused (DISPATCH_BUSY) until then, as reconcile's takeover would wait.
+    // redrive is refused (DISPATCH_BUSY) until then, as reconcile's takeover would wait. On a loaded
+    // machine Prefect may also be too slow for the redrive's read (PREFECT_UNAVAILABLE): again later.
+    const again = (res: { statusCode: number, json: () => { code?: string } }): boolean =>
+      (res.statusCode === 409 && res.json().code === 'DISPATCH_BUSY') || (res.statusCode === 503 && res.json().code === 'PREFECT_UNAVAILABLE')
     let res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
-    for (const until = Date.now() + 120_000; res.statusCode === 409 && res.json().code === 'DISPATCH_BUSY' && Date.now() < until;) {
+    for (const until = Date.now() + 120_000; again(res) && Date.now() < until;) {
       await sleep(500)
       res = await fresh.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
     }
