@@ -127,6 +127,11 @@ export const VARIABLES = {
     env: 'PUSHPOOL_LOGGING_ENDPOINT', rule: { type: 'string', pattern: OPTIONAL_URL_RULE },
     hint: 'the base URL of a Cloud Logging emulator, e.g. http://127.0.0.1:8086', parse: withoutTrailingSlash
   }),
+  /** Whether the worker's and pushpool's events are sent to Prefect (flow-run log lines always are). */
+  prefectEvents: variable({
+    env: 'PUSHPOOL_PREFECT_EVENTS', rule: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    hint: '"on" or "off"', parse: raw => raw === 'on'
+  }),
   /** How many of a crashed execution's last log lines are written into the run's Prefect logs. */
   crashLogLines: variable({
     env: 'PUSHPOOL_CRASH_LOG_LINES', rule: { type: 'string', pattern: '^[0-9]{1,4}$', default: '50' },

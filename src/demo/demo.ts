@@ -51,7 +51,7 @@ export async function demo (argv: string[], out: (line: string) => void = line =
     process.exit(130)
   })
   const running = { waitingForCtrlC: false }
-  const main = showcase(argv.includes('--exit'), out, teardown, stopSignal.received, running)
+  const main = showcaseWithRestarts(argv.includes('--exit'), out, teardown, stopSignal.received, running)
   try {
     const ended = await Promise.race([
       main.then(code => ({ code })),
@@ -89,10 +89,56 @@ export async function demo (argv: string[], out: (line: string) => void = line =
   }
 }
 
+/**
+ * Prefect's own server stopped answering, its health route too. Prefect 3.8's server on SQLite
+ * sometimes deadlocks while its automations call webhooks (every thread waits on a lock; README,
+ * "The two commands"): nothing pushpool does can bring it back, so the demo starts afresh.
+ */
+class PrefectServerHung extends Error {}
+
+/** How long Prefect's health route may take before the server counts as hung. */
+const HEALTH_PROBE_MS = 10_000
+
+/** How many fresh stacks the demo tries when Prefect's server hangs under it. */
+const ATTEMPTS = 3
+
+/** The showcase, started again on a fresh stack if Prefect's server hangs under it. */
+async function showcaseWithRestarts (exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
+  stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const stage = new Teardown()
+    teardown.add(() => stage.run())
+    try {
+      return await showcase(exitWhenDone, out, stage, stopRequested, running)
+    } catch (err) {
+      if (!(err instanceof PrefectServerHung) || attempt >= ATTEMPTS) throw err
+      out(`• ${err.message}: starting everything again (attempt ${attempt + 1} of ${ATTEMPTS})`)
+      await stage.run()
+    }
+  }
+}
+
+/** Whether a Prefect server that let a call time out is hung: its health route is silent too. */
+async function hung (stack: Stack): Promise<boolean> {
+  const headers: Record<string, string> = stack.prefect.authString === undefined ? {} : { authorization: `Basic ${Buffer.from(stack.prefect.authString).toString('base64')}` }
+  return await fetch(`${stack.prefect.apiUrl}/health`, { headers, signal: AbortSignal.timeout(HEALTH_PROBE_MS) }).then(() => false, () => true)
+}
+
 /** Brings the stack up, runs the scenarios and reports; without --exit, then waits for Ctrl-C. */
 async function showcase (exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
   stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
   const stack = await startStack({ pool: POOL, ui: !exitWhenDone, progress: line => { out(`• ${line}`) } }, teardown)
+  try {
+    return await stage(stack, exitWhenDone, out, teardown, stopRequested, running)
+  } catch (err) {
+    if (await hung(stack)) throw new PrefectServerHung(`Prefect's server stopped answering, even on /health (${(err as Error).message})`, { cause: err })
+    throw err
+  }
+}
+
+/** Sets the pool up, deploys and triggers the scenarios, watches them end and reports. */
+async function stage (stack: Stack, exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
+  stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
   // The demo's own calls (deploy, trigger, watch) wait as long as a local Prefect on SQLite may
   // take on a busy laptop; they stage the show, so a slow answer is no failure of pushpool's.
   const prefect = new PrefectClient({ apiUrl: stack.prefect.apiUrl, authString: stack.prefect.authString ?? null, apiKey: null, timeoutMs: DEMO_CALL_TIMEOUT_MS })

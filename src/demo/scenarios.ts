@@ -7,7 +7,7 @@ import type { DispatchState } from '../store/transitions.ts'
 export const EXAMPLE_FLOWS_DIR = fileURLToPath(new URL('../../examples/flows/', import.meta.url))
 
 /** What the crashing container prints on stderr before it exits: the demo finds it in the run's Prefect logs. */
-export const CRASH_LINE = 'ImportError: cannot import name flow from hello (the demo\'s broken image)'
+export const CRASH_LINE = 'ImportError: cannot import name flow from hello (a broken image, on purpose)'
 
 export interface Scenario {
   name: string

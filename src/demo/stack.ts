@@ -82,6 +82,8 @@ export async function startStack (options: StackOptions, teardown: Teardown): Pr
     PUSHPOOL_ADMIN_TOKENS: adminToken,
     PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
     PUSHPOOL_LOGGING_ENDPOINT: emulator.httpUrl,
+    // The demo's Prefect runs on SQLite, which deadlocks far more often under pushpool's events (README).
+    PUSHPOOL_PREFECT_EVENTS: 'off',
     PUSHPOOL_GCP_PROJECT: 'demo-project',
     PUSHPOOL_PREFETCH_SECONDS: '2',
     PUSHPOOL_CANCEL_GRACE_SECONDS: '15',
