@@ -105,13 +105,16 @@ const ATTEMPTS = 3
 /** The showcase, started again on a fresh stack if Prefect's server hangs under it. */
 async function showcaseWithRestarts (exitWhenDone: boolean, out: (line: string) => void, teardown: Teardown,
   stopRequested: Promise<NodeJS.Signals>, running: { waitingForCtrlC: boolean }): Promise<number> {
+  // Once asked to stop, a stack going away under the show is the stop, not a hang.
+  let stopping = false
+  void stopRequested.then(() => { stopping = true })
   for (let attempt = 1; ; attempt++) {
     const stage = new Teardown()
     teardown.add(() => stage.run())
     try {
       return await showcase(exitWhenDone, out, stage, stopRequested, running)
     } catch (err) {
-      if (!(err instanceof PrefectServerHung) || attempt >= ATTEMPTS) throw err
+      if (!(err instanceof PrefectServerHung) || attempt >= ATTEMPTS || stopping) throw err
       out(`• ${err.message}: starting everything again (attempt ${attempt + 1} of ${ATTEMPTS})`)
       await stage.run()
     }
