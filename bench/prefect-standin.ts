@@ -158,6 +158,8 @@ export async function startPrefectStandIn (seed: StandInSeed, port = 0, latencyM
       return block === undefined ? send(404, '{"detail":"Block document not found"}') : send(200, block)
     }
     if (req.method === 'GET' && parts[0] === 'variables') return send(404, '{"detail":"Variable not found"}')
+    // The activity writer's batches (flow-run log lines, events): taken and dropped, as Prefect answers them.
+    if (req.method === 'POST' && parts.length === 1 && (parts[0] === 'logs' || parts[0] === 'events')) return send(parts[0] === 'logs' ? 201 : 204)
     // Bench control routes.
     if (req.method === 'POST' && path === '/_bench/flow_runs') {
       const { count, scheduled_at: at } = json()
