@@ -325,7 +325,7 @@ export class Reconciler {
       output = await activity.lastLines(dispatch, status, await clients.forDispatch(dispatch))
     }
     const exitCode = output?.exitCode ?? null
-    const message = exitCode === null ? closing.message : crashMessage(status, patch.logUri, exitCode)
+    const message = crashMessage(status, patch.logUri, exitCode)
     await own.hold(this.deps.dispatcher.deadlines.prefectCallMs)
     const result = await prefect.setFlowRunState(dispatch.flowRunId, { type: 'CRASHED', name: 'Crashed', message }, false)
     const crashed = result.status === 'ACCEPT'
