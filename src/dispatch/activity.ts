@@ -17,7 +17,7 @@ import {
 } from '../prefect/flow-run-logs.ts'
 import {
   dispatchCancelledEvent, dispatchClaimedEvent, dispatchCrashedEvent, dispatchLaunchedEvent, executedFlowRunEvent, executionEndedEvent,
-  submittedFlowRunEvent, timerArmedEvent, type DispatchSubject, type RunObjects, type TimerKind
+  submittedFlowRunEvent, timerArmedEvent, type DispatchSubject, type PrefectEvent, type RunObjects, type TimerKind
 } from '../prefect/worker-events.ts'
 
 /** A crashed execution's lines are read within this; a slower Cloud Logging leaves the run without them. */
@@ -25,6 +25,8 @@ export const CRASH_LINES_MS = 5000
 
 export interface ActivityDeps {
   writer: Pick<PrefectActivityWriter, 'log' | 'emit'>
+  /** Whether events are built and sent at all (PUSHPOOL_PREFECT_EVENTS); log lines always are. */
+  events: boolean
   snapshots: Pick<PrefectSnapshots, 'workPool'>
   /** The Prefect server's version, reported as the worker's `prefect.version`. */
   prefectVersion: () => Promise<string>
@@ -63,7 +65,7 @@ export class DispatchActivity {
   claimed (dispatch: Dispatch): void {
     this.write(dispatch, null, subject => {
       this.deps.writer.log([...submittingLines(this.deps.workerName, dispatch.flowRunId), ...claimedLines(dispatch.flowRunId, dispatch.id)])
-      this.deps.writer.emit([dispatchClaimedEvent(subject)])
+      this.emit(() => [dispatchClaimedEvent(subject)])
     })
   }
 
@@ -71,7 +73,7 @@ export class DispatchActivity {
   timerArmed (dispatch: Dispatch, fireAt: Date, kind: TimerKind): void {
     this.write(dispatch, null, subject => {
       this.deps.writer.log(timerArmedLines(dispatch.flowRunId, fireAt, kind))
-      this.deps.writer.emit([timerArmedEvent(subject, { fireAt, kind })])
+      this.emit(() => [timerArmedEvent(subject, { fireAt, kind })])
     })
   }
 
@@ -83,8 +85,10 @@ export class DispatchActivity {
       this.deps.writer.log(launchedLines(launch.objects.flowRun, {
         job, execution, region: launch.region, command: launch.command, createdJob: launch.createdJob, consoleUrl: links.consoleUrl
       }))
-      const submitted = submittedFlowRunEvent(worker, launch.objects)
-      this.deps.writer.emit([submitted, dispatchLaunchedEvent(subject, { project: launch.project, region: launch.region, job, execution, ...links }, submitted)])
+      this.emit(() => {
+        const submitted = submittedFlowRunEvent(worker, launch.objects)
+        return [submitted, dispatchLaunchedEvent(subject, { project: launch.project, region: launch.region, job, execution, ...links }, submitted)]
+      })
     })
   }
 
@@ -92,7 +96,7 @@ export class DispatchActivity {
   submitFailed (dispatch: Dispatch, reason: string): void {
     this.write(dispatch, null, subject => {
       this.deps.writer.log(submitFailedLines(subject.objects.flowRun, reason))
-      this.deps.writer.emit([dispatchCrashedEvent(subject, reason)])
+      this.emit(() => [dispatchCrashedEvent(subject, reason)])
     })
   }
 
@@ -100,7 +104,7 @@ export class DispatchActivity {
   cancelled (dispatch: Dispatch, reason: string, execution: string | null): void {
     this.write(dispatch, null, subject => {
       this.deps.writer.log(cancelledLines(dispatch.flowRunId, { pending: execution === null, reason }))
-      this.deps.writer.emit([dispatchCancelledEvent(subject, { reason, execution })])
+      this.emit(() => [dispatchCancelledEvent(subject, { reason, execution })])
     })
   }
 
@@ -115,19 +119,25 @@ export class DispatchActivity {
       const execution = shortName(dispatch.executionName ?? '')
       const succeeded = status.outcome === 'succeeded'
       this.deps.writer.log(endedLines(dispatch.flowRunId, { job, succeeded, conditionMessage: status.message, logUri: status.logUri ?? dispatch.logUri }))
-      const executed = executedFlowRunEvent(worker, subject.objects, { identifier: job, statusCode: succeeded ? 0 : 1 })
-      const endedEvent = executionEndedEvent(subject, {
-        execution, succeeded, exitCode: crash?.exitCode ?? (succeeded ? 0 : null), durationSeconds: status.durationSeconds, condition: status.message
-      }, executed)
-      this.deps.writer.emit([executed, endedEvent])
+      this.emit(() => {
+        const executed = executedFlowRunEvent(worker, subject.objects, { identifier: job, statusCode: succeeded ? 0 : 1 })
+        const endedEvent = executionEndedEvent(subject, {
+          execution, succeeded, exitCode: crash?.exitCode ?? (succeeded ? 0 : null), durationSeconds: status.durationSeconds, condition: status.message
+        }, executed)
+        return crash === null ? [executed, endedEvent] : [executed, endedEvent, dispatchCrashedEvent(subject, crash.message, endedEvent)]
+      })
       if (crash === null) return
       const resolution = crash.exitCode === null || crash.exitCode === 0 ? null : infrastructureExitInfo(crash.exitCode).resolution
       this.deps.writer.log(crashedLines(dispatch.flowRunId, crash.message, resolution))
       if (crash.output !== null) {
         this.deps.writer.log(containerLines(dispatch.flowRunId, { job, execution, ...crash.output, logsUrl: status.logUri ?? dispatch.logUri }))
       }
-      this.deps.writer.emit([dispatchCrashedEvent(subject, crash.message, endedEvent)])
     })
+  }
+
+  /** Events are built only when they are sent: with them off, the dispatch pays nothing for them. */
+  private emit (build: () => PrefectEvent[]): void {
+    if (this.deps.events) this.deps.writer.emit(build())
   }
 
   /**

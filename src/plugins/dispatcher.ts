@@ -85,8 +85,9 @@ export default fp(async fastify => {
     onFailure: (kind, items, err) => { fastify.log.warn({ kind, items, err: (err as Error).message }, 'Prefect did not take a batch of flow-run activity') }
   })
   const activity = new DispatchActivity({
-    // Events off: a Prefect server on SQLite deadlocks more often under them (README, "The two commands").
-    writer: config.prefectEvents ? writer : { log: lines => { writer.log(lines) }, emit: () => {} },
+    writer,
+    // Off for a Prefect server on SQLite that deadlocks more often under them (README, "The two commands").
+    events: config.prefectEvents,
     snapshots,
     prefectVersion: () => prefect.readServerVersion(),
     workerName: config.workerName,
