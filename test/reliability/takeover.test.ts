@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
+import { adminHeaders } from '../helper.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
 import { Ownership, LeaseLost } from '../../src/dispatch/ownership.ts'
 import { pendingMessage } from '../../src/dispatch/decisions.ts'
@@ -42,14 +43,19 @@ t.test('a launch cut short with its lease live is left alone; once the lease run
   await sleep(6500) // the lease (1 s step + the 5 s margin) runs out
   emulator.resetCalls()
   const report = await s.reconcile()
-  t.equal(report.driven, 1, 'the first pass after it ran out took it over')
-  const after = await s.detail(dispatch.id)
-  t.equal(after.dispatch.state, 'launched')
+  let after = await s.detail(dispatch.id)
+  const takeovers = (): Array<{ type: string, detail: string }> => after.events.filter((e: { type: string }) => e.type === 'lease_taken_over')
+  t.equal(takeovers().length, 1, `the first pass after it ran out took it over (driven ${String(report.driven)})`)
+  // On a loaded machine the drive that took it over may meet a Prefect read past its deadline and
+  // wait to retry (`retrying`): drive it on until it settles, as the next passes would.
+  for (const until = Date.now() + 60_000; after.dispatch.state === 'retrying' && Date.now() < until; after = await s.detail(dispatch.id)) {
+    await s.app.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
+    await sleep(500)
+  }
+  t.equal(after.dispatch.state, 'launched', `launched: ${after.events.map((e: { type: string, detail: string }) => `${e.type} ${e.detail}`).join(' | ')}`)
   t.equal(executionsOf(emulator, flowRunId).length, 1, 'one execution')
   t.ok((emulator.calls().ListExecutions ?? 0) + (emulator.calls().GetJob ?? 0) >= 1, 'it looked for the dead drive\'s execution first')
-  const types = after.events.map((e: { type: string }) => e.type)
-  t.ok(types.includes('lease_taken_over'), `the takeover is on record: ${types.join(', ')}`)
-  t.match(after.events.find((e: { type: string }) => e.type === 'lease_taken_over').detail, /instance-that-died/)
+  t.match(takeovers()[0]?.detail, /instance-that-died/, 'the takeover names the owner it took over from')
 
   // The owner that died, come back: it can change nothing.
   await t.rejects(dead!.own.hold(1000), LeaseLost)
@@ -64,7 +70,7 @@ t.test('redrive of a dispatch another drive owns answers DISPATCH_BUSY with its 
   t.equal(deferred.state, 'deferred')
   const held = await s.app.store.acquire(deferred.dispatch_id, ['deferred'], 'another-instance', 60_000)
   t.ok(held)
-  const res = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${deferred.dispatch_id}/redrive`, headers: { authorization: 'Bearer test-admin-token-0123456789abcd' } })
+  const res = await s.app.inject({ method: 'POST', url: `/v1/dispatches/${deferred.dispatch_id}/redrive`, headers: adminHeaders() })
   t.equal(res.statusCode, 409)
   t.equal(res.json().code, 'DISPATCH_BUSY')
   t.match(res.json().message, /another-instance/)
