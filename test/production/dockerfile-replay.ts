@@ -143,14 +143,13 @@ export async function replayBuild (stages: Stage[], options: ReplayOptions): Pro
 
 export function parseEnv (args: string): Record<string, string> {
   const unquote = (v: string): string => v.replace(/^"(.*)"$/, '$1')
-  if (!args.includes('=')) {
+  // The legacy form, `ENV KEY value with spaces`, sets one variable.
+  if (!/^[^\s=]+=/.test(args)) {
     const [key, ...value] = args.split(/\s+/)
     return { [key]: unquote(value.join(' ')) }
   }
-  return Object.fromEntries(args.split(/\s+/).map(pair => {
-    const eq = pair.indexOf('=')
-    return [pair.slice(0, eq), unquote(pair.slice(eq + 1))]
-  }))
+  // `KEY=value KEY2="a value with spaces"`: a double-quoted value keeps its spaces.
+  return Object.fromEntries([...args.matchAll(/([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)/g)].map(([, key, value]) => [key, unquote(value)]))
 }
 
 function parseExecForm (args: string, where: string): string[] {
