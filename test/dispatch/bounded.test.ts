@@ -16,7 +16,12 @@ t.teardown(() => emulator.close())
 
 t.test('a burst beyond the bound is recorded, then driven as drives end, never more than the bound at once', async t => {
   const s = await scene(t, prefect, peers, emulator, { env: { PUSHPOOL_MAX_IN_FLIGHT: '2' } })
-  // Each RunJob takes a while, so the first two drives are still in flight when the rest arrive.
+  // Each RunJob takes a while, so the first two drives are still in flight when the rest arrive:
+  // the first two take 13.5 s, longer than a webhook whose Prefect read timed out (5 s) takes to be
+  // answered 503 and sent again (1 s later), even if its second read is slow too; a slot freed
+  // before then would rightly drive that webhook's run at once, and fewer would be waiting. The
+  // queued drives that follow take 1.5 s each, so the bound still shows in their overlap.
+  emulator.addFault({ method: 'RunJob', latencyMs: 12_000, times: 2 })
   emulator.addFault({ method: 'RunJob', latencyMs: 1500 })
   t.teardown(() => emulator.clearFaults())
   const runs: string[] = []
@@ -32,7 +37,7 @@ t.test('a burst beyond the bound is recorded, then driven as drives end, never m
   // A dispatch is launched once its execution exists and Prefect has its infrastructure_pid.
   const states = async (): Promise<string[]> => (await s.app.inject({ method: 'GET', url: `/v1/dispatches?pool=${s.pool}`, headers: adminHeaders() }))
     .json().items.map((d: { state: string }) => d.state)
-  for (const giveUp = Date.now() + 60_000; Date.now() < giveUp; await sleep(200)) {
+  for (const giveUp = Date.now() + 120_000; Date.now() < giveUp; await sleep(200)) {
     if ((await states()).filter(state => state === 'launched').length === runs.length) break
   }
   for (const run of runs) t.equal(executionsOf(emulator, run).length, 1, 'each launched once')

@@ -34,7 +34,9 @@ t.test('Cancelling before the run started: the execution is cancelled, then the 
 })
 
 t.test('Cancelling a started run: the engine gets a grace period, then reconcile cancels the execution', async t => {
-  const s = await stage(t, { env: { PUSHPOOL_CANCEL_GRACE_SECONDS: '1' } })
+  // A grace long enough that the first pass (two reads of the run and one of the execution) judges
+  // within it even on a loaded machine; the second pass waits for the grace's end as recorded.
+  const s = await stage(t, { env: { PUSHPOOL_CANCEL_GRACE_SECONDS: '10' } })
   const run = await launched(t, s)
   await prefect.setState(run.flowRunId, { type: 'RUNNING', name: 'Running' }, true)
   await prefect.setState(run.flowRunId, { type: 'CANCELLING', name: 'Cancelling' }, true)
@@ -42,7 +44,9 @@ t.test('Cancelling a started run: the engine gets a grace period, then reconcile
   t.equal(res.json().state, 'launched', 'left to the engine for now')
   t.equal(emulator.execution(run.execution)?.cancelledCount, 0)
   t.equal((await s.reconcile()).cancelled, 0, 'within the grace period nothing is forced')
-  await sleep(1200)
+  const graceEnds = Date.parse((await s.detail(run.dispatchId)).dispatch.due_at)
+  t.ok(Number.isFinite(graceEnds), 'the grace period\'s end is recorded as the dispatch\'s due time')
+  await sleep(Math.max(0, graceEnds - Date.now()) + 200)
   t.equal((await s.reconcile()).cancelled, 1)
   t.equal(emulator.execution(run.execution)?.cancelledCount, 1, 'execution cancelled after the grace period')
   t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, 'CANCELLED')

@@ -60,19 +60,38 @@ async function waitLaunched (app: FastifyInstance, flowRunId: string, ms: number
 
 const tasksOf = (queue: string) => emulator.tasks().filter(task => task.name.startsWith(`${queue}/tasks/`))
 
+/**
+ * The names of every task the queue has held: those still waiting, and those delivered already (a
+ * delivered task leaves the queue). Counted as one set, so a second task armed for the same run
+ * counts whether or not either has fired yet.
+ */
+const taskNamesOf = (queue: string): Set<string> => new Set([
+  ...tasksOf(queue).map(task => task.name),
+  ...emulator.taskDeliveries().map(delivery => delivery.task).filter(name => name.startsWith(`${queue}/tasks/`))
+])
+
+/**
+ * How far ahead the runs these tests arm are scheduled: their timers fire PREFETCH seconds before,
+ * and what comes before the count (the webhooks, a reconcile pass: several Prefect calls each) must
+ * have armed them by then, even on a loaded machine.
+ */
+const AHEAD_SECONDS = 30
+
 t.test('a run not yet due becomes one Cloud Tasks task, delivered at its time with an OIDC token, which launches it', async t => {
   const port = await findFreePort()
   const env = await cloudTasksEnv(port)
   const s = await scene(t, prefect, peers, emulator, { env })
   await listen(s.app, port)
-  const flowRunId = await s.flowRun(scheduled(inSeconds(8)))
+  const at = inSeconds(AHEAD_SECONDS)
+  const flowRunId = await s.flowRun(scheduled(at))
   const first = await s.webhook(flowRunId)
   t.equal(first.json().state, 'deferred')
   await s.webhook(flowRunId) // a second delivery arms the same timer again
   await s.reconcile() // and so does reconcile's look-ahead
-  t.equal(tasksOf(env.PUSHPOOL_TASKS_QUEUE).length, 1, 'one task however often it is armed')
+  t.comment(`armed again ${Date.parse(at) - PREFETCH * 1000 - Date.now()} ms before the task was due`)
+  t.equal(taskNamesOf(env.PUSHPOOL_TASKS_QUEUE).size, 1, 'one task however often it is armed')
 
-  t.equal(await waitLaunched(s.app, flowRunId, 60_000), 'launched', 'the task fired and launched the run, with no reconcile since')
+  t.equal(await waitLaunched(s.app, flowRunId, AHEAD_SECONDS * 1000 + 60_000), 'launched', 'the task fired and launched the run, with no reconcile since')
   t.equal(executionsOf(emulator, flowRunId).length, 1)
   const delivery = emulator.taskDeliveries().find(d => d.url === `${env.PUSHPOOL_AUDIENCE}/v1/timers/fire` && d.status === 200)
   t.ok(delivery, 'delivered to the timer route and answered 200')
@@ -132,10 +151,12 @@ if (postgres === undefined) {
     const b = await build(t, { env: { ...shared, PREFECT_API_URL: peers.apiUrl, PREFECT_API_AUTH_STRING: peers.authString, PUSHPOOL_POOLS: a.pool, PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint } })
     await listen(a.app, portA)
     await listen(b, portB)
-    const flowRunId = await a.flowRun(scheduled(inSeconds(8)))
+    const at = inSeconds(AHEAD_SECONDS)
+    const flowRunId = await a.flowRun(scheduled(at))
     await Promise.all([a.webhook(flowRunId), a.reconcile(), b.inject({ method: 'POST', url: '/v1/reconcile', headers: adminHeaders() })])
-    t.equal(tasksOf(env.PUSHPOOL_TASKS_QUEUE).length, 1, 'one task')
-    t.equal(await waitLaunched(a.app, flowRunId, 60_000), 'launched')
+    t.comment(`armed ${Date.parse(at) - PREFETCH * 1000 - Date.now()} ms before the task was due`)
+    t.equal(taskNamesOf(env.PUSHPOOL_TASKS_QUEUE).size, 1, 'one task')
+    t.equal(await waitLaunched(a.app, flowRunId, AHEAD_SECONDS * 1000 + 60_000), 'launched')
     await sleep(1000)
     t.equal(executionsOf(emulator, flowRunId).length, 1, 'one execution')
   })

@@ -4,6 +4,9 @@
 // is never called here: only the push can crash the run.
 import t from 'tap'
 import http from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
@@ -40,9 +43,15 @@ const emulator = await startEmulator({
 t.teardown(() => emulator.close())
 
 t.test('a container that fails before the engine starts: the run is Crashed on the push of its end, with Cloud Run\'s reason', async t => {
+  // The container exits only once the test lets it, after the dispatch is launched: a push of its
+  // end before then (Prefect slow to take the infrastructure_pid on a loaded machine) would find no
+  // launched dispatch and be ignored, and only reconcile, never called here, would crash the run.
+  const dir = mkdtempSync(join(tmpdir(), 'pushpool-execution-end-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const exitGate = join(dir, 'exit')
   const s = await scene(t, prefect, peers, emulator, {
     // The "image" prints an import error on stderr and exits 3, as a broken container does.
-    jobVariables: { command: 'sh -c "echo \'ModuleNotFoundError: No module named flows\' >&2; sleep 1; exit 3"' },
+    jobVariables: { command: `sh -c "echo 'ModuleNotFoundError: No module named flows' >&2; until [ -e ${exitGate} ]; do sleep 0.1; done; exit 3"` },
     env: { PUSHPOOL_AUDIENCE: audience, PUSHPOOL_EXECUTION_EVENTS_PRINCIPAL: PUSHER, PUSHPOOL_GOOGLE_CERTS_URL: emulator.certsUrl }
   })
   current = s.app
@@ -51,6 +60,8 @@ t.test('a container that fails before the engine starts: the run is Crashed on t
   const reply = await s.webhook(flowRunId)
   t.equal(reply.json().state, 'launched')
   const execution = executionsOf(emulator, flowRunId)[0]
+  t.notOk(emulator.execution(execution.name)?.completionTime, 'the container still runs, held until the test lets it exit')
+  writeFileSync(exitGate, '')
 
   const pushed = await emulator.waitForExecutionEndPush(execution.name)
   t.equal(pushed.status, 200, 'the push was acknowledged')

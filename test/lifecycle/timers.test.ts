@@ -70,19 +70,31 @@ t.test('a deployment schedule\'s runs start at their time, fired by the timers o
 
 t.test('a run rescheduled, cancelled or deleted before its timer fires is not launched at the old time', async t => {
   const s = await scene(t, prefect, peers, emulator, { env })
-  const rescheduled = await s.flowRun(scheduled(inSeconds(8)))
-  const cancelled = await s.flowRun(scheduled(inSeconds(8)))
-  const deleted = await s.flowRun(scheduled(inSeconds(8)))
+  // Far enough ahead that the runs are changed (several Prefect calls) before their timers fire,
+  // even on a loaded machine.
+  const at = inSeconds(30)
+  const rescheduled = await s.flowRun(scheduled(at))
+  const cancelled = await s.flowRun(scheduled(at))
+  const deleted = await s.flowRun(scheduled(at))
   const replies = await Promise.all([rescheduled, cancelled, deleted].map(async id => (await s.webhook(id)).json()))
   t.same(replies.map(r => r.state), ['deferred', 'deferred', 'deferred'], 'each waits for its time, its timer armed')
+  const dueAts = (await Promise.all(replies.map(r => s.detail(r.dispatch_id)))).map(d => Date.parse(d.dispatch.due_at))
+  t.ok(dueAts.every(Number.isFinite), 'each dispatch records the old time it waits for')
 
   await prefect.setState(rescheduled, scheduled(inSeconds(600)), true)
   await prefect.setState(cancelled, { type: 'CANCELLED', name: 'Cancelled' }, true)
   await prefect.request('DELETE', `/flow_runs/${deleted}`)
-  await sleep(10_000) // past the old time
+  t.comment(`the runs changed ${Math.min(...dueAts) - PREFETCH * 1000 - Date.now()} ms before their timers were due`)
+  // Past the old time: each timer fires PREFETCH s before its dispatch's due time.
+  await sleep(Math.max(0, Math.max(...dueAts) - PREFETCH * 1000 - Date.now()) + 2000)
+  // A firing re-reads its run before it settles the dispatch: wait for each to leave `deferred`.
+  let details: any[] = []
+  for (const giveUp = Date.now() + 30_000; ; await sleep(250)) {
+    details = await Promise.all(replies.map(r => s.detail(r.dispatch_id)))
+    if (details.every(d => d.dispatch.state !== 'deferred') || Date.now() >= giveUp) break
+  }
 
   for (const id of [rescheduled, cancelled, deleted]) t.equal(executionsOf(emulator, id).length, 0, 'not launched')
-  const details = await Promise.all(replies.map(r => s.detail(r.dispatch_id)))
   t.same(details.map(d => d.dispatch.state), ['skipped', 'skipped', 'skipped'], 'each stale timer found its dispatch moved on')
   t.match(details[0].events.at(-1).detail, /the run moved on/)
   t.match(details[2].events.at(-1).detail, /no longer exists/)

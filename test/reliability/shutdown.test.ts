@@ -221,8 +221,13 @@ t.test('launches slower than the drain: exits within 10 s anyway, and reconcile 
   // process must go with launches in flight. Cloud Run still creates those executions.
   emulator.addFault({ method: 'RunJob', latencyMs: SLOW_RUNJOB_MS })
   t.teardown(() => emulator.clearFaults())
+  emulator.resetCalls()
   const burst = runs.map(deliver)
   await dispatchesRecorded(url, pool, SLOW_RUNS)
+  // SIGTERM once a launch is under way. On a loaded machine Prefect's reads may defer every drive
+  // before its RunJob; their retries get there later.
+  for (const until = Date.now() + 90_000; (emulator.calls().RunJob ?? 0) === 0 && Date.now() < until;) await sleep(100)
+  t.ok((emulator.calls().RunJob ?? 0) > 0, 'a launch was under way (RunJob called) when SIGTERM came')
   const sigterm = Date.now()
   child.kill('SIGTERM')
   const { code, signal, at } = await server.exited
