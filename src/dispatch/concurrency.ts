@@ -23,8 +23,12 @@ export class ConcurrencyGate {
     this.store = store
   }
 
-  /** Runs `claim` if the run's pool and queue have a free slot; otherwise says why not. */
-  async admit<T>(flowRun: FlowRun, claim: () => Promise<T>): Promise<Admission<T>> {
+  /**
+   * Runs `claim` if the run's pool and queue have a free slot; otherwise says why not. A run that
+   * `holdsSlot` is Pending by an earlier claim of its own (Prefect applied it, the reply was lost):
+   * it is among the active runs counted, and must not be held back by its own slot.
+   */
+  async admit<T>(flowRun: FlowRun, claim: () => Promise<T>, holdsSlot = false): Promise<Admission<T>> {
     const poolName = flowRun.work_pool_name ?? ''
     const [pool, queue] = await Promise.all([
       this.snapshots.workPool(poolName),
@@ -35,13 +39,14 @@ export class ConcurrencyGate {
     const poolLimit = pool?.concurrency_limit ?? null
     const queueLimit = queue?.concurrency_limit ?? null
     if (poolLimit === null && queueLimit === null) return { admitted: true, value: await claim() }
+    const own = holdsSlot ? 1 : 0
     return await this.store.exclusively(`limit:${poolName}`, async () => {
       if (poolLimit !== null) {
-        const active = await this.prefect.countFlowRuns({ pool: poolName, stateTypes: ACTIVE })
+        const active = await this.prefect.countFlowRuns({ pool: poolName, stateTypes: ACTIVE }) - own
         if (active >= poolLimit) return { admitted: false, reason: `work pool ${poolName} is at its concurrency limit (${active}/${poolLimit})` }
       }
       if (queueLimit !== null && queue !== null) {
-        const active = await this.prefect.countFlowRuns({ pool: poolName, queueId: queue.id, stateTypes: ACTIVE })
+        const active = await this.prefect.countFlowRuns({ pool: poolName, queueId: queue.id, stateTypes: ACTIVE }) - own
         if (active >= queueLimit) return { admitted: false, reason: `work queue ${queue.name} is at its concurrency limit (${active}/${queueLimit})` }
       }
       return { admitted: true, value: await claim() }

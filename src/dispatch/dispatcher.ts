@@ -329,7 +329,7 @@ export class Dispatcher {
     }
     let admission
     try {
-      admission = await this.gate.admit(flowRun, () => this.claim(own, dispatch, log))
+      admission = await this.gate.admit(flowRun, () => this.claim(own, dispatch, log), isOwnPending(flowRun, dispatch))
     } catch (err) {
       if (!(err instanceof RetryLater)) throw err
       admission = { admitted: false as const, reason: `the concurrency limits could not be checked: ${err.message}` }
