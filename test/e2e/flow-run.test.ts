@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build, webhookHeaders, webhookPayload } from '../helper.ts'
+import { build, webhookHeaders, webhookPayload, deliverUntilPrefectAnswers } from '../helper.ts'
+import { settledDispatch } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { createExampleDeployment, type ExampleFlow } from '../harness/example-flows.ts'
@@ -40,11 +41,18 @@ async function runExample (t: Test, flow: ExampleFlow): Promise<{ flowRunId: str
     }
   })
   const flowRunId = (await prefect.createFlowRun(deploymentId)).id
-  const res = await app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId) })
+  // Delivered again while Prefect is too slow to read the run (503 PREFECT_UNAVAILABLE, nothing recorded).
+  const res = await deliverUntilPrefectAnswers(
+    () => app.inject({ method: 'POST', url: '/v1/webhooks/prefect', headers: webhookHeaders(), payload: webhookPayload(flowRunId) }),
+    async r => ({ status: r.statusCode, code: r.statusCode === 503 ? r.json().code : undefined }))
   t.equal(res.statusCode, 202)
-  t.equal(res.json().state, 'launched')
+  // A launch that outlasts the webhook's deadline goes on after the reply (claimed, launching), and
+  // one Prefect was too slow for waits (deferred, retrying): its dispatch is followed until it rests.
+  const dispatch = await settledDispatch(app, res.json().dispatch_id)
+  t.equal(dispatch?.state, 'launched', JSON.stringify(dispatch))
   const run = await prefect.readFlowRun(flowRunId)
-  return { flowRunId, execution: run.infrastructure_pid ?? '' }
+  t.equal(run.infrastructure_pid ?? dispatch?.execution_name, dispatch?.execution_name, 'Prefect names the execution the ledger does, if it names one')
+  return { flowRunId, execution: dispatch?.execution_name ?? '' }
 }
 
 t.test('a flow run launched through pushpool runs in "Cloud Run" and reaches Completed', async t => {

@@ -2,6 +2,7 @@
 // pointed at Prefect and at an emulator: the stage most dispatch tests play on.
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { build, webhookHeaders, webhookPayload, adminHeaders, deliverUntilPrefectAnswers } from '../helper.ts'
 import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
@@ -63,4 +64,26 @@ export async function scene (t: Test, prefect: PrefectFixtures, peers: { apiUrl:
 export function executionsOf (emulator: Emulator, flowRunId: string): Execution[] {
   return emulator.executions().filter(e =>
     (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
+}
+
+/** Dispatch states a drive can still move on from (a limit hold aside, none of them lasts). */
+const UNSETTLED = ['received', 'claimed', 'deferred', 'retrying', 'launching']
+
+/**
+ * A dispatch once it has come to rest (its admin view). On a loaded machine a webhook's drive can
+ * outlast the webhook's deadline (the reply says claimed or launching while it goes on) or find
+ * Prefect too slow and wait (deferred, retrying): it is redriven, as an operator would, until it
+ * has settled, for at most `withinMs`. Not for dispatches a concurrency limit holds back.
+ */
+export async function settledDispatch (app: FastifyInstance, dispatchId: string, withinMs = 60_000): Promise<any> {
+  const read = async (): Promise<any> =>
+    (await app.inject({ method: 'GET', url: `/v1/dispatches/${dispatchId}`, headers: adminHeaders() })).json().dispatch
+  let dispatch = await read()
+  for (const giveUp = Date.now() + withinMs; UNSETTLED.includes(dispatch?.state) && Date.now() < giveUp;) {
+    await sleep(500)
+    // Answers 409 while another drive owns it, or once it has moved on: either way it is read again.
+    await app.inject({ method: 'POST', url: `/v1/dispatches/${dispatchId}/redrive`, headers: adminHeaders() })
+    dispatch = await read()
+  }
+  return dispatch
 }

@@ -21,10 +21,21 @@ const SETTLE_MS = 60_000
 const KILLED_RUNS = 8
 /** Long enough for the killed instance's leases to run out (a RunJob's 20 s and a margin), under load. */
 const KILL_SETTLE_MS = 150_000
+/**
+ * The runs are due this far ahead, inside the instances' prefetch window, so they are launched at
+ * once; yet Prefect's late-runs service (tuned to 5 s for the tests) does not restate them Late
+ * before the test is over. A Late restatement of a run whose dispatch still waits supersedes that
+ * dispatch with a new one, by design: on a machine slow enough for it, "one dispatch per run"
+ * would then count two records for one run, and its replies name both.
+ */
+const DUE_AHEAD_MS = 300_000
+const PREFETCH_SECONDS = 600
 
 interface DispatchView { id: string, flow_run_id: string, state: DispatchState, execution_name: string | null }
 
 const settled = (d: DispatchView): boolean => d.state === 'launched' || FINAL_STATES.includes(d.state)
+/** A dispatch in one of these states may be moving right now: some drive has it on its way. */
+const ON_ITS_WAY: DispatchState[] = ['received', 'claimed', 'launching', 'retrying']
 
 const executionsOf = (emulator: Emulator, flowRunId: string): string[] => emulator.executions()
   .filter(e => (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
@@ -53,6 +64,8 @@ interface Cluster {
   emulator: Emulator
   pool: string
   deploymentId: string
+  /** Creates a flow run of the deployment, Scheduled DUE_AHEAD_MS ahead. */
+  flowRun: () => Promise<string>
   /** Starts one more instance on the shared database. */
   start: () => Promise<ServiceProcess>
 }
@@ -73,6 +86,7 @@ async function cluster (t: Test, peers: TestPrefectServer, url: string, options:
     PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
     // Due at once, so the settling below need not wait out the production back-off.
     PUSHPOOL_RETRY_DELAY_SECONDS: '0',
+    PUSHPOOL_PREFETCH_SECONDS: String(PREFETCH_SECONDS),
     LOG_LEVEL: 'warn'
   }
   const started: ServiceProcess[] = []
@@ -82,7 +96,10 @@ async function cluster (t: Test, peers: TestPrefectServer, url: string, options:
     started.push(instance)
     return instance
   }
-  return { prefect, emulator, pool, deploymentId, start }
+  const flowRun = async (): Promise<string> => (await prefect.createFlowRun(deploymentId, {
+    state: { type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: new Date(Date.now() + DUE_AHEAD_MS).toISOString() } }
+  })).id
+  return { prefect, emulator, pool, deploymentId, flowRun, start }
 }
 
 /**
@@ -125,7 +142,7 @@ if (serverUrl === undefined) {
     const instances = await Promise.all([c.start(), c.start()])
 
     const runs: string[] = []
-    for (let i = 0; i < RUNS; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
+    for (let i = 0; i < RUNS; i++) runs.push(await c.flowRun())
     const started = Date.now()
 
     const webhooks: Array<{ run: string, status: number, json: any }> = []
@@ -166,7 +183,7 @@ if (serverUrl === undefined) {
     const c = await cluster(t, await prefectServer(), serverUrl)
     const [doomed, survivor] = await Promise.all([c.start(), c.start()])
     const runs: string[] = []
-    for (let i = 0; i < KILLED_RUNS; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
+    for (let i = 0; i < KILLED_RUNS; i++) runs.push(await c.flowRun())
     // Every RunJob takes a while, so the doomed instance dies with launches in flight: Cloud Run
     // may create their executions after their caller is gone.
     c.emulator.addFault({ method: 'RunJob', latencyMs: 1500 })
@@ -194,13 +211,32 @@ if (serverUrl === undefined) {
     const c = await cluster(t, await prefectServer(), serverUrl, { concurrencyLimit: 2 })
     const instances = await Promise.all([c.start(), c.start()])
     const runs: string[] = []
-    for (let i = 0; i < 6; i++) runs.push((await c.prefect.createFlowRun(c.deploymentId)).id)
+    for (let i = 0; i < 6; i++) runs.push(await c.flowRun())
+    const active = async (): Promise<number> => (await Promise.all(runs.map(run => c.prefect.readFlowRun(run))))
+      .filter(run => run.state?.type === 'PENDING' || run.state?.type === 'RUNNING').length
+    const executions = (): number => runs.reduce((n, run) => n + executionsOf(c.emulator, run).length, 0)
     // Every run delivered to both instances at once: each instance alone would admit two.
     await Promise.all(runs.flatMap(run => instances.map(instance => post(instance, '/v1/webhooks/prefect', webhookHeaders(), webhookPayload(run)))))
-    await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
-    const active = (await Promise.all(runs.map(run => c.prefect.readFlowRun(run))))
-      .filter(run => run.state?.type === 'PENDING' || run.state?.type === 'RUNNING')
-    t.equal(active.length, 2, 'two runs active, as the limit says')
-    t.equal(runs.reduce((n, run) => n + executionsOf(c.emulator, run).length, 0), 2, 'two executions')
+    // Admitted drives pass the limit's lock one at a time, so under load the second can outlast the
+    // webhook's deadline and still be launching after the first reconcile; a Pending proposal that
+    // timed out leaves its dispatch deferred (due again at once here). Reconcile on both instances
+    // until every run has a dispatch, none is on its way, and two are launched, counting the active
+    // runs and the executions at every look: an over-limit launch at any moment still fails below.
+    let most = { active: 0, executions: 0 }
+    let dispatches: DispatchView[] = []
+    for (const giveUp = Date.now() + SETTLE_MS; ;) {
+      await Promise.all(instances.map(instance => post(instance, '/v1/reconcile', adminHeaders())))
+      dispatches = await listDispatches(instances[0], c.pool)
+      most = { active: Math.max(most.active, await active()), executions: Math.max(most.executions, executions()) }
+      const atRest = dispatches.length === runs.length && dispatches.every(d => !ON_ITS_WAY.includes(d.state)) &&
+        dispatches.filter(d => d.state === 'launched').length === 2
+      if (atRest || Date.now() > giveUp) break
+      await sleep(500)
+    }
+    t.ok(most.active <= 2 && most.executions <= 2, `never more than two active nor two executions at any look (at most ${JSON.stringify(most)})`)
+    t.equal(await active(), 2, 'two runs active, as the limit says')
+    t.equal(executions(), 2, 'two executions')
+    t.same(dispatches.map(d => d.state).sort(), ['deferred', 'deferred', 'deferred', 'deferred', 'launched', 'launched'],
+      'one dispatch per run: two launched, four waiting for a slot')
   })
 }
