@@ -27,10 +27,11 @@ ENV NODE_ENV=production
 # (4 starts each, 200-run bursts), RSS idle after the first launch fell from ~137 to ~116 MB and the
 # burst's peak from ~236 to ~177 MB, for a burst CPU cost within the noise (+3-8 %). And an old
 # generation capped at 128 MB: V8 otherwise lets garbage grow to ~90 MB of old space during a burst
-# of 64 drives at once and keeps it (and the pages) while idle; capped, it collects at ~45 MB. Live
-# data at 64 in flight is ~25 MB, so the cap leaves 5x room; measured side by side (bench/memory.ts,
-# 2 bursts of 1,000 at 64 at once), RSS 10 s after a burst fell from ~220 to ~150-160 MB with no loss
-# of pace. Raising PUSHPOOL_MAX_IN_FLIGHT well past 64 wants a larger cap (docs/deploy.md).
+# of 64 drives at once and keeps it (and the pages) while idle; capped, it collects far sooner (the
+# heap stayed at 27-45 MB through such a burst with a 96 MB cap). Live data at 64 in flight is
+# ~25 MB, so the cap leaves 5x room. Measured side by side (bench/memory.ts, 2 bursts of 1,000 at 64
+# at once): RSS 10 s after a burst fell from ~220 to ~150-160 MB with no loss of pace. Raising
+# PUSHPOOL_MAX_IN_FLIGHT well past 64 wants a larger cap (docs/deploy.md).
 ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=128"
 WORKDIR /app
 # The bundle opens a few package files by path at run time (scripts/build.ts says which), so the
