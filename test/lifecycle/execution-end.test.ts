@@ -88,7 +88,8 @@ t.test('a container that fails before the engine starts: the run is Crashed on t
   t.ok(messages.some(m => /^Cloud Run Job V2 .* submitted for execution with command: sh -c/.test(m)), 'the launch, with its command')
   t.ok(messages.some(m => /^Reported flow run '.*' as crashed: Flow run infrastructure exited with non-zero status code 3/.test(m)), 'the crash report')
   t.ok(messages.some(m => /^Container logs from Cloud Run execution '.*', its last \d+ lines in Cloud Logging/.test(m)), 'the container lines\' header')
-  t.ok(messages.includes('[stderr] ModuleNotFoundError: No module named flows'), 'the container\'s stderr line, in the run\'s logs')
+  t.ok(messages.includes('[stderr] ModuleNotFoundError: No module named flows'),
+    `the container's stderr line, in the run's logs (from the header on: ${JSON.stringify(messages.slice(messages.findIndex(m => m.startsWith('Container logs from'))))})`)
   t.ok(messages.includes('[system] Container called exit(3).'), 'and its exit')
   const events = await eventsOf(flowRunId, 6)
   const expected = ['prefect.worker.submitted-flow-run', 'pushpool.dispatch.claimed', 'pushpool.dispatch.launched',
