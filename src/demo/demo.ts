@@ -7,6 +7,7 @@ import { PrefectClient } from '../prefect/client.ts'
 import type { FlowRun } from '../prefect/types.ts'
 import type { Dispatch } from '../store/store.ts'
 import { runSetup } from '../setup/setup.ts'
+import { healthStatus } from '../devstack/prefect-server.ts'
 import { startStack, type Stack } from './stack.ts'
 import { firstStopSignal, Teardown } from './teardown.ts'
 import { SCENARIOS, EXAMPLE_FLOWS_DIR, type Scenario } from './scenarios.ts'
@@ -123,8 +124,7 @@ async function showcaseWithRestarts (exitWhenDone: boolean, out: (line: string) 
 
 /** Whether a Prefect server that let a call time out is hung: its health route is silent too. */
 async function hung (stack: Stack): Promise<boolean> {
-  const headers: Record<string, string> = stack.prefect.authString === undefined ? {} : { authorization: `Basic ${Buffer.from(stack.prefect.authString).toString('base64')}` }
-  return await fetch(`${stack.prefect.apiUrl}/health`, { headers, signal: AbortSignal.timeout(HEALTH_PROBE_MS) }).then(() => false, () => true)
+  return await healthStatus(stack.prefect.apiUrl, stack.prefect.authString, HEALTH_PROBE_MS) === null
 }
 
 /** Brings the stack up, runs the scenarios and reports; without --exit, then waits for Ctrl-C. */

@@ -188,13 +188,19 @@ function inheritedEnv (): Record<string, string> {
 
 /** Authenticated when the server demands it: until 3.1.13 Prefect's basic auth covered /health too. */
 async function isHealthy (apiUrl: string, authString: string | undefined): Promise<boolean> {
+  const status = await healthStatus(apiUrl, authString, 2_000)
+  return status !== null && status >= 200 && status < 300
+}
+
+/** The status the server's health route answers with within `timeoutMs`; null when it does not answer. */
+export async function healthStatus (apiUrl: string, authString: string | undefined, timeoutMs: number): Promise<number | null> {
   const headers: Record<string, string> = authString === undefined ? {} : { authorization: `Basic ${Buffer.from(authString).toString('base64')}` }
   try {
-    const res = await fetch(`${apiUrl}/health`, { headers, signal: AbortSignal.timeout(2_000) })
+    const res = await fetch(`${apiUrl}/health`, { headers, signal: AbortSignal.timeout(timeoutMs) })
     await res.body?.cancel()
-    return res.ok
+    return res.status
   } catch {
-    return false
+    return null
   }
 }
 

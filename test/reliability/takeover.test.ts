@@ -4,7 +4,7 @@
 // real SIGKILL.)
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { scene, executionsOf } from '../harness/scene.ts'
+import { scene, executionsOf, settledDispatch } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { adminHeaders } from '../helper.ts'
@@ -48,10 +48,8 @@ t.test('a launch cut short with its lease live is left alone; once the lease run
   t.equal(takeovers().length, 1, `the first pass after it ran out took it over (driven ${String(report.driven)})`)
   // On a loaded machine the drive that took it over may meet a Prefect read past its deadline and
   // wait to retry (`retrying`): drive it on until it settles, as the next passes would.
-  for (const until = Date.now() + 60_000; after.dispatch.state === 'retrying' && Date.now() < until; after = await s.detail(dispatch.id)) {
-    await s.app.inject({ method: 'POST', url: `/v1/dispatches/${dispatch.id}/redrive`, headers: adminHeaders() })
-    await sleep(500)
-  }
+  await settledDispatch(s.app, dispatch.id)
+  after = await s.detail(dispatch.id)
   t.equal(after.dispatch.state, 'launched', `launched: ${after.events.map((e: { type: string, detail: string }) => `${e.type} ${e.detail}`).join(' | ')}`)
   t.equal(executionsOf(emulator, flowRunId).length, 1, 'one execution')
   t.ok((emulator.calls().ListExecutions ?? 0) + (emulator.calls().GetJob ?? 0) >= 1, 'it looked for the dead drive\'s execution first')
