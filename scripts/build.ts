@@ -8,7 +8,8 @@
 // - the subset of Cloud Run's protos.json that the clients use (scripts/protos-subset.ts), which
 //   halves what google-gax parses into gRPC definitions when the first client is built;
 // - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
-//   which a start would otherwise compile with ajv and fast-json-stringify;
+//   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
+//   Schema meta-schema's validator, which a first dispatch would;
 // - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest.
 //
 // The bundle still needs the production node_modules beside dist/ at run time, for the few files the
@@ -24,7 +25,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { COMPILE_CACHE_DIR, writeCompileCache } from './compile-cache.ts'
 import { cloudRunProtosSubset, cloudRunServicesUsed } from './protos-subset.ts'
-import { precompiledSchemasModule } from './precompile-schemas.ts'
+import { metaSchemaValidatorModule, precompiledSchemasModule } from './precompile-schemas.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const requireFromRepo = createRequire(join(REPO, 'package.json'))
@@ -82,7 +83,7 @@ function plugin (outdir: string): Plugin {
       })
       b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, args => {
         const names = Object.entries(Object.getOwnPropertyDescriptors(requireFromRepo(args.path) as object))
-          .filter(([name, descriptor]) => ('value' in descriptor || 'get' in descriptor) && name !== 'default').map(([name]) => name)
+          .filter(([name, descriptor]) => 'value' in descriptor && name !== 'default').map(([name]) => name)
         return { contents: namedExportsOf(args.path, names), resolveDir: REPO, loader: 'js' }
       })
 
@@ -105,6 +106,7 @@ function plugin (outdir: string): Plugin {
 
       // The routes' validators and serializers, compiled now rather than at every start.
       b.onLoad({ filter: /\/src\/precompiled-schemas\.ts$/ }, async () => ({ contents: await precompiledSchemasModule(), resolveDir: REPO, loader: 'js' }))
+      b.onLoad({ filter: /\/src\/jobconfig\/json-schema-meta\.ts$/ }, () => ({ contents: metaSchemaValidatorModule(), resolveDir: REPO, loader: 'js' }))
 
       const services = cloudRunServicesUsed(join(REPO, 'src'), join(REPO, 'package.json'))
       b.onLoad({ filter: /\/@google-cloud\/run\/build\/protos\/protos\.json$/ }, args => ({

@@ -74,12 +74,13 @@ function daysInMonth (year: number, month: number): number {
 }
 
 // rfc3339-validator's expression, read as Python reads it (its `$` also matches before a final
-// newline, so "…Z\n" passes).
-const RFC3339 = pythonRegExp('(?a)^(\\d{4})-(0[1-9]|1[0-2])-(\\d{2})T(?:[01]\\d|2[0123]):(?:[0-5]\\d):(?:[0-5]\\d)(?:\\.\\d+)?(?:Z|[+-](?:[01]\\d|2[0123]):[0-5]\\d)$')
+// newline, so "…Z\n" passes). Translated on first use, not at every start (a few ms of a cold start).
+let rfc3339: RegExp | null = null
 
 /** `validate_rfc3339(value.upper())`: the expression, a year other than 0, a day the month has. */
 function isDateTime (value: string): boolean {
-  const match = RFC3339.exec(value.toUpperCase())
+  rfc3339 ??= pythonRegExp('(?a)^(\\d{4})-(0[1-9]|1[0-2])-(\\d{2})T(?:[01]\\d|2[0123]):(?:[0-5]\\d):(?:[0-5]\\d)(?:\\.\\d+)?(?:Z|[+-](?:[01]\\d|2[0123]):[0-5]\\d)$')
+  const match = rfc3339.exec(value.toUpperCase())
   if (match === null) return false
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
   return year !== 0 && day >= 1 && day <= daysInMonth(year, month)

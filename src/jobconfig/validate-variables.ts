@@ -61,7 +61,7 @@ async function validatorsFor (exactSchema: Schema): Promise<SchemaValidators> {
   if (known !== undefined) return known
   const schema = toPlainJson(exactSchema) as Schema
   const formats = await formatChecks(schema)
-  compile(schema, formats) // refuses a schema that is not valid JSON Schema
+  await refuseInvalidSchema(schema)
   const prepared = preprocessSchema(schema)
   let withoutRequired: ValidateFunction | null = null
   const validators: SchemaValidators = {
@@ -177,14 +177,33 @@ async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck
   return checks
 }
 
-// Making an Ajv instance compiles its meta-schemas, about 50 ms of a cold start each; the two
-// made here (formats checked, for pool defaults, and not) serve every schema.
-const ajvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, code: { regExp: PYTHON_PATTERNS } })
+// Making an Ajv instance is cheap; the first schema it checks against the meta-schema compiles
+// that, ~50 ms. So neither instance checks what it compiles: the pool's schema is checked once, as
+// the pool holds it (refuseInvalidSchema), and what is compiled is made from it (without
+// `required`, or by preprocessSchema), valid JSON Schema if it was.
+const ajvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, validateSchema: false, code: { regExp: PYTHON_PATTERNS } })
 let checkedAjv: Ajv2020 | null = null
 let uncheckedAjv: Ajv2020 | null = null
 const ajvInstances = {
   checked: () => (checkedAjv ??= new Ajv2020(ajvOptions(true))),
   unchecked: () => (uncheckedAjv ??= new Ajv2020(ajvOptions(false)))
+}
+
+/** Throws what ajv's compile would for a schema that is not JSON Schema, without compiling it. */
+async function refuseInvalidSchema (schema: Schema): Promise<void> {
+  const ajv = ajvInstances.checked()
+  // A schema that names another meta-schema is ajv's to check (or to refuse as unknown).
+  if (schema.$schema !== undefined && schema.$schema !== ajv.defaultMeta()) {
+    try {
+      ajv.validateSchema(schema, true)
+    } catch (error) {
+      throw invalidSchema(error)
+    }
+    return
+  }
+  // Imported here: in the production bundle it is 66 kB of generated code that start-up need not read.
+  const validate = (await import('./json-schema-meta.ts')).metaSchemaValidator()
+  if (!validate(schema)) throw invalidSchema(new Error(`schema is invalid: ${ajv.errorsText(validate.errors)}`))
 }
 
 /** `formats` null: formats are not checked, as on everything but pool defaults. */
@@ -204,11 +223,7 @@ function compile (schema: Schema, formats: Record<string, FormatCheck | true> | 
     validate = ajv.compile(schema)
   } catch (error) {
     ajv.removeSchema(schema)
-    const reason = error instanceof Error ? error.message : String(error)
-    if (error instanceof UntranslatableRegexError) {
-      throw new TemplateError('variables', `The work pool's variables schema has a pattern using ${reason}, which pushpool cannot evaluate; rewrite that pattern in the base job template's "variables" section.`, { cause: error })
-    }
-    throw new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
+    throw invalidSchema(error)
   }
   // The validator keeps what it needs; the instance need not remember the schema, whose `$id`
   // (if any) another pool's schema may share.
@@ -216,6 +231,14 @@ function compile (schema: Schema, formats: Record<string, FormatCheck | true> | 
   if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
   compiledSchemas.set(key, validate)
   return validate
+}
+
+function invalidSchema (error: unknown): TemplateError {
+  const reason = error instanceof Error ? error.message : String(error)
+  if (error instanceof UntranslatableRegexError) {
+    return new TemplateError('variables', `The work pool's variables schema has a pattern using ${reason}, which pushpool cannot evaluate; rewrite that pattern in the base job template's "variables" section.`, { cause: error })
+  }
+  return new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
 }
 
 /** Ajv's RegExp engine: a pattern means what Python's `re.search` makes of it. */

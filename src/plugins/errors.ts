@@ -4,7 +4,8 @@
 // refuses before any route runs (clientErrorHandler).
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { maxHeaderSize, STATUS_CODES } from 'node:http'
+// maxHeaderSize is an accessor of node:http, read through its default export (scripts/build.ts).
+import http, { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { HttpError, type ErrorCode } from '../errors.ts'
 import { PrefectRequestError, PrefectUnavailable } from '../prefect/client.ts'
@@ -69,7 +70,7 @@ function clientError (err: NodeJS.ErrnoException & { reason?: string }, headersT
       return new HttpError('REQUEST_TIMEOUT', 'The request did not arrive in time: send its headers within ' +
         `${headersTimeoutMs / 1000} s of connecting, and the whole request within ${requestTimeoutMs / 1000} s`)
     case 'HPE_HEADER_OVERFLOW':
-      return new HttpError('HEADERS_TOO_LARGE', `The request headers are larger than ${maxHeaderSize / 1024} KiB in all: send fewer or smaller headers`)
+      return new HttpError('HEADERS_TOO_LARGE', `The request headers are larger than ${http.maxHeaderSize / 1024} KiB in all: send fewer or smaller headers`)
     default:
       // llhttp's reason is a fixed phrase ("Invalid character in Content-Length"), never the client's bytes.
       return new HttpError('BAD_REQUEST', `The request is not valid HTTP/1.1: ${err.reason ?? err.code ?? 'unreadable'}`)

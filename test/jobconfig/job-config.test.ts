@@ -111,6 +111,20 @@ t.test('job variables that break the pool\'s schema name the variable and the fi
   await t.rejects(renderJobConfiguration(request(v2(), { deployment: { max_retries: 'two' } })), { field: 'variables.max_retries', message: /must be integer or null, not a string; set it like 0\./ })
 })
 
+t.test('a variables schema that is not JSON Schema is refused with what is wrong and the fix, before any variable is checked', async t => {
+  const template = v2() as BaseJobTemplate & { variables: { properties: Record<string, unknown> } }
+  template.variables.properties.team = { type: 'text' }
+  await t.rejects(renderJobConfiguration(request(template, { deployment: { team: 'ab' } })), new TemplateError('variables', 'The work pool\'s variables schema is not valid JSON Schema (schema is invalid: data/properties/team/type must be equal to one of the allowed values, data/properties/team/type must be array, data/properties/team/type must match a schema in anyOf); fix the base job template\'s "variables" section.'))
+  // Checked as the pool holds it: the copies compiled without `required` would not see this.
+  const other = v2()
+  ;(other.variables as Record<string, unknown>).required = 'image'
+  await t.rejects(renderJobConfiguration(request(other)), { constructor: TemplateError, field: 'variables', message: /^The work pool's variables schema is not valid JSON Schema \(schema is invalid: data\/required must be array\); fix/ })
+  // A schema that names a meta-schema pushpool does not know is refused as ajv refuses it.
+  const draft7 = v2()
+  ;(draft7.variables as Record<string, unknown>).$schema = 'http://json-schema.org/draft-07/schema#'
+  await t.rejects(renderJobConfiguration(request(draft7)), { field: 'variables', message: /not valid JSON Schema \(no schema with key or ref "http:\/\/json-schema.org\/draft-07\/schema#"\)/ })
+})
+
 t.test('validation errors never quote a value that may be secret', async (t) => {
   const error = await renderJobConfiguration(request(v2(), { deployment: { env: { DB_PASSWORD: ['hunter2'] } } })).catch((e: unknown) => e)
   t.type(error, TemplateError)

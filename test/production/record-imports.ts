@@ -1,5 +1,6 @@
 // Preloaded with `node --import` by cold-start-imports.test.ts: records every module the process
-// resolves (import and require alike) and writes the list to $RECORD_IMPORTS_FILE when it exits.
+// resolves (import and require alike), and Node's internal modules it loaded, and writes the list
+// to $RECORD_IMPORTS_FILE when it exits.
 import { registerHooks } from 'node:module'
 import { writeFileSync } from 'node:fs'
 
@@ -13,5 +14,8 @@ registerHooks({
 })
 process.on('exit', () => {
   const file = process.env.RECORD_IMPORTS_FILE
-  if (file !== undefined) writeFileSync(file, JSON.stringify([...resolved]))
+  // Node's own modules loaded so far (not resolved through the hooks), as `node-internal:<id>`.
+  // moduleLoadList is undocumented (and untyped), but has been in every Node release.
+  const internal = (process as unknown as { moduleLoadList: string[] }).moduleLoadList.filter(entry => entry.startsWith('NativeModule ')).map(entry => `node-internal:${entry.slice('NativeModule '.length)}`)
+  if (file !== undefined) writeFileSync(file, JSON.stringify([...resolved, ...internal]))
 })
