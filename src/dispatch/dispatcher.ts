@@ -346,6 +346,16 @@ export class Dispatcher {
     return await this.launch(own, claimed, log, flowRun)
   }
 
+  /** The Pending proposal, and the read that may follow it. */
+  private proposalMs (): number {
+    return 2 * this.deadlines.prefectCallMs
+  }
+
+  /** The render's reads (the deployment, blocks, variables: two rounds at most) before `launching`. */
+  private renderMs (): number {
+    return 2 * this.deadlines.prefectCallMs
+  }
+
   /** A drive that comes to rest waiting for a time arms its timer. */
   private async rest (dispatch: Dispatch | null): Promise<Dispatch | null> {
     await this.schedule(dispatch)
@@ -378,7 +388,8 @@ export class Dispatcher {
   /** Moves a `received` or `deferred` dispatch to `claimed`, then proposes Pending. */
   private async claim (own: Ownership, dispatch: Dispatch, log: Logger): Promise<Dispatch | null> {
     // Nothing has been launched for this dispatch yet: its first launch needs no look.
-    const mine = await own.transition('claim', { dueAt: null, executionMayExist: false }, { detail: 'proposing Pending to Prefect' })
+    const mine = await own.transition('claim', { dueAt: null, executionMayExist: false }, { detail: 'proposing Pending to Prefect' },
+      { holdFor: this.proposalMs() })
     if (mine === null) return await this.deps.store.getDispatch(dispatch.id)
     return await this.proposePending(own, mine, log)
   }
@@ -391,8 +402,7 @@ export class Dispatcher {
   private async proposePending (own: Ownership, mine: Dispatch, log: Logger): Promise<Dispatch | null> {
     const { prefect, config } = this.deps
     let result
-    // The proposal, and the read that may follow it.
-    await own.hold(2 * this.deadlines.prefectCallMs)
+    await own.hold(this.proposalMs())
     try {
       result = await prefect.setFlowRunState(mine.flowRunId, { type: 'PENDING', name: 'Pending', message: pendingMessage(mine) }, false)
     } catch (err) {
@@ -408,7 +418,7 @@ export class Dispatcher {
     switch (verdict.kind) {
       case 'accepted':
         log.debug({ reply }, 'Prefect accepted Pending')
-        return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply }))
+        return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'Prefect accepted Pending', reply }, { holdFor: this.renderMs() }))
       case 'wait':
         return await this.rest(await own.transition('postponeClaim',
           { dueAt: new Date(Date.now() + verdict.seconds * 1000).toISOString() },
@@ -416,7 +426,8 @@ export class Dispatcher {
       case 'refused': {
         const current = await prefect.readFlowRun(mine.flowRunId)
         if (isOwnPending(current, mine)) {
-          return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply }))
+          return this.claimedBy(await own.note('pending_accepted', {}, { detail: 'an earlier Pending proposal of this dispatch was applied', reply },
+            { holdFor: this.renderMs() }))
         }
         // Prefect refuses Pending for a run whose deployment was deleted ("Deployment not found.").
         const deploymentId = current?.deployment_id ?? null
@@ -439,8 +450,7 @@ export class Dispatcher {
   private async launch (own: Ownership, dispatch: Dispatch, log: Logger, knownFlowRun?: FlowRun): Promise<Dispatch> {
     const { store, prefect, launcher, config } = this.deps
     const { prefectCallMs, cloudRunCallMs, createJobMs } = this.deadlines
-    // The render's reads (the deployment, blocks, variables: two rounds at most) before `launching`.
-    await own.hold(2 * prefectCallMs)
+    await own.hold(this.renderMs())
     let prepared
     try {
       prepared = await prepareLaunch(this.deps, dispatch, knownFlowRun)
@@ -460,7 +470,7 @@ export class Dispatcher {
     }, {
       detail: `launching ${prepared.plan.mode === 'reuse' ? 'on shared job' : 'per-run job'} ${prepared.plan.jobName}`,
       reply: prepared.config.warnings.length > 0 ? { warnings: prepared.config.warnings } : undefined
-    })
+    }, { holdFor: cloudRunCallMs }) // the first Cloud Run call's (a CreateJob renews for its longer one)
     if (launching === null) return (await store.getDispatch(dispatch.id)) ?? dispatch
 
     let attempts = launching.attempts
@@ -500,7 +510,8 @@ export class Dispatcher {
       launchedAt: new Date().toISOString(),
       attempts: launching.attempts + outcome.attempts,
       error: null
-    }, { detail: `${outcome.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: outcome.reply })
+    }, { detail: `${outcome.adopted ? 'adopted execution from an earlier attempt' : 'execution started'}; ${pidNote}`, reply: outcome.reply },
+    { release: true })
     if (launched !== null) {
       this.deps.activity.launched(launched, {
         objects: prepared.objects,

@@ -1,6 +1,6 @@
 // Mapping between database rows (snake_case, JSON as text) and the Store's records. Shared by both
 // backends so they cannot drift apart.
-import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, GcpIdentityRef } from './store.ts'
+import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, GcpIdentityRef, LeaseAfter, NoteOptions } from './store.ts'
 import type { DispatchState } from './transitions.ts'
 
 export type Row = Record<string, unknown>
@@ -107,4 +107,9 @@ export function listFilters (query: DispatchQuery): Array<[string, string]> {
 /** A value for a LIKE pattern with ESCAPE '\\': its own % and _ match only themselves. */
 export function escapeLike (value: string): string {
   return value.replace(/[\\%_]/g, c => `\\${c}`)
+}
+
+/** What a write does to its lease: only a write fenced by the lease may change it. */
+export function leaseAfterOf (options: NoteOptions | undefined): LeaseAfter | undefined {
+  return options?.lease === undefined ? undefined : options.leaseAfter
 }

@@ -94,7 +94,15 @@ export interface TransitionOptions {
   from?: readonly DispatchState[]
   /** Made only while this lease is still the dispatch's and has not expired (fencing). */
   lease?: Lease
+  /** With `lease`: what the same write does to it (saves the separate write of a renew or release). */
+  leaseAfter?: LeaseAfter
 }
+
+/** A lease held on for `holdMs` from the write's time (as `renew` would), or given up (as `release`). */
+export type LeaseAfter = { holdMs: number } | 'release'
+
+/** Options of a write without a state change. */
+export type NoteOptions = Pick<TransitionOptions, 'lease' | 'leaseAfter'>
 
 /**
  * The right to drive one dispatch until `expiresAt`. `token` fences: each acquisition of the
@@ -177,7 +185,7 @@ export interface Store {
    */
   transition (id: string, name: TransitionName, patch: DispatchPatch, event: EventInput, options?: TransitionOptions): Promise<Dispatch | null>
   /** Update fields without a state change and append a note to the event log; under `lease`, only while it holds. */
-  note (id: string, type: string, patch: DispatchPatch, event: EventInput, options?: { lease?: Lease }): Promise<Dispatch | null>
+  note (id: string, type: string, patch: DispatchPatch, event: EventInput, options?: NoteOptions): Promise<Dispatch | null>
   /**
    * Takes the dispatch for `owner` for `ttlMs`: one compare-and-set, which succeeds only if the
    * dispatch is in one of `states` and no lease holds it (none was taken, it was released, or it

@@ -184,6 +184,31 @@ for (const backend of backends) {
       'taking a released lease is no takeover')
   })
 
+  t.test(`${backend.name}: a fenced write can hold its lease on, or give it up, in the same write`, async t => {
+    const store = await backend.open(t)
+    const { dispatch } = await store.createDispatch(input('run-la:s'))
+    const held = (await store.acquire(dispatch.id, ['received'], 'owner-a', 1_000))!.lease
+    const claimed = await store.transition(dispatch.id, 'claim', {}, { detail: 'claim' }, { lease: held, leaseAfter: { holdMs: 600_000 } })
+    const expiresIn = Date.parse(claimed!.lease!.expiresAt) - Date.now()
+    t.ok(expiresIn > 590_000 && expiresIn <= 600_000, `held on for the time asked, from the write (${expiresIn} ms left)`)
+    t.equal(claimed!.lease!.token, held.token, 'the same lease')
+    const noted = await store.note(dispatch.id, 'pending_accepted', {}, { detail: 'noted' }, { lease: held, leaseAfter: { holdMs: 1_200_000 } })
+    t.ok(Date.parse(noted!.lease!.expiresAt) - Date.now() > 1_190_000, 'a note holds it on too')
+    t.equal(await store.acquire(dispatch.id, ['claimed'], 'owner-b', 60_000), null, 'nobody else can take it meanwhile')
+
+    const launching = await store.transition(dispatch.id, 'launch', {}, { detail: 'launch' }, { lease: held, leaseAfter: 'release' })
+    t.equal(launching?.state, 'launching')
+    t.equal(launching?.lease, null, 'released with the write')
+    t.equal((await store.acquire(dispatch.id, ['launching'], 'owner-b', 60_000))?.lease.token, held.token + 1, 'and to be had at once')
+
+    // Without a lease to fence it, a write changes no lease.
+    const { dispatch: other } = await store.createDispatch(input('run-lb:s'))
+    const otherLease = (await store.acquire(other.id, ['received'], 'owner-a', 60_000))!.lease
+    const unfenced = await store.transition(other.id, 'claim', {}, { detail: 'claim' }, { leaseAfter: 'release' })
+    t.equal(unfenced?.lease?.token, otherLease.token, 'an unfenced write leaves the lease as it was')
+    t.same((await store.listEvents(dispatch.id)).map(e => e.type), ['received', 'claimed', 'pending_accepted', 'launching'], 'no takeover was logged')
+  })
+
   t.test(`${backend.name}: cancellation is marked once, and never on a final dispatch`, async t => {
     const store = await backend.open(t)
     const { dispatch } = await store.createDispatch(input('run-k:s'))
