@@ -20,7 +20,7 @@ export interface LastLinesRequest {
   job: string
   /** The execution's short id, or its full name (projects/…/executions/ID). */
   execution: string
-  /** The execution's createTime: entries before it cannot be its own, and a time bound keeps the query cheap. */
+  /** The execution's createTime: entries from a minute before it on are read (its label picks them), a time bound keeping the query cheap. */
   createTime: string | Date
   /** How many entries to keep, the newest; default 50, at most 1000 (one page of entries.list). */
   limit?: number
@@ -56,6 +56,13 @@ const DEFAULT_LIMIT = 50
 const MAX_PAGE_SIZE = 1000
 const TRUNCATED = '... [truncated]'
 const EXIT = /^Container called exit\((-?\d+)\)\.$/
+/**
+ * The time bound starts this long before createTime. Only the execution's label picks its entries;
+ * the bound just keeps the query cheap. An entry is stamped by another clock than createTime (the
+ * instance's, or the line's own "timestamp"), so a line written at the container's start can read
+ * as older than the execution: an exact bound dropped it while the later exit line came through.
+ */
+const CLOCK_SLACK_MS = 60_000
 const LOG_IDS = { 'run.googleapis.com/stdout': 'stdout', 'run.googleapis.com/stderr': 'stderr', 'run.googleapis.com/varlog/system': 'system' } as const
 
 interface LogEntry {
@@ -105,7 +112,8 @@ export async function lastLines (request: LastLinesRequest, options: CloudLoggin
  * `cloud_run_job` resource of the job and region, the execution's label, its three logs.
  */
 export function executionFilter (target: { job: string, region: string, execution: string, createTime: string | Date }): string {
-  const since = target.createTime instanceof Date ? target.createTime.toISOString() : target.createTime
+  const created = target.createTime instanceof Date ? target.createTime.getTime() : Date.parse(target.createTime)
+  const since = Number.isNaN(created) ? String(target.createTime) : new Date(created - CLOCK_SLACK_MS).toISOString()
   return [
     'resource.type="cloud_run_job"',
     `resource.labels.job_name=${quoted(target.job)}`,

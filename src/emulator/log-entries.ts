@@ -75,9 +75,15 @@ export class LogStore {
     }
   }
 
-  /** Strictly increasing microseconds, so entries keep their order (ties would sort by insertId). */
+  /**
+   * Strictly increasing microseconds, so entries keep their order (ties would sort by insertId), on
+   * the wall clock that stamps createTime and every other emulator time. performance.timeOrigin +
+   * performance.now() is a monotonic clock anchored once, at process start: once the wall clock is
+   * stepped forward, a line written just after an execution's start was stamped before its createTime
+   * and fell out of a reader's `timestamp>=createTime`.
+   */
   #nextMicros (): bigint {
-    const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000))
+    const now = BigInt(Date.now()) * 1000n
     this.#lastMicros = now > this.#lastMicros ? now : this.#lastMicros + 1n
     return this.#lastMicros
   }

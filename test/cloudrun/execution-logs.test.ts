@@ -76,26 +76,33 @@ t.test('secrets are blanked and long lines cut before they leave', async t => {
   ])
 })
 
-t.test('only this execution\'s entries, and none from before its createTime', async t => {
+t.test('only this execution\'s entries, and none from well before its createTime', async t => {
   const other = await runScript(r, 'crashing2', 'console.log("other job"); process.exit(0)')
   const again = await lastLines(target(other, 'crashing2'), options)
   t.same(again.lines.map(l => l.text), ['other job', 'Container called exit(0).'])
   t.equal(again.exitCode, 0)
   t.equal(again.earlierOmitted, false)
-  const later = await lastLines(target(crash, 'crashing', { createTime: new Date(Date.now() + 60_000) }), options)
+  const later = await lastLines(target(crash, 'crashing', { createTime: new Date(Date.now() + 5 * 60_000) }), options)
   t.same(later, { lines: [], exitCode: null, earlierOmitted: false })
   const fullName = await lastLines(target(crash, 'crashing', { execution: `projects/p/locations/us-central1/jobs/crashing/executions/${crash.execution}`, limit: 1 }), options)
   t.same(fullName.lines.map(l => l.text), ['Container called exit(3).'], 'a full execution name is taken too')
 })
 
-t.test('the filter names the execution, its job, region, logs and start', async t => {
+t.test('a line stamped a little before createTime (the two come from different clocks) is still read', async t => {
+  const early = new Date(Date.parse(crash.createTime) + 30_000)
+  const { lines, exitCode } = await lastLines(target(crash, 'crashing', { createTime: early, limit: 3 }), options)
+  t.same(lines.map(l => l.text), ['Traceback (most recent call last):', "ModuleNotFoundError: No module named 'etl'", 'Container called exit(3).'])
+  t.equal(exitCode, 3)
+})
+
+t.test('the filter names the execution, its job, region, logs and start, less a minute for clocks that disagree', async t => {
   t.equal(executionFilter({ job: 'j', region: 'europe-west1', execution: 'j-abc', createTime: new Date('2026-12-06T10:00:00Z') }), [
     'resource.type="cloud_run_job"',
     'resource.labels.job_name="j"',
     'resource.labels.location="europe-west1"',
     'labels."run.googleapis.com/execution_name"="j-abc"',
     '(log_id("run.googleapis.com/stdout") OR log_id("run.googleapis.com/stderr") OR log_id("run.googleapis.com/varlog/system"))',
-    'timestamp>="2026-12-06T10:00:00.000Z"'
+    'timestamp>="2026-12-06T09:59:00.000Z"'
   ].join('\n'))
 })
 
