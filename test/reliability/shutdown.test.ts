@@ -202,9 +202,12 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
   t.match(output, /shutting down/, 'it logged the shutdown')
   const inBurst = replies.slice(0, RUNS)
   t.ok(inBurst.every(r => r.status === 202 || r.status === 200), 'every webhook received before SIGTERM was answered, none dropped')
+  // A refusal while draining is OVERLOADED. A webhook that reached the route just before the drain
+  // began may instead have met a Prefect read past its deadline (a loaded machine, Prefect busy with
+  // the burst): PREFECT_UNAVAILABLE, which leaves the run to reconcile just the same.
   for (const reply of replies.filter(r => r.status === 503)) {
     const json = (() => { try { return JSON.parse(reply.body) } catch { return {} } })()
-    t.equal(json.code, 'OVERLOADED', `a webhook refused while draining answers with an error code: ${reply.body}`)
+    t.ok(json.code === 'OVERLOADED' || json.code === 'PREFECT_UNAVAILABLE', `a webhook answered 503 while draining says why, with a code from the table: ${reply.body}`)
   }
   t.ok(replies.every(r => r.status === 202 || r.status === 200 || r.status === 503 || r.status === 'refused'),
     'webhooks during the drain are answered 503 or find the port closed; Prefect treats either as delivered')
