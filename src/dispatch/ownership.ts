@@ -97,8 +97,9 @@ export class Ownership {
   /** A transition of the owned dispatch, fenced by the lease: null when another drive moved it, or owns it now. */
   async transition (name: TransitionName, patch: DispatchPatch, event: EventInput,
     options: Omit<TransitionOptions, 'lease' | 'leaseAfter'> & LeaseOptions = {}): Promise<Dispatch | null> {
+    // holdFor and release are for `written`, not the store.
     const { holdFor, release, ...rest } = options
-    return await this.written(leaseAfter => this.store.transition(this.lease.dispatchId, name, patch, event, { ...rest, lease: this.lease, leaseAfter }), { holdFor, release })
+    return await this.written(leaseAfter => this.store.transition(this.lease.dispatchId, name, patch, event, { ...rest, lease: this.lease, leaseAfter }), options)
   }
 
   async note (type: string, patch: DispatchPatch, event: EventInput, options: LeaseOptions = {}): Promise<Dispatch | null> {

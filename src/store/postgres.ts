@@ -3,10 +3,10 @@
 // decides which insert wins, and each transition is a compare-and-set on the row's state.
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { StoreUnavailable, type DispatchEvent, type DispatchPage, type DispatchQuery, type EventInput, type Lease, type LeaseAfter, type NewDispatch, type Store } from './store.ts'
+import { StoreUnavailable, type DispatchEvent, type DispatchPage, type DispatchQuery, type EventInput, type Lease, type NewDispatch, type Store } from './store.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
-import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, leaseAfterOf, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, leaseAssignments, type Row } from './rows.ts'
 import { redactUrl, scrubPasswords } from './redact-url.ts'
 import { KeyedQueue } from '../util/keyed-queue.ts'
 import { RetryLater } from '../failures.ts'
@@ -110,7 +110,7 @@ export async function openPostgresStore (url: string): Promise<Store> {
         const before = await lockedRow(db, id, options?.lease)
         if (before === null) return null
         const { assignments, values } = patchColumns(patch)
-        leaseAssignments(leaseAfterOf(options), assignments, values)
+        leaseAssignments(options, assignments, values, heldOnFromNow)
         const set = positional([...assignments, 'state = ?', 'updated_at = now()'], 3)
         const row = await one(db, `UPDATE dispatches SET ${set} WHERE id = $1 AND state = ANY($2::text[]) RETURNING *`,
           [id, [...from], ...values, to])
@@ -124,7 +124,7 @@ export async function openPostgresStore (url: string): Promise<Store> {
       return await inTransaction(connections, async db => {
         if (await lockedRow(db, id, options?.lease) === null) return null
         const { assignments, values } = patchColumns(patch)
-        leaseAssignments(leaseAfterOf(options), assignments, values)
+        leaseAssignments(options, assignments, values, heldOnFromNow)
         const set = positional([...assignments, 'updated_at = now()'], 2)
         const row = await one(db, `UPDATE dispatches SET ${set} WHERE id = $1 RETURNING *`, [id, ...values])
         if (row === null) return null
@@ -299,14 +299,9 @@ async function lockedRow (db: Queryable, id: string, lease: Lease | undefined): 
   return row
 }
 
-/** What a fenced write does to its lease, as assignments; times are the database's clock, as renew's. */
-function leaseAssignments (leaseAfter: LeaseAfter | undefined, assignments: string[], values: unknown[]): void {
-  if (leaseAfter === 'release') assignments.push('lease_owner = NULL', 'lease_expires_at = NULL')
-  else if (leaseAfter !== undefined) {
-    assignments.push('lease_expires_at = now() + make_interval(secs => ?::double precision / 1000)')
-    values.push(leaseAfter.holdMs)
-  }
-}
+/** A lease held on from the write, on the database's clock, as renew's. */
+const heldOnFromNow = (holdMs: number): { assignment: string, value: unknown } =>
+  ({ assignment: 'lease_expires_at = now() + make_interval(secs => ?::double precision / 1000)', value: holdMs })
 
 /** Joins `col = ?` assignments, numbering their placeholders `$first`, `$first + 1`, … */
 function positional (assignments: string[], first: number): string {

@@ -1,6 +1,6 @@
 // Mapping between database rows (snake_case, JSON as text) and the Store's records. Shared by both
 // backends so they cannot drift apart.
-import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, GcpIdentityRef, LeaseAfter, NoteOptions } from './store.ts'
+import type { Dispatch, DispatchEvent, DispatchPatch, DispatchQuery, GcpIdentityRef, NoteOptions } from './store.ts'
 import type { DispatchState } from './transitions.ts'
 
 export type Row = Record<string, unknown>
@@ -109,7 +109,20 @@ export function escapeLike (value: string): string {
   return value.replace(/[\\%_]/g, c => `\\${c}`)
 }
 
-/** What a write does to its lease: only a write fenced by the lease may change it. */
-export function leaseAfterOf (options: NoteOptions | undefined): LeaseAfter | undefined {
-  return options?.lease === undefined ? undefined : options.leaseAfter
+/**
+ * The assignments that make a write do what its options ask of its lease (only a write fenced by
+ * the lease may change it), added to `assignments` and `values`. `holdUntil` is the backend's own
+ * `lease_expires_at = …` for a lease held on `holdMs` from the write, on the clock renew uses.
+ */
+export function leaseAssignments (options: NoteOptions | undefined, assignments: string[], values: unknown[],
+  holdUntil: (holdMs: number) => { assignment: string, value: unknown }): void {
+  const leaseAfter = options?.lease === undefined ? undefined : options.leaseAfter
+  if (leaseAfter === undefined) return
+  if (leaseAfter === 'release') {
+    assignments.push('lease_owner = NULL', 'lease_expires_at = NULL')
+    return
+  }
+  const { assignment, value } = holdUntil(leaseAfter.holdMs)
+  assignments.push(assignment)
+  values.push(value)
 }

@@ -8,11 +8,11 @@ import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type {
-  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, EventInput, Lease, LeaseAfter, NewDispatch, Store
+  Dispatch, DispatchEvent, DispatchPage, DispatchPatch, DispatchQuery, EventInput, Lease, NewDispatch, NoteOptions, Store
 } from './store.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
 import { FINAL_STATES, sourcesOf, targetOf, type DispatchState } from './transitions.ts'
-import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, leaseAfterOf, type Row } from './rows.ts'
+import { rowToDispatch, rowToEvent, patchColumns, listFilters, escapeLike, leaseAssignments, type Row } from './rows.ts'
 import { KeyedQueue } from '../util/keyed-queue.ts'
 
 export function openSqliteStore (path: string): Store {
@@ -64,12 +64,11 @@ export function openSqliteStore (path: string): Store {
     }
   }
 
-  /** Applies the patch (and state, and what becomes of the lease) and returns the updated record, in one statement. */
-  const update = (id: string, state: DispatchState | null, patch: DispatchPatch, at: string, leaseAfter?: LeaseAfter): Dispatch => {
+  /** Applies the patch (and state, and what the options ask of the lease) and returns the updated record, in one statement. */
+  const update = (id: string, state: DispatchState | null, patch: DispatchPatch, at: string, options?: NoteOptions): Dispatch => {
     const { assignments, values } = patchColumns(patch)
     if (state !== null) { assignments.push('state = ?'); values.push(state) }
-    if (leaseAfter === 'release') assignments.push('lease_owner = NULL', 'lease_expires_at = NULL')
-    else if (leaseAfter !== undefined) { assignments.push('lease_expires_at = ?'); values.push(expiry(at, leaseAfter.holdMs)) }
+    leaseAssignments(options, assignments, values, holdMs => ({ assignment: 'lease_expires_at = ?', value: expiry(at, holdMs) }))
     assignments.push('updated_at = ?'); values.push(at)
     const row = prepare(`UPDATE dispatches SET ${assignments.join(', ')} WHERE id = ? RETURNING *`).get(...values as SQLInputValue[], id) as Row
     return rowToDispatch(row)
@@ -121,7 +120,7 @@ export function openSqliteStore (path: string): Store {
         const at = now()
         const state = currentState(id, options?.lease, at)
         if (state === null || !from.includes(state)) return null
-        const moved = update(id, to, patch, at, leaseAfterOf(options))
+        const moved = update(id, to, patch, at, options)
         appendEvent(id, at, to, state, to, event)
         return moved
       })
@@ -131,7 +130,7 @@ export function openSqliteStore (path: string): Store {
       return inTransaction(() => {
         const at = now()
         if (currentState(id, options?.lease, at) === null) return null
-        const noted = update(id, null, patch, at, leaseAfterOf(options))
+        const noted = update(id, null, patch, at, options)
         appendEvent(id, at, type, null, null, event)
         return noted
       })

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { build, webhookHeaders, webhookPayload, adminHeaders, deliverUntilPrefectAnswers } from '../helper.ts'
 import type { PrefectFixtures, StateCreate } from './prefect-fixtures.ts'
 import type { Emulator } from '../../src/emulator/index.ts'
+import { DRIVABLE_STATES, type DispatchState } from '../../src/store/transitions.ts'
 import type { Execution } from '../../src/emulator/index.ts'
 import type { ServedPoolOptions } from './prefect-fixtures.ts'
 
@@ -66,8 +67,8 @@ export function executionsOf (emulator: Emulator, flowRunId: string): Execution[
     (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
 }
 
-/** Dispatch states a drive can still move on from (a limit hold aside, none of them lasts). */
-const UNSETTLED = ['received', 'claimed', 'deferred', 'retrying', 'launching']
+/** Dispatch states a drive may be moving on from right now (a waiting `deferred` one aside). */
+export const ON_ITS_WAY: readonly DispatchState[] = DRIVABLE_STATES.filter(state => state !== 'deferred')
 
 /**
  * A dispatch once it has come to rest (its admin view). On a loaded machine a webhook's drive can
@@ -79,7 +80,7 @@ export async function settledDispatch (app: FastifyInstance, dispatchId: string,
   const read = async (): Promise<any> =>
     (await app.inject({ method: 'GET', url: `/v1/dispatches/${dispatchId}`, headers: adminHeaders() })).json().dispatch
   let dispatch = await read()
-  for (const giveUp = Date.now() + withinMs; UNSETTLED.includes(dispatch?.state) && Date.now() < giveUp;) {
+  for (const giveUp = Date.now() + withinMs; DRIVABLE_STATES.includes(dispatch?.state) && Date.now() < giveUp;) {
     await sleep(500)
     // Answers 409 while another drive owns it, or once it has moved on: either way it is read again.
     await app.inject({ method: 'POST', url: `/v1/dispatches/${dispatchId}/redrive`, headers: adminHeaders() })

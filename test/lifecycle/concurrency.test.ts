@@ -1,8 +1,9 @@
 // Work pool concurrency limits for pushed runs: Prefect enforces them only for polling workers.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { scene, executionsOf, settledDispatch } from '../harness/scene.ts'
+import { scene, executionsOf, settledDispatch, ON_ITS_WAY } from '../harness/scene.ts'
 import { pendingMessage } from '../../src/dispatch/decisions.ts'
+import type { DispatchState } from '../../src/store/transitions.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
@@ -16,8 +17,6 @@ t.teardown(() => emulator.close())
 const LIMIT = 2
 /** How long the pool may take to come to rest on a loaded machine (a postponed claim waits 30 s). */
 const SETTLE_MS = 90_000
-/** A dispatch in one of these states may be moving right now: a webhook's, a timer's or reconcile's drive has it on its way. */
-const ON_ITS_WAY = ['received', 'claimed', 'launching', 'retrying']
 /** A dispatch in one of these states holds one of the pool's slots. */
 const HOLDS_A_SLOT = ['claimed', 'launching', 'retrying', 'launched']
 
@@ -43,7 +42,7 @@ t.test('a pool with limit 2 and 5 due runs never has more than 2 active; the res
     let dispatches = await ledger()
     for (const giveUp = Date.now() + SETTLE_MS; ;) {
       mostActive = Math.max(mostActive, await active())
-      if ((dispatches.every(d => !ON_ITS_WAY.includes(d.state)) && done(dispatches)) || Date.now() > giveUp) return
+      if ((dispatches.every(d => !ON_ITS_WAY.includes(d.state as DispatchState)) && done(dispatches)) || Date.now() > giveUp) return
       await sleep(500)
       await s.reconcile()
       dispatches = await ledger()

@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { prefectServer } from '../harness/prefect.ts'
+import { ON_ITS_WAY } from '../harness/scene.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
 import { FINAL_STATES, type DispatchState } from '../../src/store/transitions.ts'
@@ -34,8 +35,6 @@ const PREFETCH_SECONDS = 600
 interface DispatchView { id: string, flow_run_id: string, state: DispatchState, execution_name: string | null }
 
 const settled = (d: DispatchView): boolean => d.state === 'launched' || FINAL_STATES.includes(d.state)
-/** A dispatch in one of these states may be moving right now: some drive has it on its way. */
-const ON_ITS_WAY: DispatchState[] = ['received', 'claimed', 'launching', 'retrying']
 
 const executionsOf = (emulator: Emulator, flowRunId: string): string[] => emulator.executions()
   .filter(e => (e.template?.containers?.[0]?.env ?? []).some(v => v.name === 'PREFECT__FLOW_RUN_ID' && v.value === flowRunId))
