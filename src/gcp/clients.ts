@@ -1,6 +1,7 @@
-// Google client construction, loaded lazily: @google-cloud/run costs ~200 ms to import and a gRPC
-// client ~100 ms to build, so neither happens at start-up (cold start), only for the first launch
-// or when a cold instance's first request warms them up (server.ts).
+// Google client construction, loaded lazily: @google-cloud/run costs ~200 ms to import and its
+// first gRPC client ~50 ms to build (~100 ms before grpc-definitions.ts trimmed what gax builds), so
+// neither happens at start-up (cold start), only for the first launch or when a cold instance's first
+// request warms them up (server.ts).
 // One pair of Cloud Run clients per GCP identity, reused for every launch under it.
 // Each client is imported from its own file, not the package index: the index also loads every
 // other client and the packages' generated protobufjs classes (1.2 MB of code for Cloud Run,
@@ -15,6 +16,7 @@ import { loadPlaintextEndpointOptions } from './endpoint.ts'
 import { withBearerToken } from './plaintext-auth.ts'
 import { rpcStatusOf, RpcStatus } from './rpc-status.ts'
 import { settleLongrunningDecoders } from './lro-decoders.ts'
+import { loadLeanGax } from './grpc-definitions.ts'
 
 interface CloudRunClientClasses {
   JobsClient: typeof JobsClient
@@ -27,7 +29,8 @@ let cloudRunClasses: Promise<CloudRunClientClasses> | null = null
 function loadCloudRunClasses (): Promise<CloudRunClientClasses> {
   cloudRunClasses ??= Promise.all([
     import('@google-cloud/run/build/src/v2/jobs_client.js'),
-    import('@google-cloud/run/build/src/v2/executions_client.js')
+    import('@google-cloud/run/build/src/v2/executions_client.js'),
+    loadLeanGax()
   ]).then(([{ JobsClient }, { ExecutionsClient }]) => ({ JobsClient, ExecutionsClient }))
   return cloudRunClasses
 }
@@ -150,7 +153,10 @@ export class GoogleClients {
   }
 
   private async makeSecretManager (): Promise<SecretManagerServiceClient> {
-    const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js')
+    const [{ SecretManagerServiceClient }] = await Promise.all([
+      import('@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js'),
+      loadLeanGax()
+    ])
     const endpoint = this.options.secretManagerEndpoint
     return new SecretManagerServiceClient(endpoint !== null ? { ...await loadPlaintextEndpointOptions(endpoint) } : {})
   }

@@ -5,6 +5,7 @@
 // retry policy redelivers a firing that failed. pushpool's own identity (ADC) calls Cloud Tasks.
 import type { CloudTasksClient } from '@google-cloud/tasks'
 import { loadPlaintextEndpointOptions } from '../gcp/endpoint.ts'
+import { loadLeanGax } from '../gcp/grpc-definitions.ts'
 import { RpcStatus, rpcStatusOf } from '../gcp/rpc-status.ts'
 import { timerName, type Timer, type Timers } from './timers.ts'
 
@@ -73,7 +74,7 @@ export class CloudTasksTimers implements Timers {
   /** Loaded on first use: the client is not needed to start, and costs a cold start to import. */
   private tasks (): Promise<CloudTasksClient> {
     this.client ??= (async () => {
-      const { CloudTasksClient } = await import('@google-cloud/tasks')
+      const [{ CloudTasksClient }] = await Promise.all([import('@google-cloud/tasks'), loadLeanGax()])
       const endpoint = this.options.endpoint
       return new CloudTasksClient(endpoint !== null ? { ...await loadPlaintextEndpointOptions(endpoint) } : {})
     })()
