@@ -6,6 +6,9 @@ import { readFileSync } from 'node:fs'
 import * as protoLoader from '@grpc/proto-loader'
 import protobuf from 'protobufjs'
 import gaxModule from 'google-gax'
+import { credentials } from '@grpc/grpc-js'
+import { OAuth2Client } from 'google-auth-library'
+import { JobsClient } from '@google-cloud/run/build/src/v2/jobs_client.js'
 import { gaxLoaderOptions, serviceDefinitions, useLeanServiceDefinitions, type GaxModule, type MethodDefinition } from '../../src/gcp/grpc-definitions.ts'
 
 const gax = gaxModule as unknown as GaxModule
@@ -116,4 +119,13 @@ t.test('gax, once patched, builds lean definitions once per JSON and keeps its o
   const full = new GrpcClient().loadProtoJSON(json, true) as unknown as typeof loaded
   t.not(full, loaded)
   t.match(full.google.cloud.run.v2.Job, { format: 'Protocol Buffer 3 DescriptorProto' }, 'ignoreCache: proto-loader\'s, with the descriptors')
+})
+
+t.test('a Cloud Run client built after the patch takes the lean definitions', async t => {
+  useLeanServiceDefinitions(gax)
+  const client = new JobsClient({ apiEndpoint: '127.0.0.1', port: 9, sslCreds: credentials.createInsecure(), universeDomain: 'googleapis.com', authClient: new OAuth2Client() })
+  t.teardown(() => client.close())
+  const protos = (client as unknown as { _protos: { google: { cloud: { run: { v2: Record<string, unknown> } } } } })._protos
+  t.type(protos.google.cloud.run.v2.Jobs, 'function')
+  t.notOk('Job' in protos.google.cloud.run.v2, 'gax called the patched loadProtoJSON: no message definitions')
 })
