@@ -10,7 +10,8 @@
 // - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
 //   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
 //   Schema meta-schema's validator, which a first dispatch would;
-// - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest.
+// - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest;
+// - ASCII source without comments or indentation, which V8 holds in memory at one byte a character.
 //
 // The bundle still needs the production node_modules beside dist/ at run time, for the few files the
 // packages open by path: the unidecode tables (src/jobconfig/text-unidecode.ts), protobufjs's
@@ -157,6 +158,12 @@ export async function buildArtifact (outdir: string): Promise<void> {
     // pg's optional native binding, which pushpool does not install.
     external: ['pg-native'],
     banner: { js: BANNER },
+    // No comments or indentation: V8 keeps each loaded file's source as a string for the life of
+    // the process, ~35% smaller so. And pure ASCII (esbuild escapes other characters in code): a
+    // source with any other character, in a comment even, is held as UTF-16, twice its size. The
+    // packages' license comments go to <chunk>.LEGAL.txt beside each chunk, which names it.
+    minifyWhitespace: true,
+    legalComments: 'linked',
     // For stack traces and profiles (`node --enable-source-maps`, bench/profile.ts); never read otherwise.
     sourcemap: 'linked',
     sourcesContent: false,

@@ -6,7 +6,7 @@
 // a chunk that is loaded only with the first import() that needs it.
 import t from 'tap'
 import type { Test } from 'tap'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -101,6 +101,13 @@ t.test('the artifact\'s start-up loads only chunks without those packages', asyn
   const bundled = chunks.flatMap(chunk => Object.keys(outputs[chunk]?.inputs ?? {}))
   t.ok(bundled.length > 100, `${bundled.length} modules bundled into those chunks`)
   holdToLaziness(t, new Set(bundled.map(packageOf).filter(p => p !== null)))
+  // V8 holds each loaded file's source for the life of the process, as UTF-16 (twice the bytes)
+  // once a single character is not Latin-1: the build writes ASCII, the license comments apart.
+  const sources = readdirSync(dist).filter(file => file.endsWith('.js'))
+  const nonAscii = sources.filter(file => /[^\x00-\x7f]/.test(readFileSync(join(dist, file), 'latin1')))
+  t.same(nonAscii, [], `every one of the ${sources.length} JavaScript files is ASCII`)
+  const legal = readdirSync(dist).filter(file => file.endsWith('.LEGAL.txt'))
+  t.ok(legal.length > 0, `the packages' license comments are kept beside their chunks (${legal.join(', ')})`)
 })
 
 t.test('the first request that is not a probe warms the Google client up; probes do not', async t => {
