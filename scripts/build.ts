@@ -160,8 +160,8 @@ export async function buildArtifact (outdir: string): Promise<void> {
     banner: { js: BANNER },
     // No comments or indentation: V8 keeps each loaded file's source as a string for the life of
     // the process, ~35% smaller so. And pure ASCII (esbuild escapes other characters in code): a
-    // source with any other character, in a comment even, is held as UTF-16, twice its size. The
-    // packages' license comments go to <chunk>.LEGAL.txt beside each chunk, which names it.
+    // source with any other character, in a comment even (an ä too), is held as UTF-16, twice its
+    // size. The packages' license comments go to <chunk>.LEGAL.txt beside each chunk, which names it.
     minifyWhitespace: true,
     legalComments: 'linked',
     // For stack traces and profiles (`node --enable-source-maps`, bench/profile.ts); never read otherwise.

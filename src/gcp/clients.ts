@@ -1,7 +1,7 @@
 // Google client construction, loaded lazily: @google-cloud/run costs ~200 ms to import and its
-// first gRPC client ~50 ms to build (~100 ms before grpc-definitions.ts trimmed what gax builds), so
-// neither happens at start-up (cold start), only for the first launch or when a cold instance's first
-// request warms them up (server.ts).
+// first gRPC client ~50 ms to build (with grpc-definitions.ts's lean definitions), so neither happens
+// at start-up (cold start), only for the first launch or when a cold instance's first request warms
+// them up (server.ts).
 // One pair of Cloud Run clients per GCP identity, reused for every launch under it.
 // Each client is imported from its own file, not the package index: the index also loads every
 // other client and the packages' generated protobufjs classes (1.2 MB of code for Cloud Run,

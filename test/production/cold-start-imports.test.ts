@@ -102,7 +102,7 @@ t.test('the artifact\'s start-up loads only chunks without those packages', asyn
   t.ok(bundled.length > 100, `${bundled.length} modules bundled into those chunks`)
   holdToLaziness(t, new Set(bundled.map(packageOf).filter(p => p !== null)))
   // V8 holds each loaded file's source for the life of the process, as UTF-16 (twice the bytes)
-  // once a single character is not Latin-1: the build writes ASCII, the license comments apart.
+  // once a single character is not ASCII: the build writes ASCII, the license comments apart.
   const sources = readdirSync(dist).filter(file => file.endsWith('.js'))
   const nonAscii = sources.filter(file => /[^\x00-\x7f]/.test(readFileSync(join(dist, file), 'latin1')))
   t.same(nonAscii, [], `every one of the ${sources.length} JavaScript files is ASCII`)
