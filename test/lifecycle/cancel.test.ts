@@ -47,7 +47,14 @@ t.test('Cancelling a started run: the engine gets a grace period, then reconcile
   const graceEnds = Date.parse((await s.detail(run.dispatchId)).dispatch.due_at)
   t.ok(Number.isFinite(graceEnds), 'the grace period\'s end is recorded as the dispatch\'s due time')
   await sleep(Math.max(0, graceEnds - Date.now()) + 200)
-  t.equal((await s.reconcile()).cancelled, 1)
+  // On a loaded machine a pass may fail a step (a Prefect read past its deadline) or run out of
+  // budget; it says so, and the next pass retries. A pass that neither cancels nor says why fails.
+  let report = await s.reconcile()
+  for (let pass = 2; report.cancelled === 0 && pass <= 3; pass++) {
+    t.ok(Number(report.errors) > 0 || report.truncated === true, `a pass that cancelled nothing says why: ${JSON.stringify(report)}`)
+    report = await s.reconcile()
+  }
+  t.equal(report.cancelled, 1, JSON.stringify(report))
   t.equal(emulator.execution(run.execution)?.cancelledCount, 1, 'execution cancelled after the grace period')
   t.equal((await prefect.readFlowRun(run.flowRunId)).state?.type, 'CANCELLED')
   t.equal((await s.detail(run.dispatchId)).dispatch.state, 'cancelled')
