@@ -50,6 +50,18 @@ const ENTRIES: Record<string, string> = {
   cli: entry("const { run } = await import('./src/cli.ts')\nawait run(process.argv.slice(2))")
 }
 
+/**
+ * What Fastify requires as it loads but pushpool never uses. In the artifact each is required when
+ * a property of it is first read, which pushpool's server never does (grpc-js loads http2 itself).
+ */
+const LAZY_REQUIRES: Record<string, string[]> = {
+  // Servers pushpool never makes. Alone, http2 takes ~6 ms to load, and https with TLS ~1 ms more.
+  'fastify/lib/server.js': ['node:https', 'node:http2'],
+  // For plugins that name the Fastify versions they need, which none of pushpool's do (~3 ms).
+  'fastify/lib/plugin-utils.js': ['semver']
+}
+const LAZY_REQUIRE_FUNCTION = 'function __pushpoolLazy (load) { let m; return new Proxy({}, { get: (_, key) => (m ??= load())[key] }) }\n'
+
 /** The artifact's layout, relative to `outdir` (a flat folder one or more levels below the repository). */
 function plugin (outdir: string): Plugin {
   const fromOutdir = (path: string): string => relative(outdir, path).split('\\').join('/')
@@ -103,6 +115,19 @@ function plugin (outdir: string): Plugin {
         if (!/\b__(dirname|filename)\b/.test(text) || !isCommonJs(args.path)) return undefined
         const prologue = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);`
         return { contents: prologue + text, loader: 'js' }
+      })
+      // Fastify's files that LAZY_REQUIRES names (none names __dirname or __filename).
+      b.onLoad({ filter: /\/node_modules\/fastify\/lib\/(server|plugin-utils)\.js$/ }, args => {
+        const file = Object.keys(LAZY_REQUIRES).find(name => args.path.endsWith(`/node_modules/${name}`))
+        if (file === undefined) return undefined
+        let text = readFileSync(args.path, 'utf8')
+        for (const id of LAZY_REQUIRES[file]) {
+          // A literal require() inside the function, so that esbuild still bundles what it names.
+          const call = `require('${id}')`
+          if (!text.includes(call)) throw new Error(`${file} no longer calls ${call}: update LAZY_REQUIRES in scripts/build.ts`)
+          text = text.replace(call, `__pushpoolLazy(() => ${call})`)
+        }
+        return { contents: LAZY_REQUIRE_FUNCTION + text, loader: 'js' }
       })
 
       // The routes' validators and serializers, compiled now rather than at every start.

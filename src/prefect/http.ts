@@ -2,7 +2,6 @@
 // fetch: on loopback, fetch (undici with web streams and AbortSignal timers) cost ~0.5 ms of CPU a
 // request and node:http ~0.25 ms, and every dispatch makes five Prefect calls.
 import http from 'node:http'
-import https from 'node:https'
 
 export interface HttpReply {
   status: number
@@ -31,12 +30,15 @@ const IDLE_MS = 4000
 /** Codes of a kept-alive connection the server closed as the request went out: nothing was read. */
 const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE'])
 
+/** A scheme's request function and its pool of kept-alive connections. */
+interface Transport {
+  request: typeof http.request
+  agent: http.Agent
+}
+
 export class KeepAliveHttp {
   private readonly timeoutMs: number
-  private readonly agents = {
-    'http:': new http.Agent({ keepAlive: true, timeout: IDLE_MS }),
-    'https:': new https.Agent({ keepAlive: true, timeout: IDLE_MS })
-  }
+  private readonly transports = new Map<string, Transport>()
 
   constructor (timeoutMs: number) {
     this.timeoutMs = timeoutMs
@@ -53,17 +55,29 @@ export class KeepAliveHttp {
   }
 
   close (): void {
-    this.agents['http:'].destroy()
-    this.agents['https:'].destroy()
+    for (const { agent } of this.transports.values()) agent.destroy()
+  }
+
+  /**
+   * node:https is loaded with the first https URL, not at start-up: it loads TLS, which a Prefect
+   * server reached over plain http never needs (Fastify's own require of it is deferred by the build).
+   */
+  private transport (protocol: string): Transport {
+    let transport = this.transports.get(protocol)
+    if (transport === undefined) {
+      const module = protocol === 'https:' ? process.getBuiltinModule('node:https') : http
+      transport = { request: module.request, agent: new module.Agent({ keepAlive: true, timeout: IDLE_MS }) }
+      this.transports.set(protocol, transport)
+    }
+    return transport
   }
 
   private exchange (url: string, method: string, headers: Record<string, string>, body?: string): Promise<HttpReply> {
     const target = new URL(url)
-    const transport = target.protocol === 'https:' ? https : http
-    const agent = target.protocol === 'https:' ? this.agents['https:'] : this.agents['http:']
+    const { request: send, agent } = this.transport(target.protocol === 'https:' ? 'https:' : 'http:')
     return new Promise((resolve, reject) => {
       let replied = false
-      const request = transport.request(target, {
+      const request = send(target, {
         method,
         agent,
         headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) }

@@ -145,3 +145,14 @@ t.test('a kept-alive connection the server drops as the next request goes out: s
   t.equal(ports[0], ports[1], 'the second request went out on the kept-alive connection')
   t.not(ports[2], ports[1], 'and was sent again on a new one')
 })
+
+t.test('an https URL is spoken in TLS: a plain-HTTP server there sees a handshake, not a request', async t => {
+  const seen: string[] = []
+  handler = (req, res) => { seen.push(req.url ?? ''); json(res, 200, {}) }
+  const tls = new PrefectClient({ apiUrl: base.replace('http:', 'https:'), authString: null, apiKey: null, timeoutMs: 2000 })
+  t.teardown(() => { tls.close() })
+  const err = await tls.readFlowRun('x').catch((e: unknown) => e)
+  t.ok(err instanceof PrefectUnavailable)
+  t.match((err as Error).message, /GET \/flow_runs\/\{id\} is unreachable/)
+  t.same(seen, [], 'no HTTP request reached the server')
+})
