@@ -13,7 +13,7 @@
 // server rejects every block reference in job variables even though its worker resolves them.
 // pushpool uses `anyOf`, accepting what the worker can render.
 
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js'
 import { TemplateError } from '../failures.ts'
 import type { BaseJobTemplate } from '../prefect/types.ts'
 import type { PrefectLookups } from './types.ts'
@@ -61,13 +61,14 @@ async function validatorsFor (exactSchema: Schema): Promise<SchemaValidators> {
   if (known !== undefined) return known
   const schema = toPlainJson(exactSchema) as Schema
   const formats = await formatChecks(schema)
-  await refuseInvalidSchema(schema)
+  const ajv = await ajvInstances()
+  await refuseInvalidSchema(ajv.checked, schema)
   const prepared = preprocessSchema(schema)
   let withoutRequired: ValidateFunction | null = null
   const validators: SchemaValidators = {
-    defaults: compile(removeRequired(schema), formats),
-    variables: compile(prepared, null),
-    withoutRequired: () => (withoutRequired ??= compile(removeRequired(prepared), null))
+    defaults: compile(ajv, removeRequired(schema), formats),
+    variables: compile(ajv, prepared, null),
+    withoutRequired: () => (withoutRequired ??= compile(ajv, removeRequired(prepared), null))
   }
   validatorsBySchema.set(exactSchema, validators)
   return validators
@@ -182,16 +183,23 @@ async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck
 // the pool holds it (refuseInvalidSchema), and what is compiled is made from it (without
 // `required`, or by preprocessSchema), valid JSON Schema if it was.
 const ajvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, validateSchema: false, code: { regExp: PYTHON_PATTERNS } })
-let checkedAjv: Ajv2020 | null = null
-let uncheckedAjv: Ajv2020 | null = null
-const ajvInstances = {
-  checked: () => (checkedAjv ??= new Ajv2020(ajvOptions(true))),
-  unchecked: () => (uncheckedAjv ??= new Ajv2020(ajvOptions(false)))
+
+/** One Ajv that checks formats (pool defaults), one that does not (everything else). */
+interface AjvInstances {
+  checked: Ajv2020
+  unchecked: Ajv2020
+}
+
+let instances: Promise<AjvInstances> | null = null
+
+/** Ajv is imported with the first schema to compile: start-up, which compiles none, skips ~6 ms loading it. */
+function ajvInstances (): Promise<AjvInstances> {
+  instances ??= import('ajv/dist/2020.js').then(({ Ajv2020 }) => ({ checked: new Ajv2020(ajvOptions(true)), unchecked: new Ajv2020(ajvOptions(false)) }))
+  return instances
 }
 
 /** Throws what ajv's compile would for a schema that is not JSON Schema, without compiling it. */
-async function refuseInvalidSchema (schema: Schema): Promise<void> {
-  const ajv = ajvInstances.checked()
+async function refuseInvalidSchema (ajv: Ajv2020, schema: Schema): Promise<void> {
   // A schema that names another meta-schema is ajv's to check (or to refuse as unknown).
   if (schema.$schema !== undefined && schema.$schema !== ajv.defaultMeta()) {
     try {
@@ -207,11 +215,11 @@ async function refuseInvalidSchema (schema: Schema): Promise<void> {
 }
 
 /** `formats` null: formats are not checked, as on everything but pool defaults. */
-function compile (schema: Schema, formats: Record<string, FormatCheck | true> | null): ValidateFunction {
+function compile (instances: AjvInstances, schema: Schema, formats: Record<string, FormatCheck | true> | null): ValidateFunction {
   const key = JSON.stringify([formats !== null, schema])
   const cached = compiledSchemas.get(key)
   if (cached !== undefined) return cached
-  const ajv = formats === null ? ajvInstances.unchecked() : ajvInstances.checked()
+  const ajv = formats === null ? instances.unchecked : instances.checked
   // Prefect's server checks formats only for pool defaults, and only those its format checker
   // knows (json-schema-formats.ts); any other format passes. A format's check depends on its name
   // alone, so the instance keeps each once added. Unchecked, a format is only a name; ajv still
