@@ -1,9 +1,10 @@
 // Work pool concurrency limits for pushed runs: Prefect enforces them only for polling workers.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { scene, executionsOf, settledDispatch, ON_ITS_WAY } from '../harness/scene.ts'
+import { scene, executionsOf, settledDispatch, ON_ITS_WAY, type Scene } from '../harness/scene.ts'
 import { pendingMessage } from '../../src/dispatch/decisions.ts'
 import type { DispatchState } from '../../src/store/transitions.ts'
+import type { WorkQueue } from '../../src/prefect/types.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
@@ -102,4 +103,50 @@ t.test('a run its own lost claim left Pending is not held back by its own slot',
   const after = await s.detail(dispatch.id)
   t.equal(after.dispatch.state, 'launched', `launched, not held for its own slot: ${after.events.map((e: { detail: string }) => e.detail).join(' | ')}`)
   t.equal(executionsOf(emulator, flowRunId).length, 1, 'one execution')
+})
+
+/** The pool's default queue, as Prefect has it. */
+async function defaultQueue (pool: string): Promise<WorkQueue> {
+  const queues = await prefect.request<WorkQueue[]>('POST', `/work_pools/${pool}/queues/filter`, {})
+  return queues.find(queue => queue.name === 'default')!
+}
+
+/** A dispatch's details once one of its events matches, read again for at most a minute. */
+async function detailOnceEvent (s: Scene, dispatchId: string, pattern: RegExp): Promise<{ state: string, details: string[] }> {
+  let details: string[] = []
+  let state = ''
+  for (const giveUp = Date.now() + 60_000; Date.now() < giveUp; await sleep(250)) {
+    const detail = await s.detail(dispatchId)
+    state = detail.dispatch.state
+    details = detail.events.map((e: { detail: string }) => e.detail)
+    if (details.some(d => pattern.test(d))) break
+  }
+  return { state, details }
+}
+
+t.test('a paused work queue holds its runs back', async t => {
+  const s = await scene(t, prefect, peers, emulator)
+  const queue = await defaultQueue(s.pool)
+  await prefect.request('PATCH', `/work_queues/${queue.id}`, { is_paused: true })
+  const flowRunId = await s.flowRun()
+  const reply = await s.webhook(flowRunId)
+  t.equal(reply.statusCode, 202)
+  const held = await detailOnceEvent(s, reply.json().dispatch_id, /work queue default is paused/)
+  t.equal(held.state, 'deferred', `held back: ${held.details.join(' | ')}`)
+  t.equal(executionsOf(emulator, flowRunId).length, 0, 'nothing launched')
+  t.equal((await prefect.readFlowRun(flowRunId)).state?.type, 'SCHEDULED', 'the run still waits')
+})
+
+t.test('a work queue\'s own concurrency limit is kept, with none on the pool', async t => {
+  const s = await scene(t, prefect, peers, emulator)
+  const queue = await defaultQueue(s.pool)
+  await prefect.request('PATCH', `/work_queues/${queue.id}`, { concurrency_limit: 1 })
+  const first = await s.flowRun()
+  const launched = await settledDispatch(s.app, (await s.webhook(first)).json().dispatch_id)
+  t.equal(launched.state, 'launched', 'the first run takes the queue\'s one slot')
+  const second = await s.flowRun()
+  const reply = await s.webhook(second)
+  const held = await detailOnceEvent(s, reply.json().dispatch_id, /work queue default is at its concurrency limit \(1\/1\)/)
+  t.equal(held.state, 'deferred', `the second waits: ${held.details.join(' | ')}`)
+  t.equal(executionsOf(emulator, second).length, 0, 'the second is not launched')
 })
