@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { COMPILE_CACHE_DIR, writeCompileCache } from './compile-cache.ts'
 import { cloudRunProtosSubset, cloudRunServicesUsed } from './protos-subset.ts'
-import { metaSchemaValidatorModule, precompiledSchemasModule } from './precompile-schemas.ts'
+import { metaSchemaValidatorModule, precompiledSchemasModule, precompiledValidatorsModule } from './precompile-schemas.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const requireFromRepo = createRequire(join(REPO, 'package.json'))
@@ -133,6 +133,7 @@ function plugin (outdir: string): Plugin {
       // The routes' validators and serializers, compiled now rather than at every start.
       b.onLoad({ filter: /\/src\/precompiled-schemas\.ts$/ }, async () => ({ contents: await precompiledSchemasModule(), resolveDir: REPO, loader: 'js' }))
       b.onLoad({ filter: /\/src\/jobconfig\/json-schema-meta\.ts$/ }, () => ({ contents: metaSchemaValidatorModule(), resolveDir: REPO, loader: 'js' }))
+      b.onLoad({ filter: /\/src\/jobconfig\/precompiled-validators\.ts$/ }, async args => ({ contents: await precompiledValidatorsModule(), resolveDir: dirname(args.path), loader: 'js' }))
 
       const services = cloudRunServicesUsed(join(REPO, 'src'), join(REPO, 'package.json'))
       b.onLoad({ filter: /\/@google-cloud\/run\/build\/protos\/protos\.json$/ }, args => ({

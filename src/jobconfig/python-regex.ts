@@ -651,3 +651,16 @@ export function isPythonRegex (pattern: string): boolean {
     throw error
   }
 }
+
+/**
+ * Ajv's RegExp engine (its `code.regExp` option): a pattern means what Python's `re.search` makes
+ * of it. `code` is the name standalone validation code calls it by (scripts/precompile-schemas.ts).
+ */
+export const PYTHON_PATTERNS = Object.assign(function pythonPattern (pattern: string): RegExp {
+  try {
+    return pythonRegExp(pattern)
+  } catch (error) {
+    if (error instanceof PythonRegexError) throw new Error(`pattern ${JSON.stringify(pattern)} is not a valid regular expression: ${error.message}`, { cause: error })
+    throw error
+  }
+}, { code: 'pythonPattern' })

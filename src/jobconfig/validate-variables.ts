@@ -20,7 +20,8 @@ import type { PrefectLookups } from './types.ts'
 import { isPlainObject, readReferenced } from './templating.ts'
 import { toPlainJson } from '../prefect/exact-json.ts'
 import { prefectServerFormatCheck, type FormatCheck } from './json-schema-formats.ts'
-import { PythonRegexError, pythonRegExp, UntranslatableRegexError } from './python-regex.ts'
+import { PYTHON_PATTERNS, UntranslatableRegexError } from './python-regex.ts'
+import { withoutAnnotations } from './schema-annotations.ts'
 
 type Schema = Record<string, unknown>
 
@@ -38,7 +39,7 @@ export async function validateJobVariables (template: BaseJobTemplate, sources: 
   // Numbers as JavaScript holds them: no keyword compares beyond 2^53 or tells 1.0 from 1 (JSON
   // Schema's "integer" takes both, as jsonschema does).
   const variables = toPlainJson({ ...defaults, ...(sources.deployment ?? {}), ...(sources.flowRun ?? {}) }) as Record<string, unknown>
-  const validate = someDefaultIgnored ? validators.withoutRequired() : validators.variables
+  const validate = someDefaultIgnored ? await validators.withoutRequired() : validators.variables
   if (validate(variables)) return
   throw violation(validate.errors ?? [], schema, variables, sources)
 }
@@ -49,7 +50,39 @@ interface SchemaValidators {
   /** The merged variables against the preprocessed schema. */
   variables: ValidateFunction
   /** The same without `required`, for when a default had to be ignored. */
-  withoutRequired: () => ValidateFunction
+  withoutRequired: () => Promise<ValidateFunction>
+}
+
+/** One schema to compile, as it is compiled, and what finds it compiled. */
+export interface CompileStep {
+  /** The schema without annotations (schema-annotations.ts). */
+  schema: Schema
+  /** Each format it names, with its check; all `true` (none) unless formats are checked. */
+  formats: Record<string, FormatCheck | true>
+  /** Formats checked: the Ajv instance it is compiled with. */
+  checked: boolean
+  key: string
+}
+
+/**
+ * What a pool's variables schema (plain JSON) is compiled into: the steps for its three
+ * validators. scripts/precompile-schemas.ts follows the same steps for the shipped template.
+ */
+export async function compilePlan (schema: Schema): Promise<Record<keyof SchemaValidators, CompileStep>> {
+  const prepared = preprocessSchema(schema)
+  return {
+    defaults: step(removeRequired(schema), await formatChecks(schema)),
+    variables: step(prepared, null),
+    withoutRequired: step(removeRequired(prepared), null)
+  }
+}
+
+/** `formats` null: formats are not checked, as on everything but pool defaults. */
+function step (processed: Schema, formats: Record<string, FormatCheck | true> | null): CompileStep {
+  const schema = withoutAnnotations(processed) as Schema
+  // Unchecked, a format is only a name; ajv still wants to know it.
+  const known = formats ?? Object.fromEntries([...formatsUsed(schema)].map(format => [format, true as const]))
+  return { schema, formats: known, checked: formats !== null, key: JSON.stringify([formats !== null, schema]) }
 }
 
 // A work pool snapshot is shared by the dispatches of a few seconds (dispatch/prefect-snapshots.ts),
@@ -60,15 +93,13 @@ async function validatorsFor (exactSchema: Schema): Promise<SchemaValidators> {
   const known = validatorsBySchema.get(exactSchema)
   if (known !== undefined) return known
   const schema = toPlainJson(exactSchema) as Schema
-  const formats = await formatChecks(schema)
-  const ajv = await ajvInstances()
-  await refuseInvalidSchema(ajv.checked, schema)
-  const prepared = preprocessSchema(schema)
-  let withoutRequired: ValidateFunction | null = null
+  await refuseInvalidSchema(schema)
+  const plan = await compilePlan(schema)
+  let withoutRequired: Promise<ValidateFunction> | null = null
   const validators: SchemaValidators = {
-    defaults: compile(ajv, removeRequired(schema), formats),
-    variables: compile(ajv, prepared, null),
-    withoutRequired: () => (withoutRequired ??= compile(ajv, removeRequired(prepared), null))
+    defaults: await validatorFor(plan.defaults),
+    variables: await validatorFor(plan.variables),
+    withoutRequired: () => (withoutRequired ??= validatorFor(plan.withoutRequired))
   }
   validatorsBySchema.set(exactSchema, validators)
   return validators
@@ -167,10 +198,6 @@ function removeRequired (schema: Schema): Schema {
   return copy
 }
 
-// Compiling generates code, so the few schemas a deployment uses are kept compiled.
-const compiledSchemas = new Map<string, ValidateFunction>()
-const COMPILED_SCHEMAS_KEPT = 64
-
 /** Each format the schema names, with the check Prefect's server makes for it (true: none, anything passes). */
 async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck | true>> {
   const checks: Record<string, FormatCheck | true> = {}
@@ -182,7 +209,7 @@ async function formatChecks (schema: Schema): Promise<Record<string, FormatCheck
 // that, ~50 ms. So neither instance checks what it compiles: the pool's schema is checked once, as
 // the pool holds it (refuseInvalidSchema), and what is compiled is made from it (without
 // `required`, or by preprocessSchema), valid JSON Schema if it was.
-const ajvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, validateSchema: false, code: { regExp: PYTHON_PATTERNS } })
+export const variablesAjvOptions = (checked: boolean) => ({ strict: false, allErrors: true, logger: false as const, validateFormats: checked, validateSchema: false, code: { regExp: PYTHON_PATTERNS } })
 
 /** One Ajv that checks formats (pool defaults), one that does not (everything else). */
 interface AjvInstances {
@@ -192,16 +219,23 @@ interface AjvInstances {
 
 let instances: Promise<AjvInstances> | null = null
 
-/** Ajv is imported with the first schema to compile: start-up, which compiles none, skips ~6 ms loading it. */
+/**
+ * Ajv is imported with the first schema to compile: start-up compiles none, and a pool on the
+ * shipped template none either (precompiled-validators.ts), so neither loads it.
+ */
 function ajvInstances (): Promise<AjvInstances> {
-  instances ??= import('ajv/dist/2020.js').then(({ Ajv2020 }) => ({ checked: new Ajv2020(ajvOptions(true)), unchecked: new Ajv2020(ajvOptions(false)) }))
+  instances ??= import('ajv/dist/2020.js').then(({ Ajv2020 }) => ({ checked: new Ajv2020(variablesAjvOptions(true)), unchecked: new Ajv2020(variablesAjvOptions(false)) }))
   return instances
 }
 
+/** The meta-schema Ajv2020 checks a schema against when the schema names none (its `defaultMeta()`). */
+const DEFAULT_META_SCHEMA = 'https://json-schema.org/draft/2020-12/schema'
+
 /** Throws what ajv's compile would for a schema that is not JSON Schema, without compiling it. */
-async function refuseInvalidSchema (ajv: Ajv2020, schema: Schema): Promise<void> {
+async function refuseInvalidSchema (schema: Schema): Promise<void> {
   // A schema that names another meta-schema is ajv's to check (or to refuse as unknown).
-  if (schema.$schema !== undefined && schema.$schema !== ajv.defaultMeta()) {
+  if (schema.$schema !== undefined && schema.$schema !== DEFAULT_META_SCHEMA) {
+    const ajv = (await ajvInstances()).checked
     try {
       ajv.validateSchema(schema, true)
     } catch (error) {
@@ -211,33 +245,39 @@ async function refuseInvalidSchema (ajv: Ajv2020, schema: Schema): Promise<void>
   }
   // Imported here: in the production bundle it is 66 kB of generated code that start-up need not read.
   const validate = (await import('./json-schema-meta.ts')).metaSchemaValidator()
-  if (!validate(schema)) throw invalidSchema(new Error(`schema is invalid: ${ajv.errorsText(validate.errors)}`))
+  if (!validate(schema)) throw invalidSchema(new Error(`schema is invalid: ${(await ajvInstances()).checked.errorsText(validate.errors)}`))
 }
 
-/** `formats` null: formats are not checked, as on everything but pool defaults. */
-function compile (instances: AjvInstances, schema: Schema, formats: Record<string, FormatCheck | true> | null): ValidateFunction {
-  const key = JSON.stringify([formats !== null, schema])
-  const cached = compiledSchemas.get(key)
-  if (cached !== undefined) return cached
-  const ajv = formats === null ? instances.unchecked : instances.checked
+// Compiling generates code, so the few schemas a deployment uses are kept compiled.
+const compiledSchemas = new Map<string, ValidateFunction>()
+const COMPILED_SCHEMAS_KEPT = 64
+
+/** The step's validator: compiled before, in the bundle (the shipped template's), or compiled now. */
+async function validatorFor (step: CompileStep): Promise<ValidateFunction> {
+  const kept = compiledSchemas.get(step.key)
+  if (kept !== undefined) return kept
+  const validate = (await import('./precompiled-validators.ts')).precompiledValidator(step.key) ?? compile(await ajvInstances(), step)
+  if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
+  compiledSchemas.set(step.key, validate)
+  return validate
+}
+
+function compile (instances: AjvInstances, step: CompileStep): ValidateFunction {
+  const ajv = step.checked ? instances.checked : instances.unchecked
   // Prefect's server checks formats only for pool defaults, and only those its format checker
   // knows (json-schema-formats.ts); any other format passes. A format's check depends on its name
-  // alone, so the instance keeps each once added. Unchecked, a format is only a name; ajv still
-  // wants to know it.
-  for (const [format, check] of Object.entries(formats ?? {})) if (ajv.formats[format] === undefined) ajv.addFormat(format, check)
-  if (formats === null) for (const format of formatsUsed(schema)) if (ajv.formats[format] === undefined) ajv.addFormat(format, true)
+  // alone, so the instance keeps each once added.
+  for (const [format, check] of Object.entries(step.formats)) if (ajv.formats[format] === undefined) ajv.addFormat(format, check)
   let validate: ValidateFunction
   try {
-    validate = ajv.compile(schema)
+    validate = ajv.compile(step.schema)
   } catch (error) {
-    ajv.removeSchema(schema)
+    ajv.removeSchema(step.schema)
     throw invalidSchema(error)
   }
   // The validator keeps what it needs; the instance need not remember the schema, whose `$id`
   // (if any) another pool's schema may share.
-  ajv.removeSchema(schema)
-  if (compiledSchemas.size >= COMPILED_SCHEMAS_KEPT) compiledSchemas.delete(compiledSchemas.keys().next().value as string)
-  compiledSchemas.set(key, validate)
+  ajv.removeSchema(step.schema)
   return validate
 }
 
@@ -248,19 +288,6 @@ function invalidSchema (error: unknown): TemplateError {
   }
   return new TemplateError('variables', `The work pool's variables schema is not valid JSON Schema (${reason}); fix the base job template's "variables" section.`, { cause: error })
 }
-
-/** Ajv's RegExp engine: a pattern means what Python's `re.search` makes of it. */
-function pythonPattern (pattern: string): RegExp {
-  try {
-    return pythonRegExp(pattern)
-  } catch (error) {
-    if (error instanceof PythonRegexError) throw new Error(`pattern ${JSON.stringify(pattern)} is not a valid regular expression: ${error.message}`, { cause: error })
-    throw error
-  }
-}
-
-// `code` would name the engine in standalone validation code, which pushpool never generates.
-const PYTHON_PATTERNS = Object.assign(pythonPattern, { code: 'pythonPattern' })
 
 function formatsUsed (node: unknown, found = new Set<string>()): Set<string> {
   if (Array.isArray(node)) for (const item of node) formatsUsed(item, found)
