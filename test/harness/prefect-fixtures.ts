@@ -128,9 +128,10 @@ export class PrefectFixtures {
    * 1 s with jitter, Retry-After honoured), but for as long as BUSY_PATIENCE_MS rather than five
    * times: on SQLite the server answers 503 while concurrent writes collide ("database is locked"),
    * and on a machine busy with other work that can last far longer than a quiet run suggests. Such
-   * a reply means the request was not applied, so any request may be repeated.
+   * a reply means the request was not applied, so any request may be repeated. `serialize`
+   * writes the body (stringifyExactJson for numbers JSON.stringify cannot write).
    */
-  async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+  async request<T> (method: string, path: string, body?: unknown, serialize: (body: unknown) => string = JSON.stringify): Promise<T> {
     const giveUpAt = Date.now() + BUSY_PATIENCE_MS
     for (let attempt = 1; ; attempt++) {
       let res: Response
@@ -141,7 +142,7 @@ export class PrefectFixtures {
             authorization: this.#authorization,
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },
-          body: body !== undefined ? JSON.stringify(body) : undefined,
+          body: body !== undefined ? serialize(body) : undefined,
         })
       } catch (err) {
         // A kept-alive connection the server closed as the request went out ("other side

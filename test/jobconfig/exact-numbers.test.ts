@@ -17,15 +17,12 @@ const fixtures = new PrefectFixtures(peers.apiUrl, peers.authString)
 const client = new PrefectClient({ apiUrl: peers.apiUrl, authString: peers.authString, apiKey: null })
 t.teardown(() => { client.close() })
 
-/** Writes with exact numbers: the fixtures' own request goes through JSON.stringify, which has no bigints. */
-async function post<T> (path: string, body: unknown): Promise<T> {
-  const res = await fetch(`${peers.apiUrl}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(peers.authString).toString('base64')}`, 'content-type': 'application/json' },
-    body: stringifyExactJson(body)
-  })
-  if (!res.ok) throw new Error(`POST ${path} → ${res.status}: ${await res.text()}`)
-  return await res.json() as T
+/**
+ * Writes with exact numbers (JSON.stringify has no bigints), retried as every fixture request is
+ * while Prefect answers busy.
+ */
+function post<T> (path: string, body: unknown): Promise<T> {
+  return fixtures.request<T>('POST', path, body, stringifyExactJson)
 }
 
 t.test('a pool, a deployment and a flow run holding big integers and whole floats render as Python prints them', async t => {
