@@ -9,7 +9,9 @@
 //   halves what google-gax parses into gRPC definitions when the first client is built;
 // - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
 //   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
-//   Schema meta-schema's validator, which a first dispatch would;
+//   Schema meta-schema's validator and the shipped template's variables validators, which a first
+//   dispatch would;
+// - what Fastify requires as it loads but pushpool never uses (LAZY_REQUIRES), required on first use;
 // - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest;
 // - ASCII source without comments or indentation, which V8 holds in memory at one byte a character.
 //
@@ -116,8 +118,8 @@ function plugin (outdir: string): Plugin {
         const prologue = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);`
         return { contents: prologue + text, loader: 'js' }
       })
-      // Fastify's files that LAZY_REQUIRES names (none names __dirname or __filename).
-      b.onLoad({ filter: /\/node_modules\/fastify\/lib\/(server|plugin-utils)\.js$/ }, args => {
+      // The Fastify files LAZY_REQUIRES names (none names __dirname or __filename); others load as they are.
+      b.onLoad({ filter: /\/node_modules\/fastify\/lib\/[^/]+\.js$/ }, args => {
         const file = Object.keys(LAZY_REQUIRES).find(name => args.path.endsWith(`/node_modules/${name}`))
         if (file === undefined) return undefined
         let text = readFileSync(args.path, 'utf8')

@@ -2,15 +2,15 @@
 // a pool that `pushpool setup` made finds them by key whatever its defaults, and each judges
 // variables exactly as the validator a dispatch compiles from the same step.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js'
 import { compilePlan, variablesAjvOptions, type CompileStep } from '../../src/jobconfig/validate-variables.ts'
 import { PYTHON_PATTERNS } from '../../src/jobconfig/python-regex.ts'
 import { withoutAnnotations } from '../../src/jobconfig/schema-annotations.ts'
 import { standaloneVariablesValidators } from '../../scripts/precompile-schemas.ts'
+import { defaultCloudRunV2Template } from '../../src/setup/work-pool.ts'
 
-const shipped = JSON.parse(readFileSync(new URL('../../src/setup/cloud-run-v2-base-job-template.json', import.meta.url), 'utf8')) as { variables: Record<string, any> }
+const shipped = defaultCloudRunV2Template() as { variables: Record<string, any> }
 const keysOf = async (variables: Record<string, unknown>): Promise<string[]> => Object.values(await compilePlan(variables)).map(step => step.key)
 
 /** What a dispatch compiles for a step that has no precompiled validator. */

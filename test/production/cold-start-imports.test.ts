@@ -92,7 +92,7 @@ t.test('the artifact\'s start-up loads only chunks without those packages', asyn
   t.ok(internal.includes('internal/errors'), `Node's internal modules were recorded (${internal.length})`)
   t.notOk(internal.includes('internal/deps/undici/undici'), 'undici is not loaded at start-up')
   // Fastify requires node:https and node:http2 as it loads, for servers pushpool never makes: the
-  // build defers both to first use (LAZY_BUILTINS in scripts/build.ts), and Prefect is plain http here.
+  // build defers both to first use (LAZY_REQUIRES in scripts/build.ts), and Prefect is plain http here.
   for (const builtin of ['http2', 'https', 'tls']) t.notOk(internal.includes(builtin), `node:${builtin} is not loaded at start-up`)
   const chunks = files.filter(file => file.startsWith(`${dist}/`)).map(file => relative(REPO, file))
   t.ok(chunks.length >= 2, `start-up loaded the entry and its chunks: ${chunks.join(', ')}`)
