@@ -11,7 +11,8 @@
 //   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
 //   Schema meta-schema's validator and the shipped template's variables validators, which a first
 //   dispatch would;
-// - what Fastify requires as it loads but pushpool never uses (LAZY_REQUIRES), required on first use;
+// - what Fastify and google-gax require as they load but pushpool never uses (LAZY_REQUIRES), loaded
+//   on first use;
 // - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest;
 // - ASCII source without comments or indentation, which V8 holds in memory at one byte a character.
 //
@@ -53,16 +54,38 @@ const ENTRIES: Record<string, string> = {
 }
 
 /**
- * What Fastify requires as it loads but pushpool never uses. In the artifact each is required when
- * a property of it is first read, which pushpool's server never does (grpc-js loads http2 itself).
+ * What the packages require as they load for what pushpool seldom or never uses, by file: in the
+ * artifact each expression is evaluated when a property of its value is first read. The whole
+ * expression is deferred, not just its require(): TypeScript's `__importStar` reads the module as it
+ * wraps it. test/production/artifact-lazy-requires.test.ts holds gax's to it.
  */
 const LAZY_REQUIRES: Record<string, string[]> = {
-  // Servers pushpool never makes. Alone, http2 takes ~6 ms to load, and https with TLS ~1 ms more.
-  'fastify/lib/server.js': ['node:https', 'node:http2'],
+  // Servers pushpool never makes. Alone, http2 takes ~6 ms to load, and https with TLS ~1 ms more
+  // (grpc-js loads http2 itself, with the first launch).
+  'fastify/lib/server.js': ["require('node:https')", "require('node:http2')"],
   // For plugins that name the Fastify versions they need, which none of pushpool's do (~3 ms).
-  'fastify/lib/plugin-utils.js': ['semver']
+  'fastify/lib/plugin-utils.js': ["require('semver')"],
+  // gax builds gRPC definitions with proto-loader, which loads protobufjs's descriptor.proto types as
+  // it loads; pushpool's clients get theirs from src/gcp/grpc-definitions.ts instead.
+  'google-gax/build/src/grpc.js': ['__importStar(require("@grpc/proto-loader"))'],
+  // Generated protobufjs classes for the IAM, Locations and Operations APIs (645 kB of code), which
+  // gax only exports: its own clients load the same APIs from JSON. Its long-running operations
+  // build requests with the Operations classes only to poll or cancel one that is not yet done.
+  ...Object.fromEntries(['index.js', 'fallback.js'].map(file => [`google-gax/build/src/${file}`,
+    ['iam_service', 'locations', 'operations'].map(api => `__importStar(require("../protos/${api}"))`)])),
+  'google-gax/build/src/longRunningCalls/longrunning.js': ['__importStar(require("../../protos/operations"))']
 }
 const LAZY_REQUIRE_FUNCTION = 'function __pushpoolLazy (load) { let m; return new Proxy({}, { get: (_, key) => (m ??= load())[key] }) }\n'
+
+/** `text` with each of `file`'s LAZY_REQUIRES wrapped; the build fails if the package no longer has one. */
+function deferred (text: string, file: string): string {
+  for (const expression of LAZY_REQUIRES[file]) {
+    if (!text.includes(expression)) throw new Error(`${file} no longer has ${expression}: update LAZY_REQUIRES in scripts/build.ts`)
+    // The require() stays literal inside the function, so that esbuild still bundles what it names.
+    text = text.replace(expression, `__pushpoolLazy(() => ${expression})`)
+  }
+  return text
+}
 
 /** The artifact's layout, relative to `outdir` (a flat folder one or more levels below the repository). */
 function plugin (outdir: string): Plugin {
@@ -110,26 +133,17 @@ function plugin (outdir: string): Plugin {
         const url = `new URL(${JSON.stringify(fromOutdir(args.path))}, import.meta.url).href`
         return { contents: text.replaceAll('import.meta.url', url), loader: 'ts' }
       })
-      // Likewise __dirname and __filename in the packages' CommonJS files (google-gax's protos
-      // folder, pino's workers, grpc-js's channelz protos): their place in node_modules.
+      // The packages' CommonJS files: LAZY_REQUIRES's expressions deferred, and __dirname and
+      // __filename (google-gax's protos folder, pino's workers, grpc-js's channelz protos) naming
+      // their place in node_modules, as import.meta.url does for pushpool's own.
       b.onLoad({ filter: /\/node_modules\/.*\.c?js$/ }, args => {
-        const text = readFileSync(args.path, 'utf8')
-        if (!/\b__(dirname|filename)\b/.test(text) || !isCommonJs(args.path)) return undefined
-        const prologue = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);`
-        return { contents: prologue + text, loader: 'js' }
-      })
-      // The Fastify files LAZY_REQUIRES names (none names __dirname or __filename); others load as they are.
-      b.onLoad({ filter: /\/node_modules\/fastify\/lib\/[^/]+\.js$/ }, args => {
-        const file = Object.keys(LAZY_REQUIRES).find(name => args.path.endsWith(`/node_modules/${name}`))
-        if (file === undefined) return undefined
+        const lazy = Object.keys(LAZY_REQUIRES).find(name => args.path.endsWith(`/node_modules/${name}`))
         let text = readFileSync(args.path, 'utf8')
-        for (const id of LAZY_REQUIRES[file]) {
-          // A literal require() inside the function, so that esbuild still bundles what it names.
-          const call = `require('${id}')`
-          if (!text.includes(call)) throw new Error(`${file} no longer calls ${call}: update LAZY_REQUIRES in scripts/build.ts`)
-          text = text.replace(call, `__pushpoolLazy(() => ${call})`)
-        }
-        return { contents: LAZY_REQUIRE_FUNCTION + text, loader: 'js' }
+        const usesDirname = /\b__(dirname|filename)\b/.test(text) && isCommonJs(args.path)
+        if (lazy === undefined && !usesDirname) return undefined
+        if (lazy !== undefined) text = LAZY_REQUIRE_FUNCTION + deferred(text, lazy)
+        if (usesDirname) text = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);` + text
+        return { contents: text, loader: 'js' }
       })
 
       // The routes' validators and serializers, compiled now rather than at every start.
