@@ -11,8 +11,8 @@
 //   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
 //   Schema meta-schema's validator and the shipped template's variables validators, which a first
 //   dispatch would;
-// - what Fastify and google-gax require as they load but pushpool never uses (LAZY_REQUIRES), loaded
-//   on first use;
+// - what Fastify and google-gax require as they load for what pushpool seldom or never uses
+//   (LAZY_REQUIRES), loaded on first use;
 // - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest;
 // - ASCII source without comments or indentation, which V8 holds in memory at one byte a character.
 //
