@@ -1,8 +1,8 @@
-// google-gax requires, as it loads, modules pushpool's clients never use: proto-loader (with
-// protobufjs's descriptor.proto types) and generated classes for the IAM, Locations and Operations
-// APIs. The artifact defers each until one of its properties is read (LAZY_REQUIRES in
-// scripts/build.ts); this holds the artifact's gax to that, and checks that each still loads and
-// works when it is read.
+// google-gax requires, as it loads, modules pushpool's clients seldom or never use: proto-loader
+// (with protobufjs's descriptor.proto types), and generated classes for the IAM, Locations and
+// Operations APIs (gax polls an operation that is not yet done with the last). The artifact defers
+// each until one of its properties is read (LAZY_REQUIRES in scripts/build.ts); this holds the
+// artifact's gax to that, and checks that each still loads and works when it is read.
 import t from 'tap'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
