@@ -10,11 +10,35 @@ export class OperationStore {
   #operations = new Map<string, Operation>()
   /** Open operations by the name of the resource whose progress they report (RunJob → its execution). */
   #openByResource = new Map<string, string>()
+  #timers = new Set<NodeJS.Timeout>()
 
   /** An operation whose work is already done: CreateJob, DeleteJob, CancelExecution, … */
   completed (parent: string, typeUrl: string, resource: object): Operation {
     const packed = { '@type': typeUrl, ...resource }
     return this.#store({ name: operationName(parent), done: true, metadata: packed, response: packed })
+  }
+
+  /**
+   * An operation that stays open for `ms`, then completes with the resource as its response: CreateJob's, while
+   * Cloud Run reconciles the new job. 0 completes it at once.
+   */
+  completedAfter (parent: string, typeUrl: string, resource: { name: string }, ms: number): Operation {
+    if (ms <= 0) return this.completed(parent, typeUrl, resource)
+    const packed = { '@type': typeUrl, ...resource }
+    const operation = this.#store({ name: operationName(parent), done: false, metadata: packed })
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      const stored = this.#operations.get(operation.name)
+      if (stored !== undefined) Object.assign(stored, { done: true, response: packed })
+    }, ms)
+    this.#timers.add(timer)
+    return operation
+  }
+
+  /** Stops the timers of operations that complete later; they stay open. */
+  close (): void {
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
   }
 
   /** An operation that stays open until `refresh` gives it a result. */

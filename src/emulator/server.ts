@@ -51,6 +51,9 @@ export interface EmulatorOptions {
   /** Cloud Tasks: cut every delivery off after this long, whatever its dispatch_deadline (at least 15 s on
    *  Google), so a test of a worker that never answers need not wait that long. Default: no cap. */
   taskDispatchDeadlineCapMs?: number
+  /** How long a new job takes to be reconciled: its CreateJob operation stays open that long, so a client's
+   *  long-running-operation poller calls GetOperation as it must against Cloud Run. Default 0: done at once. */
+  jobReconcileMs?: number
   /** Off by default. When set, each execution that ends (succeeded, failed, cancelled, timed out) is pushed
    *  as Cloud Run's System Event audit entry through a log sink → Pub/Sub → push subscription would push it:
    *  a Pub/Sub push envelope whose data is the LogEntry JSON (docs/execution-end-push.md). */
@@ -177,7 +180,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
     return { caller }
   }
   const server = new grpc.Server()
-  const handlers = serviceHandlers({ jobs, executions, operations, secrets, tasks })
+  const handlers = serviceHandlers({ jobs, executions, operations, secrets, tasks }, { jobReconcileMs: options.jobReconcileMs ?? 0 })
   for (const service of Object.values(SERVICE)) {
     server.addService(serviceDefinition(service, Object.keys(handlers[service])), implement(service, handlers[service], policy, callerOf, options.logger))
   }
@@ -233,6 +236,7 @@ export async function startEmulator (options: EmulatorOptions = {}): Promise<Emu
       if (closed) return
       closed = true
       executions.killAll()
+      operations.close()
       tasks.close()
       push?.close()
       // Clients keep their channels (and keep-alive sockets) open; a graceful shutdown would wait for them.

@@ -30,9 +30,15 @@ export type Handlers = Record<string, (request: never, context: CallContext) => 
 interface NameRequest { name: string }
 interface ListRequest { parent: string, pageSize?: number, pageToken?: string }
 
-export function serviceHandlers (plane: ControlPlane): Record<ServiceName, Handlers> {
+/** How the control plane's own work takes time. */
+export interface ControlPlaneTiming {
+  /** How long Cloud Run takes to reconcile a new job: its CreateJob operation stays open that long. */
+  jobReconcileMs: number
+}
+
+export function serviceHandlers (plane: ControlPlane, timing: ControlPlaneTiming): Record<ServiceName, Handlers> {
   return {
-    [SERVICE.jobs]: jobsHandlers(plane),
+    [SERVICE.jobs]: jobsHandlers(plane, timing),
     [SERVICE.executions]: executionsHandlers(plane),
     [SERVICE.operations]: operationsHandlers(plane),
     [SERVICE.secretManager]: secretManagerHandlers(plane),
@@ -40,10 +46,12 @@ export function serviceHandlers (plane: ControlPlane): Record<ServiceName, Handl
   }
 }
 
-function jobsHandlers ({ jobs, executions, operations }: ControlPlane): Handlers {
+function jobsHandlers ({ jobs, executions, operations }: ControlPlane, { jobReconcileMs }: ControlPlaneTiming): Handlers {
   return {
-    CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }, { caller }: CallContext) =>
-      operations.completed(parent, TYPE_URL.job, jobs.create(parent, jobId, job ?? {}, { validateOnly, caller })),
+    CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }, { caller }: CallContext) => {
+      const created = jobs.create(parent, jobId, job ?? {}, { validateOnly, caller })
+      return validateOnly === true ? operations.completed(parent, TYPE_URL.job, created) : operations.completedAfter(parent, TYPE_URL.job, created, jobReconcileMs)
+    },
     GetJob: ({ name }: NameRequest) => jobs.get(name),
     ListJobs: ({ parent, pageSize, pageToken }: ListRequest) => {
       const { items, nextPageToken } = page(jobs.list(parent), pageSize, pageToken)

@@ -25,6 +25,22 @@ t.test('createJob returns a done operation with the job, server defaults applied
   t.equal(r.emu.jobs().find(j => j.name === job.name)?.template.template?.timeout, '600s', 'stored in REST form')
 })
 
+t.test('with jobReconcileMs, createJob\'s operation stays open that long and the client polls it to the job', async t => {
+  const slow = await rig(t, { jobReconcileMs: 250 })
+  const job = { template: { template: { containers: [{ image: 'img:1' }] } } }
+  const began = performance.now()
+  const [op] = await slow.jobs.createJob({ parent: PARENT, jobId: 'reconciling', job })
+  t.equal(op.done, false, 'open when CreateJob answers')
+  t.equal((op.metadata as { name?: string } | undefined)?.name, `${PARENT}/jobs/reconciling`, 'its metadata is the job')
+  const [created] = await op.promise()
+  // Timers may fire a little before the loop's clock says: the bound leaves room for that, not for an early answer.
+  t.ok(performance.now() - began >= 200, 'done once the job is reconciled')
+  t.equal(created.name, `${PARENT}/jobs/reconciling`, 'its response is the job')
+  t.ok((slow.emu.calls().GetOperation ?? 0) >= 1, `the client polled GetOperation (${slow.emu.calls().GetOperation} times)`)
+  const [checked] = await slow.jobs.createJob({ parent: PARENT, jobId: 'checked', job, validateOnly: true })
+  t.equal(checked.done, true, 'a validate-only CreateJob is done at once')
+})
+
 t.test('an explicit maxRetries: 0 is kept', async t => {
   const name = await createJob(r, 'zero-retries')
   const [job] = await r.jobs.getJob({ name })

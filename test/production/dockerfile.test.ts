@@ -77,7 +77,9 @@ t.test('the replayed build, started as the image\'s user: /readyz on $PORT, a ru
 
   const prefectPeer = await prefectServer()
   const prefect = new PrefectFixtures(prefectPeer.apiUrl, prefectPeer.authString)
-  const emulator = await startEmulator({ executions: 'hold' })
+  // Cloud Run takes a while to reconcile a new job, so gax polls CreateJob's operation: with the
+  // Operations classes the build defers (LAZY_REQUIRES in scripts/build.ts).
+  const emulator = await startEmulator({ executions: 'hold', jobReconcileMs: 300 })
   t.teardown(() => emulator.close())
   const { pool, deploymentId } = await prefect.servedPool('image', 'proj-image')
   const data = join(work, 'data')
@@ -121,6 +123,7 @@ t.test('the replayed build, started as the image\'s user: /readyz on $PORT, a ru
   t.equal(reply.status, 202, 'the webhook is answered 202')
   t.equal(body.state, 'launched', `the run is launched (${JSON.stringify(body)})`)
   t.equal(emulator.executions().length, 1, 'one execution in the emulator')
+  t.ok((emulator.calls().GetOperation ?? 0) >= 1, `the launch polled CreateJob's operation until the job was reconciled (GetOperation ×${emulator.calls().GetOperation})`)
 
   const stopped = await server.stop()
   t.equal(stopped.code, 0, 'exits 0 after SIGTERM')
