@@ -50,7 +50,8 @@ function jobsHandlers ({ jobs, executions, operations }: ControlPlane, { jobReco
   return {
     CreateJob: ({ parent, jobId, job, validateOnly }: { parent: string, jobId?: string, job?: JobInput, validateOnly?: boolean }, { caller }: CallContext) => {
       const created = jobs.create(parent, jobId, job ?? {}, { validateOnly, caller })
-      return validateOnly === true ? operations.completed(parent, TYPE_URL.job, created) : operations.completedAfter(parent, TYPE_URL.job, created, jobReconcileMs)
+      // A validate-only request creates nothing to reconcile.
+      return operations.completedAfter(parent, TYPE_URL.job, created, validateOnly === true ? 0 : jobReconcileMs)
     },
     GetJob: ({ name }: NameRequest) => jobs.get(name),
     ListJobs: ({ parent, pageSize, pageToken }: ListRequest) => {

@@ -4,10 +4,7 @@
 // each until one of its properties is read (LAZY_REQUIRES in scripts/build.ts); this holds the
 // artifact's gax to that, and checks that each still loads and works when it is read.
 import t from 'tap'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { builtArtifact } from './artifact.ts'
+import { builtArtifact, importChunk } from './artifact.ts'
 
 interface Gax {
   protobuf: { roots: Record<string, any>, Root: { prototype: Record<string, unknown> } }
@@ -22,9 +19,9 @@ interface Gax {
 
 t.test('the artifact\'s google-gax loads proto-loader and its generated classes only when they are read', async t => {
   const dist = await builtArtifact(t)
-  const file = readdirSync(dist).find(name => /^google-gax-.*\.js$/.test(name))
-  if (file === undefined) return t.fail('no google-gax chunk in the artifact')
-  const { default: gax } = await import(pathToFileURL(join(dist, file)).href) as { default: Gax }
+  const chunk = await importChunk<{ default: Gax }>(dist, 'google-gax')
+  if (chunk === undefined) return t.fail('no google-gax chunk in the artifact')
+  const gax = chunk.default
   // The generated classes register their root in protobufjs's `roots` as they load, and
   // proto-loader loads protobufjs's descriptor extension, which adds Root#toDescriptor.
   t.same(Object.keys(gax.protobuf.roots), [], 'no generated classes were loaded with gax')

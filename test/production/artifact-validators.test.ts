@@ -2,18 +2,15 @@
 // them in place of src/jobconfig/precompiled-validators.ts): its module finds one for every step of
 // a pool `pushpool setup` made, and they run in the artifact with its Python pattern engine.
 import t from 'tap'
-import { readdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { builtArtifact } from './artifact.ts'
+import { builtArtifact, importChunk } from './artifact.ts'
 import { compilePlan } from '../../src/jobconfig/validate-variables.ts'
 import { defaultCloudRunV2Template } from '../../src/setup/work-pool.ts'
 
 t.test('the artifact\'s precompiled validators answer every step of the shipped template, and judge as a dispatch would', async t => {
   const dist = await builtArtifact(t)
-  const file = readdirSync(dist).find(name => /^precompiled-validators-.*\.js$/.test(name))
-  if (file === undefined) return t.fail('no precompiled-validators chunk in the artifact')
-  const { precompiledValidator } = await import(pathToFileURL(join(dist, file)).href) as { precompiledValidator: (key: string) => ((data: unknown) => boolean) | undefined }
+  const chunk = await importChunk<{ precompiledValidator: (key: string) => ((data: unknown) => boolean) | undefined }>(dist, 'precompiled-validators')
+  if (chunk === undefined) return t.fail('no precompiled-validators chunk in the artifact')
+  const { precompiledValidator } = chunk
   const shipped = defaultCloudRunV2Template() as { variables: Record<string, any> }
   shipped.variables.properties.image.default = 'us-docker.pkg.dev/proj/flows/hello:1'
   const plan = await compilePlan(shipped.variables)

@@ -2,10 +2,10 @@
 // and the production artifact built (scripts/build.ts) beside the repository's node_modules, as
 // dist/ is in the image.
 import type { Test } from 'tap'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { buildArtifact } from '../../scripts/build.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
@@ -22,4 +22,10 @@ export async function builtArtifact (t: Test): Promise<string> {
   const dist = temporaryDir(t, 'test-', join(REPO, 'dist'))
   await buildArtifact(dist)
   return dist
+}
+
+/** The artifact's chunk esbuild named after `name` (`<name>-<hash>.js`), imported; undefined if there is none. */
+export async function importChunk<T> (dist: string, name: string): Promise<T | undefined> {
+  const file = readdirSync(dist).find(entry => entry.startsWith(`${name}-`) && entry.endsWith('.js'))
+  return file === undefined ? undefined : await import(pathToFileURL(join(dist, file)).href) as T
 }
