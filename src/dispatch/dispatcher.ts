@@ -3,7 +3,7 @@
 // beyond the flow run id: everything it launches is read from Prefect.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { FlowRun } from '../prefect/types.ts'
-import type { Dispatch } from '../store/store.ts'
+import type { Dispatch, NewDispatch } from '../store/store.ts'
 import { DRIVABLE_STATES } from '../store/transitions.ts'
 import { NeverRetry, RetryLater } from '../failures.ts'
 import { CLOUD_RUN_CALL_MS, CREATE_JOB_MS, type LaunchCall } from '../cloudrun/launcher.ts'
@@ -80,42 +80,48 @@ export class Dispatcher {
     const reserved = due === null && this.reserve()
     const overflow = due === null && !reserved
     const until = overflow ? new Date(event.receivedAt.getTime() + OVERFLOW_WAIT_MS) : due
-    let recorded
+    const input: NewDispatch = {
+      key: dispatchKey(run),
+      flowRunId: run.id,
+      flowRunName: run.name,
+      pool: run.work_pool_name ?? '',
+      deploymentId: run.deployment_id,
+      scheduledAt: scheduledTime(run)?.toISOString() ?? null,
+      state: until === null ? 'received' : 'deferred',
+      dueAt: until?.toISOString() ?? null,
+      receivedAt: event.receivedAt.toISOString(),
+      detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
+        (overflow
+          ? `; ${config.maxInFlight} drives in flight already: driven when one ends`
+          : until === null ? '' : `; due at ${until.toISOString()}`)
+    }
+    let recorded: { dispatch: Dispatch, created: boolean, own?: Ownership }
     try {
-      recorded = await store.createDispatch({
-        key: dispatchKey(run),
-        flowRunId: run.id,
-        flowRunName: run.name,
-        pool: run.work_pool_name ?? '',
-        deploymentId: run.deployment_id,
-        scheduledAt: scheduledTime(run)?.toISOString() ?? null,
-        state: until === null ? 'received' : 'deferred',
-        dueAt: until?.toISOString() ?? null,
-        receivedAt: event.receivedAt.toISOString(),
-        detail: `${event.event ?? 'webhook'} for ${state.name} state ${state.id}` +
-          (overflow
-            ? `; ${config.maxInFlight} drives in flight already: driven when one ends`
-            : until === null ? '' : `; due at ${until.toISOString()}`)
-      })
+      // A run driven now is recorded already taken by this drive: one write, not two.
+      recorded = until === null
+        ? await Ownership.create(store, input, this.deps.instanceId, this.deadlines, this.firstStepMs())
+        : await store.createDispatch(input)
     } catch (err) {
       this.unreserve(reserved)
       throw err
     }
-    const { dispatch, created } = recorded
+    const { dispatch, created, own } = recorded
     if (!created) {
       this.unreserve(reserved)
       // Arming again is idempotent: another instance, or a lost timer, is covered.
       await this.schedule(dispatch)
       return { status: 'duplicate', reason: 'this Scheduled state was dispatched already', dispatch }
     }
-    if (until !== null) {
+    if (own === undefined) {
+      // Recorded to wait: for its time, or for a drive slot.
       await this.schedule(dispatch)
       const timer = timerFor(dispatch, config.prefetchSeconds)
       if (!overflow && timer !== null) this.deps.activity.timerArmed(dispatch, timer.fireAt, config.timers)
       if (overflow) this.enqueue(dispatch)
       return { status: 'accepted', dispatch }
     }
-    return { status: 'accepted', dispatch: await this.driveWithin(dispatch, run, config.webhookDeadlineMs) }
+    this.unreserve(reserved)
+    return { status: 'accepted', dispatch: await this.driveWithin(this.track(this.drive(own, dispatch, run)), dispatch, config.webhookDeadlineMs) }
   }
 
   /** The bound of drives in flight in this process is reached (PUSHPOOL_MAX_IN_FLIGHT), counting slots reserved. */
@@ -264,11 +270,10 @@ export class Dispatcher {
   }
 
   /**
-   * Drives a dispatch but answers by `deadlineMs` whatever happens, because Prefect gives a
+   * Waits for a drive but answers by `deadlineMs` whatever happens, because Prefect gives a
    * webhook 10 s. The drive itself goes on; if this instance dies first, reconcile finishes it.
    */
-  private async driveWithin (dispatch: Dispatch, flowRun: FlowRun, deadlineMs: number): Promise<Dispatch> {
-    const drive = this.driveIfFree(dispatch, flowRun, { reserved: true }).then(driven => driven ?? dispatch)
+  private async driveWithin (drive: Promise<Dispatch>, dispatch: Dispatch, deadlineMs: number): Promise<Dispatch> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<null>(resolve => { timer = setTimeout(resolve, deadlineMs, null) })
     try {

@@ -6,7 +6,7 @@
 //
 // A hold is a write of its own (a renewal), unless the drive's last write already held the lease
 // on for the step that follows it (`holdFor`): each write is a commit, and a dispatch makes ~10.
-import type { Dispatch, DispatchPatch, EventInput, Lease, LeaseAfter, Store, TransitionOptions } from '../store/store.ts'
+import type { Dispatch, DispatchPatch, EventInput, Lease, LeaseAfter, NewDispatch, Store, TransitionOptions } from '../store/store.ts'
 import type { DispatchState, TransitionName } from '../store/transitions.ts'
 
 /** The drive no longer owns its dispatch; whoever took it over carries on. */
@@ -75,6 +75,20 @@ export class Ownership {
     const sentAt = performance.now()
     const held = await store.acquire(id, states, owner, firstStepMs + MARGIN_MS)
     return held === null ? null : { dispatch: held.dispatch, own: new Ownership(store, held.lease, deadlines, sentAt + firstStepMs + MARGIN_MS) }
+  }
+
+  /**
+   * Records a new dispatch already taken for `owner`, as `acquire` would take it, in the one write
+   * that records it (`own`). When `input.key` was recorded already, that record is returned, not taken.
+   */
+  static async create (store: Store, input: NewDispatch, owner: string, deadlines: StepDeadlines,
+    firstStepMs: number): Promise<{ dispatch: Dispatch, created: boolean, own?: Ownership }> {
+    const sentAt = performance.now()
+    const ttlMs = firstStepMs + MARGIN_MS
+    const { dispatch, created } = await store.createDispatch({ ...input, leasedTo: { owner, ttlMs } })
+    if (!created) return { dispatch, created }
+    if (dispatch.lease === null) throw new Error(`the store recorded dispatch ${dispatch.id} without the lease it was asked for`)
+    return { dispatch, created, own: new Ownership(store, { dispatchId: dispatch.id, ...dispatch.lease }, deadlines, sentAt + ttlMs) }
   }
 
   get dispatchId (): string {

@@ -91,10 +91,12 @@ export function openSqliteStore (path: string): Store {
         if (existing !== undefined) return { dispatch: rowToDispatch(existing), created: false }
         const id = randomUUID()
         const at = now()
+        const lease = input.leasedTo
         const row = prepare(`INSERT INTO dispatches (id, key, flow_run_id, flow_run_name, pool, deployment_id, scheduled_at, state, attempts,
-          due_at, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`)
+          due_at, received_at, created_at, updated_at, lease_owner, lease_token, lease_expires_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?) RETURNING *`)
           .get(id, input.key, input.flowRunId, input.flowRunName, input.pool, input.deploymentId, input.scheduledAt ?? null, input.state,
-            input.dueAt, input.receivedAt, at, at) as Row
+            input.dueAt, input.receivedAt, at, at, lease?.owner ?? null, lease === undefined ? 0 : 1, lease === undefined ? null : expiry(at, lease.ttlMs)) as Row
         appendEvent(id, at, input.state, null, input.state, { detail: input.detail })
         return { dispatch: rowToDispatch(row), created: true }
       })

@@ -80,6 +80,11 @@ export interface NewDispatch {
   dueAt: string | null
   receivedAt: string
   detail: string
+  /**
+   * The new record is taken for `owner` for `ttlMs` in the same write, as `acquire` would take it
+   * (its first lease, token 1): a dispatch driven at once needs no second write to own it.
+   */
+  leasedTo?: { owner: string, ttlMs: number }
 }
 
 /** Fields a transition may set alongside the state. */
@@ -169,7 +174,10 @@ export interface ActionableCursor {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
-  /** Insert under `key`, or return the record that already holds it: the exactly-once primitive. */
+  /**
+   * Insert under `key`, or return the record that already holds it: the exactly-once primitive.
+   * `leasedTo` takes only a record this call inserts.
+   */
   createDispatch (input: NewDispatch): Promise<{ dispatch: Dispatch, created: boolean }>
   getDispatch (id: string): Promise<Dispatch | null>
   latestDispatchForFlowRun (flowRunId: string): Promise<Dispatch | null>

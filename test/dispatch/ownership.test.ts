@@ -53,6 +53,23 @@ t.test('a hold renews the lease, unless the write before it held it on for that 
   t.ok(await Ownership.acquire(store, dispatch.id, ['launching'], 'other', DEADLINES, 1_000), 'and another drive may take it at once')
 })
 
+t.test('a dispatch recorded already owned is driven under that lease, with no acquisition of its own', async t => {
+  const { store, writes } = await countedStore(t)
+  const input = { key: 'run3:s', flowRunId: 'run3', flowRunName: 'otter', pool: 'p', deploymentId: null, state: 'received' as const, dueAt: null, receivedAt: new Date().toISOString(), detail: 'webhook' }
+  const created = await Ownership.create(store, input, 'me', DEADLINES, 1_000)
+  t.ok(created.created && created.own !== undefined, 'recorded and owned')
+  const left = await expiresIn(store, created.dispatch.id)
+  t.ok(left > 5_000 && left <= 6_000, `for the first step and the margin (${left} ms left)`)
+  t.equal(await Ownership.acquire(store, created.dispatch.id, ['received'], 'other', DEADLINES, 1_000), null, 'nobody else can take it')
+  t.equal((await created.own!.transition('claim', {}, { detail: 'claim' }))?.state, 'claimed', 'its writes are made under the lease')
+  t.equal(writes.renew, 0, 'with no renewal')
+
+  const again = await Ownership.create(store, input, 'other', DEADLINES, 1_000)
+  t.equal(again.created, false, 'the same key again is the record already made')
+  t.equal(again.own, undefined, 'which the caller does not own')
+  t.equal(again.dispatch.lease?.owner, 'me', 'and keeps its owner')
+})
+
 t.test('a write that another drive\'s lease fences out changes nothing, and the hold after it renews (and finds the lease lost)', async t => {
   const { store, writes } = await countedStore(t)
   const { dispatch } = await store.createDispatch({ key: 'run2:s', flowRunId: 'run2', flowRunName: 'otter', pool: 'p', deploymentId: null, state: 'received', dueAt: null, receivedAt: new Date().toISOString(), detail: 'webhook' })

@@ -184,6 +184,29 @@ for (const backend of backends) {
       'taking a released lease is no takeover')
   })
 
+  t.test(`${backend.name}: a dispatch recorded already taken is its creator's alone, and only a new one is taken`, async t => {
+    const store = await backend.open(t)
+    const racers = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      store.createDispatch(input('run-lc:s', { leasedTo: { owner: `owner-${i}`, ttlMs: 60_000 } }))))
+    const won = racers.filter(r => r.created)
+    t.equal(won.length, 1, 'one insert wins')
+    const { dispatch } = won[0]
+    const lease = dispatch.lease!
+    t.equal(lease.token, 1, 'taken with its first lease, as acquire would take it')
+    const expiresIn = Date.parse(lease.expiresAt) - Date.now()
+    t.ok(expiresIn > 50_000 && expiresIn <= 60_000, `for the time asked, from the write (${expiresIn} ms left)`)
+    for (const lost of racers.filter(r => !r.created)) t.same(lost.dispatch.lease, lease, 'the others get the record as the winner took it')
+    t.equal(await store.acquire(dispatch.id, ['received'], 'late', 60_000), null, 'a live lease cannot be taken')
+    t.same((await store.listActionable(['received'], new Date().toISOString(), 10)).map(d => d.id), [], 'nor is it anybody else\'s work')
+    const claimed = await store.transition(dispatch.id, 'claim', {}, { detail: 'claim' }, { lease: { dispatchId: dispatch.id, ...lease } })
+    t.equal(claimed?.state, 'claimed', 'a write under it is made')
+    t.same((await store.listEvents(dispatch.id)).map(e => e.type), ['received', 'claimed'], 'taking it as it is recorded logs nothing of its own')
+
+    const free = await store.createDispatch(input('run-ld:s'))
+    t.equal(free.dispatch.lease, null, 'without leasedTo a new record is nobody\'s')
+    t.equal((await store.acquire(free.dispatch.id, ['received'], 'owner-a', 60_000))?.lease.token, 1, 'and its first acquisition has token 1')
+  })
+
   t.test(`${backend.name}: a fenced write can hold its lease on, or give it up, in the same write`, async t => {
     const store = await backend.open(t)
     const { dispatch } = await store.createDispatch(input('run-la:s'))
