@@ -1,8 +1,8 @@
 // Writes results.json and RESULTS.md from one run's results: the machine and versions, every figure
 // as median (min–max, n), the targets of the issue with met/missed, and the profiles' evidence.
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ColdStartFigure, Results, ScheduledFigure } from './results.ts'
+import type { ColdStartFigure, Results, ScheduledFigure, StoreVariantCost } from './results.ts'
 import { summarize, type Summary } from './stats.ts'
 import { isoSeconds } from './peers.ts'
 import type { Frame, ProfileSummary } from './profile.ts'
@@ -77,6 +77,7 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
   r.targets = targets(r)
   const json = join(outDir, r.meta.mode === 'quick' ? 'results.quick.json' : 'results.json')
   const markdown = join(outDir, r.meta.mode === 'quick' ? 'RESULTS.quick.md' : 'RESULTS.md')
+  mkdirSync(outDir, { recursive: true })
   writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`)
 
   const m = r.meta.machine
@@ -200,9 +201,12 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     out.push(`| CPU per dispatch, ${r.throughput?.stand_in.concurrency ?? '?'} in flight | ${f(r.dispatch_cpu_ms?.under_load, ' ms', 2)} | |`)
     out.push(`| latency of one dispatch (median per repetition) | ${f(r.dispatch_cpu_ms?.latency_ms, ' ms', 1)} | ${f(r.real_prefect?.dispatch_latency_ms, ' ms', 1)} |`)
     out.push(`| throughput (dispatches/s) | ${f(r.throughput?.stand_in)} with ${r.throughput?.stand_in.concurrency ?? '?'} in flight, ${r.throughput?.stand_in.runs_per_repetition ?? '?'} runs each | ${f(r.real_prefect?.throughput_per_s, '', 1)} with ${r.real_prefect?.throughput_per_s.concurrency ?? '?'} in flight, ${r.real_prefect?.throughput_per_s.runs_per_repetition ?? '?'} runs each |`)
-    const t = r.dispatch_cpu_ms?.store_on_tmpfs
-    if (t !== undefined) {
-      out.push(`| with the SQLite file on tmpfs (no fsync per commit): CPU per dispatch / latency / throughput | ${f(t.cpu_ms, ' ms', 2)} / ${f(t.latency_ms, ' ms', 1)} / ${f(t.throughput_per_s, '/s')} | |`)
+    const variants: Array<[string, StoreVariantCost | undefined]> = [
+      ['with the SQLite file on tmpfs (no fsync per commit)', r.dispatch_cpu_ms?.store_on_tmpfs],
+      ['with the PostgreSQL store (the deployed store; loopback, its own CPU not counted)', r.dispatch_cpu_ms?.store_postgres]
+    ]
+    for (const [label, v] of variants) {
+      if (v !== undefined) out.push(`| ${label}: CPU per dispatch / latency / throughput | ${f(v.cpu_ms, ' ms', 2)} / ${f(v.latency_ms, ' ms', 1)} / ${f(v.throughput_per_s, '/s')} | |`)
     }
     out.push(`| pushpool's CPU during the throughput runs (share of one core) | ${f(r.throughput?.stand_in.pushpool_cpu_share_of_one_core, '', 2)} | |`)
     out.push(`| Prefect API calls per dispatch | ${Object.entries(r.dispatch_cpu_ms?.prefect_calls_per_dispatch ?? {}).map(([k, v]) => `${k} ×${v}`).join(', ')} | |`)

@@ -75,7 +75,9 @@ export interface Results {
     under_load: Summary
     latency_ms: Summary
     prefect_calls_per_dispatch: Record<string, number>
-    store_on_tmpfs?: { cpu_ms: Summary, latency_ms: Summary, throughput_per_s: Summary, cpu_ms_loaded: Summary }
+    store_on_tmpfs?: StoreVariantCost
+    /** With the deployed store, PostgreSQL on loopback. */
+    store_postgres?: StoreVariantCost
   }
   throughput_per_s?: number
   throughput?: {
@@ -103,3 +105,6 @@ export interface Results {
   profiles?: Record<string, ProfileSummary & Record<string, unknown>>
   targets?: Array<{ figure: string, target: string, measured: string, load_1m: number | null, met: boolean | null }>
 }
+
+/** The cost figures with another store under pushpool. */
+export interface StoreVariantCost { cpu_ms: Summary, latency_ms: Summary, throughput_per_s: Summary, cpu_ms_loaded: Summary }

@@ -32,7 +32,9 @@ import { sendWebhooks } from '../bench/load.ts'
 import { summarize } from '../bench/stats.ts'
 import { writeReport } from '../bench/report.ts'
 import { measureModuleCost } from '../bench/module-cost.ts'
-import type { ColdStartFigure, Results, ScheduledFigure } from '../bench/results.ts'
+import type { ColdStartFigure, Results, ScheduledFigure, StoreVariantCost } from '../bench/results.ts'
+import { provideTestPostgres } from '../test/harness/postgres-server.ts'
+import { freshDatabase } from '../test/store/postgres-database.ts'
 
 const PHASES = ['pickup', 'scheduled', 'api', 'cost', 'real', 'profile', 'memory', 'cold', 'burst'] as const
 type Phase = typeof PHASES[number]
@@ -387,17 +389,26 @@ async function standInCost (peers: LoopbackPeers, entry: string, seed: StandInSe
   await release(pushpool)
 
   // The same, with the SQLite file on tmpfs: no fsync per commit (Cloud Run's filesystem is in memory).
-  let tmpfs: Awaited<ReturnType<typeof measureCost>> | null = null
+  let tmpfs: StoreVariantCost | null = null
   if (existsSync('/dev/shm')) {
-    log(`  again with the store on tmpfs (/dev/shm): ${N.costReps} × (${N.sequential} one at a time + ${N.throughputRuns} with ${N.concurrency} in flight)`)
     const storePath = join('/dev/shm', `pushpool-bench-${process.pid}.db`)
-    const onTmpfs = later(await startPushpool({ entry, name: 'cost-tmpfs', storePath, env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint } }))
-    tmpfs = await measureCost({
-      pushpool: onTmpfs, createFlowRuns: n => peers.createFlowRuns(n), warmup: 50, repetitions: N.costReps,
-      sequential: N.sequential, throughputRuns: N.throughputRuns, concurrency: N.concurrency, log, label: 'stand-in, tmpfs store'
-    })
-    await release(onTmpfs)
+    tmpfs = await costWithStore(peers, entry, seed, 'with the store on tmpfs (/dev/shm)', 'cost-tmpfs', { storePath })
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${storePath}${suffix}`, { force: true })
+  }
+  // And with the deployed store, PostgreSQL (a fresh database on the loopback server npm test uses), where each write is a round trip.
+  let onPostgres: StoreVariantCost | null = null
+  const postgres = await provideTestPostgres(REPO, process.env)
+  if (postgres.url === null) {
+    log(`  no PostgreSQL figure: ${postgres.describe}`)
+  } else {
+    const drops: Array<() => unknown> = []
+    try {
+      const url = await freshDatabase({ teardown: drop => { drops.push(drop) } }, postgres.url)
+      onPostgres = await costWithStore(peers, entry, seed, 'with the PostgreSQL store (loopback)', 'cost-postgres', { env: { PUSHPOOL_STORE_URL: url } })
+    } finally {
+      for (const drop of drops) await drop()
+      await postgres.stop()
+    }
   }
   results.dispatch_cpu_ms = {
     ...summarize(cost.cpu_ms_sequential),
@@ -407,16 +418,8 @@ async function standInCost (peers: LoopbackPeers, entry: string, seed: StandInSe
     under_load: summarize(cost.cpu_ms_loaded),
     latency_ms: summarize(cost.latency_ms_sequential),
     prefect_calls_per_dispatch: perDispatch,
-    ...(tmpfs === null
-      ? {}
-      : {
-          store_on_tmpfs: {
-            cpu_ms: summarize(tmpfs.cpu_ms_sequential),
-            latency_ms: summarize(tmpfs.latency_ms_sequential),
-            throughput_per_s: summarize(tmpfs.throughput_per_s),
-            cpu_ms_loaded: summarize(tmpfs.cpu_ms_loaded)
-          }
-        })
+    ...(tmpfs === null ? {} : { store_on_tmpfs: tmpfs }),
+    ...(onPostgres === null ? {} : { store_postgres: onPostgres })
   }
   const throughput = summarize(cost.throughput_per_s)
   results.throughput_per_s = throughput.median
@@ -458,6 +461,27 @@ async function realCost (prefect: RealPrefect, entry: string, deploymentId: stri
     dispatch_latency_ms: summarize(cost.latency_ms_sequential),
     throughput_per_s: { ...summarize(cost.throughput_per_s), samples: cost.throughput_per_s, concurrency: N.realConcurrency, runs_per_repetition: N.realThroughput },
     failures: cost.failures
+  }
+}
+
+/** The sequential and throughput figures again with another store under pushpool (a path, or PUSHPOOL_STORE_URL in `env`). */
+async function costWithStore (peers: LoopbackPeers, entry: string, seed: StandInSeed, label: string, name: string,
+  store: { storePath?: string, env?: Record<string, string> }): Promise<StoreVariantCost> {
+  log(`  again ${label}: ${N.costReps} × (${N.sequential} one at a time + ${N.throughputRuns} with ${N.concurrency} in flight)`)
+  const pushpool = later(await startPushpool({
+    entry, name, storePath: store.storePath,
+    env: { PREFECT_API_URL: peers.prefectApiUrl, PUSHPOOL_POOLS: seed.workPool.name, PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint, ...store.env }
+  }))
+  const cost = await measureCost({
+    pushpool, createFlowRuns: n => peers.createFlowRuns(n), warmup: 50, repetitions: N.costReps,
+    sequential: N.sequential, throughputRuns: N.throughputRuns, concurrency: N.concurrency, log, label: `stand-in, ${label}`
+  })
+  await release(pushpool)
+  return {
+    cpu_ms: summarize(cost.cpu_ms_sequential),
+    latency_ms: summarize(cost.latency_ms_sequential),
+    throughput_per_s: summarize(cost.throughput_per_s),
+    cpu_ms_loaded: summarize(cost.cpu_ms_loaded)
   }
 }
 
