@@ -4,6 +4,7 @@
 import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pendingMinusScheduledMs, waitForPending, type RealPrefect } from './peers.ts'
+import type { PushpoolProcess } from './pushpool-process.ts'
 
 export interface PickupSamples {
   pushpool: number[]
@@ -86,3 +87,33 @@ export function webhookArrivals (logText: string): Map<string, number> {
   }
   return arrivals
 }
+
+/** Each part of webhook received → Pending, per run, ms. */
+export interface PendingParts {
+  /** Reading the run from Prefect, then recording the dispatch: webhook arrival → the dispatch's `received` event. */
+  webhook_to_received: number[]
+  /** The pool's and queue's snapshots (read from Prefect when older than 5 s), then the claim: `received` → `claimed`. */
+  received_to_claimed: number[]
+  /** Proposing Pending until Prefect stamps it: `claimed` → the Pending state's timestamp. */
+  claimed_to_pending: number[]
+}
+
+/** Splits each run's webhook → Pending at its dispatch's events in pushpool's ledger (the admin API). */
+export async function pendingParts (pushpool: PushpoolProcess, runs: Array<{ id: string, pendingAt: number }>,
+  arrivals: Map<string, number>): Promise<PendingParts> {
+  const parts: PendingParts = { webhook_to_received: [], received_to_claimed: [], claimed_to_pending: [] }
+  for (const run of runs) {
+    const arrival = arrivals.get(run.id)
+    const page = JSON.parse(await pushpool.admin(`/v1/dispatches?flow_run_id=${run.id}`)) as { items: Array<{ id: string }> }
+    if (arrival === undefined || page.items.length === 0) continue
+    const detail = JSON.parse(await pushpool.admin(`/v1/dispatches/${page.items[0].id}`)) as { events: Array<{ type: string, at: string }> }
+    const at = (type: string): number => Date.parse(detail.events.find(e => e.type === type)?.at ?? '')
+    const [received, claimed] = [at('received'), at('claimed')]
+    if (Number.isNaN(received) || Number.isNaN(claimed)) continue
+    parts.webhook_to_received.push(received - arrival)
+    parts.received_to_claimed.push(claimed - received)
+    parts.claimed_to_pending.push(run.pendingAt - claimed)
+  }
+  return parts
+}
+

@@ -44,6 +44,8 @@ export interface PushpoolProcess {
   peakRssMb (): number
   webhook (flowRunId: string, event?: string): Promise<{ status: number, body: any }>
   reconcile (): Promise<any>
+  /** GET an admin route's body; throws unless 200. */
+  admin (path: string): Promise<string>
   /** SIGTERM, then wait for exit (SIGKILL after 15 s). */
   stop (): Promise<void>
 }
@@ -117,6 +119,11 @@ export async function startPushpool (options: PushpoolOptions): Promise<Pushpool
       const reply = await client.send('POST', '/v1/reconcile', ADMIN_HEADERS, undefined, 120_000)
       if (reply.status !== 200) throw new Error(`reconcile answered ${reply.status}: ${reply.body.slice(0, 300)}`)
       return JSON.parse(reply.body)
+    },
+    async admin (path) {
+      const reply = await client.send('GET', path, ADMIN_HEADERS)
+      if (reply.status !== 200) throw new Error(`GET ${path} answered ${reply.status}: ${reply.body.slice(0, 300)}`)
+      return reply.body
     },
     async stop () {
       client.close()

@@ -119,6 +119,12 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     out.push(`| **pickup_ratio** (worker / pushpool medians) | **${num(r.pickup_ratio, 1)}** |`)
     out.push(`| pushpool: Scheduled → webhook received (Prefect's automation) | ${f(p.pushpool_split.automation_to_webhook, ' ms')} |`)
     out.push(`| pushpool: webhook received → Pending (pushpool) | ${f(p.pushpool_split.webhook_to_pending, ' ms')} |`)
+    const parts = p.pushpool_split.parts
+    if (parts !== undefined) {
+      out.push(`| … webhook received → dispatch recorded (reading the run from Prefect) | ${f(parts.webhook_to_received, ' ms')} |`)
+      out.push(`| … recorded → claimed (the pool's and queue's snapshots, read from Prefect when older than 5 s) | ${f(parts.received_to_claimed, ' ms')} |`)
+      out.push(`| … claimed → Pending stamped (Prefect applying the proposal) | ${f(parts.claimed_to_pending, ' ms')} |`)
+    }
     if (p.warmup !== null) out.push(`| warm-up pair (not counted) | pushpool ${num(p.warmup.pushpool)} ms, worker ${num(p.warmup.worker)} ms |`)
     out.push('')
   }

@@ -37,7 +37,12 @@ export interface Results {
     pushpool: Sampled
     worker: Sampled
     /** pushpool's latency split at the webhook's arrival (pushpool's log). */
-    pushpool_split: { automation_to_webhook: Summary, webhook_to_pending: Sampled }
+    pushpool_split: {
+      automation_to_webhook: Summary
+      webhook_to_pending: Sampled
+      /** webhook → Pending in parts, at the dispatch's events in pushpool's ledger (bench/pickup.ts PendingParts). */
+      parts?: { webhook_to_received: Summary, received_to_claimed: Summary, claimed_to_pending: Summary }
+    }
     warmup: { pushpool: number, worker: number } | null
     /** The 1-minute load average as each pair began. */
     load_1m: Summary

@@ -16,7 +16,7 @@ import { buildService, deployedConcurrency } from '../bench/build.ts'
 import { describeMachine } from '../bench/machine.ts'
 import { startRealPrefect, setupPushpoolPool, helloDeployment, startProcessWorker, lateAndSchedulerSettings, type RealPrefect } from '../bench/peers.ts'
 import { startPushpool, REPO, TMP, type PushpoolProcess } from '../bench/pushpool-process.ts'
-import { measurePickup, webhookArrivals } from '../bench/pickup.ts'
+import { measurePickup, pendingParts, webhookArrivals } from '../bench/pickup.ts'
 import { measureSchedule, type ScheduledRun, type ScheduleResult } from '../bench/scheduled.ts'
 import { startReconcileTimer } from '../bench/reconcile-timer.ts'
 import { measureApiCalls, total, type ApiCallsResult } from '../bench/api-calls.ts'
@@ -216,12 +216,21 @@ async function pickupAndScheduled (prefect: RealPrefect, entry: string, seed: St
       automation.push(at - run.scheduledAt)
       inPushpool.push(run.pendingAt - at)
     }
+    const parts = await pendingParts(push, pickup.pushpoolRuns, arrivals)
     const pushS = summarize(pickup.pushpool)
     const workerS = summarize(pickup.worker)
     results.pickup_ms = {
       pushpool: { ...pushS, samples: pickup.pushpool },
       worker: { ...workerS, samples: pickup.worker },
-      pushpool_split: { automation_to_webhook: summarize(automation), webhook_to_pending: { ...summarize(inPushpool), samples: inPushpool } },
+      pushpool_split: {
+        automation_to_webhook: summarize(automation),
+        webhook_to_pending: { ...summarize(inPushpool), samples: inPushpool },
+        parts: {
+          webhook_to_received: summarize(parts.webhook_to_received),
+          received_to_claimed: summarize(parts.received_to_claimed),
+          claimed_to_pending: summarize(parts.claimed_to_pending)
+        }
+      },
       warmup: pickup.warmup,
       load_1m: summarize(pickup.load_1m)
     }
