@@ -5,7 +5,7 @@
 // every write it makes carries the lease's fencing token, which the store checks.
 //
 // A hold is a write of its own (a renewal), unless the drive's last write already held the lease
-// on for the step that follows it (`holdFor`): each write is a commit, and a dispatch makes ~10.
+// on for the step that follows it (`holdFor`): each write is a commit, and a dispatch that goes well makes five.
 import type { Dispatch, DispatchPatch, EventInput, Lease, LeaseAfter, NewDispatch, Store, TransitionOptions } from '../store/store.ts'
 import type { DispatchState, TransitionName } from '../store/transitions.ts'
 
