@@ -116,4 +116,3 @@ export async function pendingParts (pushpool: PushpoolProcess, runs: Array<{ id:
   }
   return parts
 }
-
