@@ -150,7 +150,7 @@ export class Dispatcher {
     for (const [id, dispatch] of this.queued) {
       if (!this.reserve()) return
       this.queued.delete(id)
-      this.driveIfFree(dispatch, undefined, { reserved: true }).catch(err => {
+      this.driveIfFree(dispatch, { reserved: true }).catch(err => {
         this.deps.log.warn({ dispatch_id: id, err: (err as Error).message }, 'a queued drive failed; its timer or reconcile drives it')
       })
     }
@@ -169,7 +169,7 @@ export class Dispatcher {
       this.enqueue(dispatch)
       return { kind: 'saturated', dispatch }
     }
-    const driven = await this.driveIfFree(dispatch, undefined, { reserved: true })
+    const driven = await this.driveIfFree(dispatch, { reserved: true })
     return driven === null ? { kind: 'busy', dispatch } : { kind: 'driven', dispatch: driven }
   }
 
@@ -201,7 +201,7 @@ export class Dispatcher {
    * Drives a dispatch if it is to be had: in a drivable state, and owned by no live drive. Null
    * when it is not (another drive owns it, or it moved on).
    */
-  async driveIfFree (dispatch: Dispatch, knownFlowRun?: FlowRun, slot: { reserved: boolean } = { reserved: false }): Promise<Dispatch | null> {
+  async driveIfFree (dispatch: Dispatch, slot: { reserved: boolean } = { reserved: false }): Promise<Dispatch | null> {
     let taken
     try {
       taken = await Ownership.acquire(this.deps.store, dispatch.id, DRIVABLE_STATES, this.deps.instanceId, this.deadlines,
@@ -211,7 +211,7 @@ export class Dispatcher {
       this.unreserve(slot.reserved)
     }
     if (taken === null) return null
-    return await this.track(this.drive(taken.own, taken.dispatch, knownFlowRun))
+    return await this.track(this.drive(taken.own, taken.dispatch))
   }
 
   /**

@@ -24,12 +24,10 @@ export class OperationStore {
    */
   completedAfter (parent: string, typeUrl: string, resource: { name: string }, ms: number): Operation {
     if (ms <= 0) return this.completed(parent, typeUrl, resource)
-    const packed = { '@type': typeUrl, ...resource }
-    const operation = this.#store({ name: operationName(parent), done: false, metadata: packed })
+    const operation = this.open(parent, typeUrl, resource)
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
-      const stored = this.#operations.get(operation.name)
-      if (stored !== undefined) Object.assign(stored, { done: true, response: packed })
+      this.refresh(typeUrl, resource, { response: resource })
     }, ms)
     this.#timers.add(timer)
     return operation
