@@ -4,23 +4,25 @@
 # test/production/dockerfile.test.ts replays this file's build and starts the result: keep to the
 # instructions it knows (FROM, WORKDIR, COPY, RUN, ENV, USER, EXPOSE, CMD).
 
-# Build stage: bundle the service and write its V8 compile cache (scripts/build.ts, which `npm run
+# Build stage: bundle the service and write its V8 code caches (scripts/build.ts, which `npm run
 # build` runs for `npm start` too), then drop the dev dependencies.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # The lockfile first, so the dependency layer stays cached while only the source changes.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-# openapi.yaml too: the build starts the app once, to compile its routes' schemas.
+# openapi.yaml too: the build starts the app, to compile its routes' schemas and to train the
+# server script's code cache (scripts/code-cache.ts, on loopback).
 COPY tsconfig.json openapi.yaml ./
-COPY scripts/build.ts scripts/compile-cache.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
+COPY scripts/build.ts scripts/compile-cache.ts scripts/code-cache.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
 COPY src ./src
-# Node keeps a compile cache per user id: it is written as uid 1000, the `node` user of the
-# official Node images, which the runtime stage runs as (USER node below).
+# Node keeps the CLI's compile cache per user id: it is written as uid 1000, the `node` user of the
+# official Node images, which the runtime stage runs as (USER node below). The server script's code
+# cache is a plain file, readable by any user.
 RUN node scripts/build.ts --cache-uid 1000 --cache-gid 1000 && npm prune --omit=dev --no-audit --no-fund
 
 # Runtime stage: no compiler, no sources, no npm invocation. The files stay owned by root, so the
-# server cannot rewrite its own code or its compile cache.
+# server cannot rewrite its own code or its code caches.
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # A young generation of 2 MB semi-spaces rather than V8's 16 MB: measured on the compiled server

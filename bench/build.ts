@@ -1,6 +1,6 @@
-// The production artifact, built as `npm run build` builds it (scripts/build.ts: the bundle and its
-// V8 compile cache) into bench/tmp/dist, so the repo's own dist/ is left alone; and the environment
-// the Dockerfile's image runs it with (its last stage's ENV), so the figures are the image's.
+// The production artifact, built as `npm run build` builds it (scripts/build.ts: the server script
+// and its trained V8 code cache) into bench/tmp/dist, so the repo's own dist/ is left alone; and the
+// environment the Dockerfile's image runs it with (its last stage's ENV), so the figures are the image's.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'

@@ -95,7 +95,7 @@ export interface Results {
     throughput_per_s: Sampled & { concurrency: number, runs_per_repetition: number }
     failures: Record<string, number>
   }
-  /** The artifact as the image runs it; `variants`: without its compile cache, and `node src/server.ts`. */
+  /** The artifact as the image runs it; `variants`: without its code cache (NODE_DISABLE_COMPILE_CACHE=1), and `node src/server.ts`. */
   cold_start_ready_ms?: ColdStartFigure & { variants: Record<string, ColdStartFigure> }
   cold_start_first_dispatch_ms?: ColdStartFigure & { variants: Record<string, ColdStartFigure> }
   /** By variant name. */

@@ -130,7 +130,7 @@ async function main (): Promise<void> {
   const build = buildService()
   const entry = build.entry
   imageEnv = build.env
-  results.meta.entry = `node ${entry} (scripts/build.ts: the bundle and its compile cache, as the Dockerfile runs dist/server.js)`
+  results.meta.entry = `node ${entry} (scripts/build.ts: the server script and its trained code cache, as the Dockerfile runs dist/server.js)`
   log(`built the service into bench/tmp/dist in ${(build.ms / 1000).toFixed(1)} s`)
 
   const needsRealPrefect = true // the stand-in is seeded with a real server's objects

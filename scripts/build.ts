@@ -1,10 +1,14 @@
 // `npm run build`: the production artifact in dist/, which both the Dockerfile's image and
 // `npm start` run (`node dist/server.js`). Built for a cold start (Cloud Run scales to zero):
 //
-// - one ESM bundle per entry (dist/server.js, dist/cli.js) with code splitting (esbuild): start-up
-//   reads a handful of files instead of ~700 modules from node_modules, and what start-up does not
-//   need (the Google clients, the PostgreSQL driver, the CLI's other commands) stays in chunks that
-//   load on first use, as the sources' dynamic import()s say;
+// - the server as one classic script, dist/server-script-<hash>.js (esbuild, CommonJS in a function),
+//   with a V8 code cache written after a training run (scripts/code-cache.ts): a new instance
+//   deserializes the code that a start-up and a first request compiled instead of compiling it
+//   again (src/artifact/script.ts says why a script's cache rather than Node's module cache).
+//   The packages in it run only when first required, as the sources' dynamic import()s say: what
+//   start-up does not need (the Google clients, the PostgreSQL driver) is in the file, not run;
+// - the CLI (dist/cli.js) as ES modules with code splitting, each command's code in chunks loaded
+//   when it runs, with Node's compile cache (scripts/compile-cache.ts);
 // - the subset of Cloud Run's protos.json that the clients use (scripts/protos-subset.ts), which
 //   halves what google-gax parses into gRPC definitions when the first client is built;
 // - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
@@ -13,45 +17,72 @@
 //   dispatch would;
 // - what Fastify and google-gax require as they load for what pushpool seldom or never uses
 //   (LAZY_REQUIRES), loaded on first use;
-// - the V8 compile cache (scripts/compile-cache.ts), which the entries turn on before loading the rest;
 // - ASCII source without comments or indentation, which V8 holds in memory at one byte a character.
 //
-// The bundle still needs the production node_modules beside dist/ at run time, for the few files the
-// packages open by path: the unidecode tables (src/jobconfig/text-unidecode.ts), protobufjs's
+// The bundles still need the production node_modules beside dist/ at run time, for the few files
+// the packages open by path: the unidecode tables (src/jobconfig/text-unidecode.ts), protobufjs's
 // optional `long`, the emulator's .proto files (`pushpool emulator`).
 //
 //   node scripts/build.ts [--outdir dist] [--no-compile-cache] [--cache-uid N --cache-gid N]
-import { build, type Plugin } from 'esbuild'
+//
+// --no-compile-cache leaves both caches out (the artifact works without them, only slower).
+import { build, type BuildOptions, type Plugin } from 'esbuild'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, relative, resolve } from 'node:path'
+import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { COMPILE_CACHE_DIR, writeCompileCache } from './compile-cache.ts'
+import { SERVER_SCRIPT, codeCacheOf, writeServerCodeCache } from './code-cache.ts'
 import { cloudRunProtosSubset, cloudRunServicesUsed } from './protos-subset.ts'
 import { metaSchemaValidatorModule, precompiledSchemasModule, precompiledValidatorsModule } from './precompile-schemas.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const requireFromRepo = createRequire(join(REPO, 'package.json'))
 
-/** Every bundled file starts so: CommonJS packages call require() (for Node's built-ins and the few files they load by path). */
-const BANNER = "import { createRequire as __pushpoolCreateRequire } from 'node:module'; const require = __pushpoolCreateRequire(import.meta.url); const __pushpoolDist = import.meta.dirname;"
+/**
+ * Every ES module of the artifact starts so: CommonJS packages call require() (for Node's built-ins
+ * and the few files they load by path), and pushpool's modules name their source file's place
+ * (see the plugin).
+ */
+const MODULE_BANNER = "import { createRequire as __pushpoolCreateRequire } from 'node:module'; const require = __pushpoolCreateRequire(import.meta.url); const __pushpoolDist = import.meta.dirname; const __pushpoolSourceUrl = path => new URL(path, import.meta.url).href;"
 
 /**
- * The entries turn the compile cache on first, then import the service: a module's static imports
- * are compiled before its own code runs, so the rest must be a dynamic import().
+ * The server script is a function expression, its value, which src/artifact/script.ts calls with
+ * require and the folder; the same helper for pushpool's modules is defined from them.
  */
-function entry (load: string): string {
-  return `#!/usr/bin/env node
+const SCRIPT_BANNER = "(function (require, module, __pushpoolDist) { const __pushpoolSourceUrl = path => require('node:url').pathToFileURL(require('node:path').join(__pushpoolDist, path)).href;"
+
+/**
+ * The CLI's entry turns Node's compile cache on first, then imports the rest: a module's static
+ * imports are compiled before its own code runs, so the rest must be a dynamic import().
+ */
+const CLI_ENTRY = `#!/usr/bin/env node
 import { enableCompileCache } from 'node:module'
 enableCompileCache({ directory: import.meta.dirname + '/${COMPILE_CACHE_DIR}', portable: true })
-${load}
+const { run } = await import('./src/cli.ts')
+await run(process.argv.slice(2))
+`
+
+/**
+ * The server's entry loads the server script with its code cache (NODE_DISABLE_COMPILE_CACHE=1
+ * turns it off, as it does Node's), and runs it. The script's name has a hash of its content, and
+ * its cache is named after it: V8 checks a cache against its script's length, not its content, so a
+ * cache must never meet another build's script of the same length.
+ */
+function serverEntry (script: string): string {
+  return `#!/usr/bin/env node
+import { loadScript } from './src/artifact/script.ts'
+const dist = import.meta.dirname
+const { exports, codeCache } = loadScript(dist + '/${script}', process.env.NODE_DISABLE_COMPILE_CACHE === '1' ? null : dist + '/${codeCacheOf(script)}')
+await exports.main(process.env, { codeCache })
 `
 }
-const ENTRIES: Record<string, string> = {
-  server: entry("const { main } = await import('./src/server.ts')\nawait main()"),
-  cli: entry("const { run } = await import('./src/cli.ts')\nawait run(process.argv.slice(2))")
-}
+
+/** The server script's module: main, and for the training run (scripts/code-cache.ts) the Google client's warm-up. */
+const SERVER_SCRIPT_ENTRY = `export { main } from './src/server.ts'
+export { warmUpCloudRunClients } from './src/gcp/clients.ts'
+`
 
 /**
  * What the packages require as they load for what pushpool seldom or never uses, by file: in the
@@ -87,14 +118,17 @@ function deferred (text: string, file: string): string {
   return text
 }
 
-/** The artifact's layout, relative to `outdir` (a flat folder one or more levels below the repository). */
-function plugin (outdir: string): Plugin {
+/**
+ * The artifact's layout, relative to `outdir` (a flat folder one or more levels below the
+ * repository); `entries`: the entry modules' code, by name.
+ */
+function plugin (outdir: string, entries: Record<string, string>): Plugin {
   const fromOutdir = (path: string): string => relative(outdir, path).split('\\').join('/')
   return {
     name: 'pushpool',
     setup (b) {
       b.onResolve({ filter: /^pushpool-entry:/ }, args => ({ path: args.path.slice('pushpool-entry:'.length), namespace: 'pushpool-entry' }))
-      b.onLoad({ filter: /.*/, namespace: 'pushpool-entry' }, args => ({ contents: ENTRIES[args.path], resolveDir: REPO, loader: 'js' }))
+      b.onLoad({ filter: /.*/, namespace: 'pushpool-entry' }, args => ({ contents: entries[args.path], resolveDir: REPO, loader: 'js' }))
 
       // Node gives a CommonJS package's exports to import() as named exports; an esbuild chunk
       // would give only `default`. A dynamic import() of such a package goes through a module
@@ -126,12 +160,12 @@ function plugin (outdir: string): Plugin {
       })
 
       // pushpool's modules find files beside their source (openapi.yaml one level up, the unidecode
-      // tables through node_modules): import.meta.url keeps naming the source file's place.
+      // tables through node_modules): import.meta.url keeps naming the source file's place, in
+      // both bundles (a script has no import.meta).
       b.onLoad({ filter: /\/src\/.*\.ts$/ }, args => {
         const text = readFileSync(args.path, 'utf8')
         if (!text.includes('import.meta.url')) return undefined
-        const url = `new URL(${JSON.stringify(fromOutdir(args.path))}, import.meta.url).href`
-        return { contents: text.replaceAll('import.meta.url', url), loader: 'ts' }
+        return { contents: text.replaceAll('import.meta.url', `__pushpoolSourceUrl(${JSON.stringify(fromOutdir(args.path))})`), loader: 'ts' }
       })
       // The packages' CommonJS files: LAZY_REQUIRES's expressions deferred, and __dirname and
       // __filename (google-gax's protos folder, pino's workers, grpc-js's channelz protos) naming
@@ -187,23 +221,19 @@ function isCommonJs (path: string): boolean {
 
 export async function buildArtifact (outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true })
-  const result = await build({
+  const common = (entries: Record<string, string>): BuildOptions => ({
     absWorkingDir: REPO,
-    entryPoints: { server: 'pushpool-entry:server', cli: 'pushpool-entry:cli' },
+    entryPoints: Object.fromEntries(Object.keys(entries).map(name => [name, `pushpool-entry:${name}`])),
     outdir,
     bundle: true,
-    splitting: true,
-    format: 'esm',
     platform: 'node',
     target: 'node24',
-    chunkNames: '[name]-[hash]',
     // pg's optional native binding, which pushpool does not install.
     external: ['pg-native'],
-    banner: { js: BANNER },
     // No comments or indentation: V8 keeps each loaded file's source as a string for the life of
     // the process, ~35% smaller so. And pure ASCII (esbuild escapes other characters in code): a
     // source with any other character, in a comment even (an ä too), is held as UTF-16, twice its
-    // size. The packages' license comments go to <chunk>.LEGAL.txt beside each chunk, which names it.
+    // size. The packages' license comments go to <file>.LEGAL.txt beside each file, which names it.
     minifyWhitespace: true,
     legalComments: 'linked',
     // For stack traces and profiles (`node --enable-source-maps`, bench/profile.ts); never read otherwise.
@@ -211,9 +241,21 @@ export async function buildArtifact (outdir: string): Promise<void> {
     sourcesContent: false,
     metafile: true,
     logLevel: 'warning',
-    plugins: [plugin(outdir)]
+    plugins: [plugin(outdir, entries)]
   })
-  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile))
+  const cli = await build({ ...common({ cli: CLI_ENTRY }), splitting: true, format: 'esm', chunkNames: '[name]-[hash]', banner: { js: MODULE_BANNER } })
+  const script = await build({
+    ...common({ [SERVER_SCRIPT]: SERVER_SCRIPT_ENTRY }),
+    entryNames: '[name]-[hash]',
+    format: 'cjs',
+    banner: { js: SCRIPT_BANNER },
+    footer: { js: '})' }
+  })
+  const scriptFile = Object.keys(script.metafile!.outputs).find(output => output.endsWith('.js'))!
+  // The server's entry on its own, so that it imports none of the CLI's chunks.
+  const entry = await build({ ...common({ server: serverEntry(basename(scriptFile)) }), format: 'esm', banner: { js: MODULE_BANNER } })
+  const meta = (key: 'inputs' | 'outputs'): object => Object.assign({}, ...[cli, entry, script].map(result => result.metafile![key]))
+  writeFileSync(join(outdir, 'meta.json'), JSON.stringify({ inputs: meta('inputs'), outputs: meta('outputs') }))
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -237,5 +279,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       ...(values['cache-gid'] !== undefined ? { gid: Number(values['cache-gid']) } : {})
     })
     process.stdout.write(`compile cache for ${files} files in ${Math.round(performance.now() - started)} ms\n`)
+    started = performance.now()
+    const bytes = writeServerCodeCache(outdir)
+    process.stdout.write(`code cache of the server script (${Math.round(bytes / 1024)} kB) after a training run in ${Math.round(performance.now() - started)} ms\n`)
   }
 }

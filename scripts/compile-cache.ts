@@ -1,12 +1,13 @@
-// The V8 compile cache of the production artifact, written at build time so that a new instance
-// deserialises compiled code instead of parsing and compiling ~6 MB of JavaScript on its cold start.
-// dist/server.js and dist/cli.js turn the cache on (module.enableCompileCache) before they import
-// the rest; this compiles every file of dist/ once, with the cache on, into dist/compile-cache.
+// Node's compile cache for the production artifact's ES modules (the CLI's; the server is a script
+// with a code cache of its own, scripts/code-cache.ts), written at build time so that a command
+// deserialises compiled code instead of parsing and compiling its chunks. dist/cli.js turns the
+// cache on (module.enableCompileCache) before it imports the rest; this compiles every module of
+// dist/ once, with the cache on, into dist/compile-cache.
 //
 //   node scripts/compile-cache.ts [--dist dist] [--uid N --gid N]
 //
 // Node keeps one cache folder per Node version, V8 flags and *user id*, so the cache must be written
-// by the user that runs the server: the Dockerfile builds as root and runs as `node` (uid 1000), so
+// by the user that runs the CLI: the Dockerfile builds as root and runs as `node` (uid 1000), so
 // it passes --uid 1000 --gid 1000 (root may write as another user). The cache is portable (its keys
 // are paths relative to the folder), so dist/ can be copied elsewhere, as the image's stages do. The
 // files are left readable by all and writable by no one but their owner: the server only reads them.
@@ -15,6 +16,7 @@ import { chmodSync, chownSync, readdirSync, rmSync, mkdirSync, statSync } from '
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { isServerScript } from './code-cache.ts'
 
 /** The cache's folder, beside the entries; dist/server.js and dist/cli.js name it too (scripts/build.ts). */
 export const COMPILE_CACHE_DIR = 'compile-cache'
@@ -32,7 +34,7 @@ export function writeCompileCache (options: CompileCacheOptions): number {
   const cache = join(dist, COMPILE_CACHE_DIR)
   rmSync(cache, { recursive: true, force: true })
   mkdirSync(cache)
-  const files = readdirSync(dist).filter(f => f.endsWith('.js'))
+  const files = readdirSync(dist).filter(f => f.endsWith('.js') && !isServerScript(f))
   if (!files.includes('server.js')) throw new Error(`${dist} has no server.js: build it first (scripts/build.ts)`)
   const asUser = options.uid !== undefined && options.uid !== process.getuid?.()
   if (asUser) chownSync(cache, options.uid!, options.gid ?? options.uid!)

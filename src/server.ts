@@ -12,6 +12,7 @@ import { clientErrorHandler } from './plugins/errors.ts'
 import { OneLinePerRequest } from './request-log.ts'
 import { precompiledSchemaController } from './precompiled-schemas.ts'
 import { warmUpCloudRunClients } from './gcp/clients.ts'
+import type { CodeCacheState } from './artifact/script.ts'
 
 /** Hard stop after SIGTERM: below Cloud Run's 10 s, whatever is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 9000
@@ -83,7 +84,12 @@ function logProcessWarnings (log: pino.Logger): void {
   })
 }
 
-export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/** What the production artifact's entry says of how it loaded the server (src/artifact/script.ts). */
+export interface ArtifactStart {
+  codeCache: CodeCacheState
+}
+
+export async function main (env: NodeJS.ProcessEnv = process.env, artifact?: ArtifactStart): Promise<void> {
   let config: Config
   try {
     config = loadConfig(env)
@@ -123,6 +129,8 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<void>
   } catch (err) {
     failStart(`pushpool cannot start: ${(err as Error).message}`, EXIT_FAILURE, { err })
   }
+  // A cold start without the code cache is slower (an image built with other V8 flags, say): said once.
+  if (artifact !== undefined) server.log.info({ codeCache: artifact.codeCache }, `started from the artifact, code cache ${artifact.codeCache}`)
 }
 
 /** Probes and scrapes, which never need the Google client: they do not warm it up. */
@@ -148,6 +156,7 @@ function warmUpOnFirstRequest (server: FastifyInstance): void {
   })
 }
 
+// Not a top-level await: the artifact bundles this module into a classic script (scripts/build.ts).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  await main()
+  void main()
 }

@@ -16,7 +16,7 @@ export function temporaryDir (t: Test, prefix: string, parent = tmpdir()): strin
   return dir
 }
 
-/** The artifact, without its compile cache (which only makes it faster), under dist/ (ignored by git). */
+/** The artifact, without its caches (which only make it faster), under dist/ (ignored by git). */
 export async function builtArtifact (t: Test): Promise<string> {
   mkdirSync(join(REPO, 'dist'), { recursive: true })
   const dist = temporaryDir(t, 'test-', join(REPO, 'dist'))
@@ -24,7 +24,11 @@ export async function builtArtifact (t: Test): Promise<string> {
   return dist
 }
 
-/** The artifact's chunk esbuild named after `name` (`<name>-<hash>.js`), imported; undefined if there is none. */
+/**
+ * The artifact's chunk esbuild named after `name` (`<name>-<hash>.js`), imported; undefined if there
+ * is none. The chunks are the CLI's ES modules; the server script bundles the same modules, made by
+ * the same build plugin.
+ */
 export async function importChunk<T> (dist: string, name: string): Promise<T | undefined> {
   const file = readdirSync(dist).find(entry => entry.startsWith(`${name}-`) && entry.endsWith('.js'))
   return file === undefined ? undefined : await import(pathToFileURL(join(dist, file)).href) as T

@@ -1,0 +1,127 @@
+// The V8 code cache of the server script (dist/server-script-<hash>.js), written at build time after a
+// training run, so that a new instance deserializes the code its start-up and first request run
+// instead of compiling it (src/artifact/script.ts says why). The training runs the script as the
+// image does, in a child process with the same NODE_OPTIONS (V8 rejects a cache made under other
+// flags): it starts the server on loopback with a throwaway SQLite store, asks /readyz and /healthz,
+// posts a webhook (Prefect is a closed port here, so it is answered 503 after the run read fails),
+// builds the Google clients as the first request's warm-up does, and then takes the cache. What a
+// dispatch runs past the run read (rendering, the gRPC calls) is compiled on first use, as before.
+//
+// The cache only saves compiling: V8 checks it against the script's source, its version and its
+// flags, and compiles as usual if it does not match, so a cache from another build costs time,
+// never behaviour. It is a plain file, readable by any user.
+//
+//   node scripts/code-cache.ts [--dist dist]
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { loadScript } from '../src/artifact/script.ts'
+
+/** The server script's name in dist/, before its hash (scripts/build.ts; the server's entry loads it). */
+export const SERVER_SCRIPT = 'server-script'
+
+/** Whether a file of dist/ is the server script. */
+export function isServerScript (file: string): boolean {
+  return file.startsWith(`${SERVER_SCRIPT}-`) && file.endsWith('.js')
+}
+
+/** The code cache's file beside a server script: named after it, so after the script's content. */
+export function codeCacheOf (script: string): string {
+  return script.replace(/\.js$/, '.cache')
+}
+
+/** The server script of `dist` (the one a build left there). */
+export function serverScriptIn (dist: string): string {
+  const scripts = readdirSync(dist).filter(isServerScript)
+  if (scripts.length !== 1) throw new Error(`${dist} has ${scripts.length} server scripts (${scripts.join(', ')}): build it anew (scripts/build.ts)`)
+  return scripts[0]
+}
+
+interface ServerScript {
+  main: (env: NodeJS.ProcessEnv) => Promise<void>
+  warmUpCloudRunClients: () => Promise<void>
+}
+
+const TRAINING_SECRET = 'code-cache-training-secret-0123456789'
+
+/** Trains the server script of `dist` in a child process and writes its cache; returns the cache's size in bytes. */
+export function writeServerCodeCache (dist: string): number {
+  const directory = resolve(dist)
+  const cache = join(directory, codeCacheOf(serverScriptIn(directory)))
+  rmSync(cache, { force: true })
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--train', directory], {
+    cwd: directory,
+    // The server's V8 flags are the image's NODE_OPTIONS (the cache is checked against them).
+    env: { PATH: process.env.PATH ?? '', HOME: directory, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '' },
+    // The server's own log lines are the training's noise; its errors are the build's.
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    timeout: 120_000
+  })
+  if (child.status !== 0) throw new Error(`training the server script's code cache failed (${child.status ?? child.signal}):\n${child.stderr}`)
+  chmodSync(cache, 0o644)
+  return statSync(cache).size
+}
+
+/** A loopback port nothing listens on, for now. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+async function train (directory: string): Promise<void> {
+  const file = serverScriptIn(directory)
+  const { exports, script } = loadScript<ServerScript>(join(directory, file), null)
+  const [port, prefectPort] = [await freePort(), await freePort()]
+  const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
+  try {
+    await exports.main({
+      PATH: process.env.PATH,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      PUSHPOOL_STORE_URL: `sqlite:${join(data, 'pushpool.db')}`,
+      PUSHPOOL_WEBHOOK_SECRETS: TRAINING_SECRET,
+      PREFECT_API_URL: `http://127.0.0.1:${prefectPort}/api`,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: `127.0.0.1:${prefectPort}`
+    })
+    const url = `http://127.0.0.1:${port}`
+    for (const probe of ['/readyz', '/healthz']) {
+      const res = await fetch(url + probe)
+      if (res.status !== 200) throw new Error(`${probe} answered ${res.status} during the training run`)
+      await res.arrayBuffer()
+    }
+    const flowRunId = crypto.randomUUID()
+    const webhook = await fetch(`${url}/v1/webhooks/prefect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TRAINING_SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ event_id: crypto.randomUUID(), event: 'prefect.flow-run.Scheduled', occurred: new Date().toISOString(), resource_id: `prefect.flow-run.${flowRunId}` })
+    })
+    // Prefect is unreachable here: the server says so with its code, as it would in service.
+    const reply = await webhook.json() as { code?: string }
+    if (webhook.status !== 503 || reply.code !== 'PREFECT_UNAVAILABLE') throw new Error(`the training webhook answered ${webhook.status} ${JSON.stringify(reply)}`)
+    await exports.warmUpCloudRunClients()
+    writeFileSync(join(directory, codeCacheOf(file)), script.createCachedData())
+  } finally {
+    rmSync(data, { recursive: true, force: true })
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { dist: { type: 'string', default: 'dist' }, train: { type: 'string' } } })
+  if (values.train !== undefined) {
+    await train(values.train)
+    // The server is still listening: the cache is written, so the process ends here.
+    process.exit(0)
+  }
+  const started = performance.now()
+  const bytes = writeServerCodeCache(values.dist!)
+  process.stdout.write(`code cache of the server script: ${Math.round(bytes / 1024)} kB in ${Math.round(performance.now() - started)} ms\n`)
+}
