@@ -7,9 +7,10 @@
 // builds the Google clients as the first request's warm-up does, and then takes the cache. What a
 // dispatch runs past the run read (rendering, the gRPC calls) is compiled on first use, as before.
 //
-// The cache only saves compiling: V8 checks it against the script's source, its version and its
-// flags, and compiles as usual if it does not match, so a cache from another build costs time,
-// never behaviour. It is a plain file, readable by any user.
+// The cache only saves compiling. V8 checks it against its own version and flags and the script's
+// length, not the script's content, and compiles as usual if it does not match; the script's name
+// carries a hash of its content and the cache is named after it (scripts/build.ts), so a cache never
+// meets another build's script. It is a plain file, readable by any user.
 //
 //   node scripts/code-cache.ts [--dist dist]
 import { spawnSync } from 'node:child_process'
@@ -79,7 +80,7 @@ async function freePort (): Promise<number> {
 async function train (directory: string): Promise<void> {
   const file = serverScriptIn(directory)
   const { exports, script } = loadScript<ServerScript>(join(directory, file), null)
-  const [port, prefectPort] = [await freePort(), await freePort()]
+  const [port, closedPort] = [await freePort(), await freePort()]
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
   try {
     await exports.main({
@@ -89,8 +90,8 @@ async function train (directory: string): Promise<void> {
       LOG_LEVEL: 'info',
       PUSHPOOL_STORE_URL: `sqlite:${join(data, 'pushpool.db')}`,
       PUSHPOOL_WEBHOOK_SECRETS: TRAINING_SECRET,
-      PREFECT_API_URL: `http://127.0.0.1:${prefectPort}/api`,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: `127.0.0.1:${prefectPort}`
+      PREFECT_API_URL: `http://127.0.0.1:${closedPort}/api`,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: `127.0.0.1:${closedPort}`
     })
     const url = `http://127.0.0.1:${port}`
     for (const probe of ['/readyz', '/healthz']) {

@@ -10,7 +10,7 @@
 // by the user that runs the CLI: the Dockerfile builds as root and runs as `node` (uid 1000), so
 // it passes --uid 1000 --gid 1000 (root may write as another user). The cache is portable (its keys
 // are paths relative to the folder), so dist/ can be copied elsewhere, as the image's stages do. The
-// files are left readable by all and writable by no one but their owner: the server only reads them.
+// files are left readable by all and writable by no one but their owner: the CLI only reads them.
 import { spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, readdirSync, rmSync, mkdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { isServerScript } from './code-cache.ts'
 
-/** The cache's folder, beside the entries; dist/server.js and dist/cli.js name it too (scripts/build.ts). */
+/** The cache's folder, beside the entries; dist/cli.js names it too (scripts/build.ts). */
 export const COMPILE_CACHE_DIR = 'compile-cache'
 
 export interface CompileCacheOptions {

@@ -1,11 +1,11 @@
-// The production artifact runs the server as one classic script (dist/server-script.js) with a V8
+// The production artifact runs the server as one classic script (dist/server-script-<hash>.js) with a V8
 // code cache written after a training run (scripts/code-cache.ts), not as ES modules. Node's own
 // compile cache (module.enableCompileCache) serializes a module right after compiling it, so it
 // holds only what V8 compiles eagerly: every function a start-up or a first dispatch calls is still
 // parsed and compiled then, on every cold start. A script's cache can be taken after it has run
 // (vm.Script#createCachedData), with every function compiled so far, so a new instance
-// deserializes that code instead. Measured side by side (8 cold starts each, bench stand-in and
-// emulator): the first dispatch came 88 ms sooner (385 → 297 ms), with 100 ms less CPU.
+// deserializes that code instead. Measured side by side (10 cold starts each, bench stand-in and
+// emulator): the first dispatch came 80 ms sooner (367 → 287 ms), with 90 ms less CPU.
 //
 // The script is an esbuild bundle in CommonJS form wrapped in a function expression, which this
 // calls with what a CommonJS module gets, and the folder it was loaded from.
@@ -28,8 +28,9 @@ type ScriptBody = (require: NodeJS.Require, module: { exports: object }, dist: s
 
 /**
  * Compiles and runs the script `file`, with the code cache in `cacheFile` (null: none). V8 checks
- * a cache against the source and its own version and flags, and compiles as usual when it rejects
- * one: a stale or foreign cache costs time, never behaviour.
+ * a cache against its own version and flags and the script's length, and compiles as usual when it
+ * rejects one. It does not check the script's content: a cache must be named after its script's
+ * content (scripts/build.ts names both so), or another script of the same length runs its code.
  */
 export function loadScript<T> (file: string, cacheFile: string | null): LoadedScript<T> {
   let cachedData: Buffer | undefined
