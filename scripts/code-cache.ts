@@ -52,9 +52,10 @@ const TRAINING_SECRET = 'code-cache-training-secret-0123456789'
 /** Trains the server script of `dist` in a child process and writes its cache; returns the cache's size in bytes. */
 export function writeServerCodeCache (dist: string): number {
   const directory = resolve(dist)
-  const cache = join(directory, codeCacheOf(serverScriptIn(directory)))
+  const script = serverScriptIn(directory)
+  const cache = join(directory, codeCacheOf(script))
   rmSync(cache, { force: true })
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--train', directory], {
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--train', join(directory, script)], {
     cwd: directory,
     // The server's V8 flags are the image's NODE_OPTIONS (the cache is checked against them).
     env: { PATH: process.env.PATH ?? '', HOME: directory, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '' },
@@ -77,9 +78,9 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function train (directory: string): Promise<void> {
-  const file = serverScriptIn(directory)
-  const { exports, script } = loadScript<ServerScript>(join(directory, file), null)
+/** Runs the server script at `file` through the training and writes its cache beside it. */
+async function train (file: string): Promise<void> {
+  const { exports, script } = loadScript<ServerScript>(file, null)
   const [port, closedPort] = [await freePort(), await freePort()]
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
   try {
@@ -109,7 +110,7 @@ async function train (directory: string): Promise<void> {
     const reply = await webhook.json() as { code?: string }
     if (webhook.status !== 503 || reply.code !== 'PREFECT_UNAVAILABLE') throw new Error(`the training webhook answered ${webhook.status} ${JSON.stringify(reply)}`)
     await exports.warmUpCloudRunClients()
-    writeFileSync(join(directory, codeCacheOf(file)), script.createCachedData())
+    writeFileSync(codeCacheOf(file), script.createCachedData())
   } finally {
     rmSync(data, { recursive: true, force: true })
   }

@@ -5,7 +5,7 @@ import t from 'tap'
 import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { builtArtifact, temporaryDir } from './artifact.ts'
-import { parentEnv, startService } from './service-process.ts'
+import { codeCacheStates, parentEnv, startService } from './service-process.ts'
 import { codeCacheOf, serverScriptIn, writeServerCodeCache } from '../../scripts/code-cache.ts'
 import { WEBHOOK_SECRET } from '../helper.ts'
 
@@ -29,7 +29,7 @@ t.test('the server script starts from its trained code cache, and without it', a
     const server = await startService(t, { args: [join(dist, 'server.js')], env: env(name, extra) })
     const { code } = await server.stop()
     t.equal(code, 0, `${name}: stops cleanly`)
-    return server.output().split('\n').filter(line => line.includes('"codeCache"')).map(line => (JSON.parse(line) as { codeCache: string }).codeCache)
+    return codeCacheStates(server.output())
   }
   t.same(await startedWith('trained'), ['accepted'], 'V8 takes the cache the build trained')
   t.same(await startedWith('disabled', { NODE_DISABLE_COMPILE_CACHE: '1' }), ['disabled'], 'NODE_DISABLE_COMPILE_CACHE=1 turns it off')

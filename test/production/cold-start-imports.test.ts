@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { builtArtifact, temporaryDir } from './artifact.ts'
 import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
+import { serverScriptIn } from '../../scripts/code-cache.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const RECORDER = fileURLToPath(new URL('./record-imports.ts', import.meta.url))
@@ -101,7 +102,7 @@ t.test('the artifact\'s start-up runs none of those packages\' modules, and read
   t.same(unbundled, [], 'no package code from node_modules')
   // In the script, esbuild wraps each package module in a function named after its path, which
   // runs when the module is first required: V8's coverage says which ran.
-  const script = readdirSync(dist).find(file => /^server-script-\w+\.js$/.test(file))
+  const script = serverScriptIn(dist)
   const ran = new Set<string>()
   for (const file of readdirSync(coverage)) {
     const { result } = JSON.parse(readFileSync(join(coverage, file), 'utf8')) as { result: Array<{ url: string, functions: Array<{ functionName: string, ranges: Array<{ count: number }> }> }> }

@@ -75,3 +75,8 @@ export async function startService (t: Test, options: ServiceOptions): Promise<S
   }
   return { url, output: () => output, stop, kill }
 }
+
+/** What the artifact's server said of its code cache at start (src/server.ts logs it once), from its output. */
+export function codeCacheStates (output: string): string[] {
+  return output.split('\n').filter(line => line.includes('"codeCache"')).map(line => (JSON.parse(line) as { codeCache: string }).codeCache)
+}
