@@ -12,9 +12,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 # openapi.yaml too: the build starts the app, to compile its routes' schemas and to train the
-# server script's code cache (scripts/code-cache.ts, on loopback).
+# server script's code cache (scripts/code-cache.ts: one dispatch against a Prefect stand-in and
+# the Cloud Run emulator from src/, all on loopback).
 COPY tsconfig.json openapi.yaml ./
-COPY scripts/build.ts scripts/compile-cache.ts scripts/code-cache.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
+COPY scripts/build.ts scripts/compile-cache.ts scripts/code-cache.ts scripts/code-cache-peers.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
 COPY src ./src
 # Node keeps the CLI's compile cache per user id: it is written as uid 1000, the `node` user of the
 # official Node images, which the runtime stage runs as (USER node below). The server script's code

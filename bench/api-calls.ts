@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startEmulator, type Emulator } from '../src/emulator/index.ts'
 import { buildServer } from '../src/server.ts'
 import { loadConfig } from '../src/config.ts'
-import { startPrefectStandIn, type StandInSeed } from './prefect-standin.ts'
+import { startPrefectStandIn, type StandInSeed } from '../src/devstack/prefect-standin.ts'
 import { ADMIN_TOKEN, TMP, WEBHOOK_SECRET, webhookBody } from './pushpool-process.ts'
 import { runWorkerModel } from './worker-model.ts'
 

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { spawnChild, type Child } from './children.ts'
 import { HttpClient } from './http.ts'
 import { REPO, TMP } from './pushpool-process.ts'
-import type { StandInSeed } from './prefect-standin.ts'
+import type { StandInSeed } from '../src/devstack/prefect-standin.ts'
 
 export interface LoopbackPeers {
   prefectApiUrl: string
@@ -27,7 +27,7 @@ export async function startLoopbackPeers (seed: StandInSeed, options: { prefectL
   writeFileSync(seedFile, JSON.stringify(seed))
   const children: Child[] = []
   try {
-    children.push(await spawnChild(process.execPath, [join(REPO, 'bench', 'prefect-standin.ts'), seedFile, String(options.prefectLatencyMs ?? 0)], { cwd: REPO, logFile: join(TMP, 'standin.log') }))
+    children.push(await spawnChild(process.execPath, [join(REPO, 'src', 'devstack', 'prefect-standin.ts'), seedFile, String(options.prefectLatencyMs ?? 0)], { cwd: REPO, logFile: join(TMP, 'standin.log') }))
     children.push(await spawnChild(process.execPath, [join(REPO, 'src', 'emulator', 'main.ts'), '--port', '0', '--executions', 'hold'], { cwd: REPO, logFile: join(TMP, 'emulator.log') }))
   } catch (err) {
     await Promise.all(children.map(c => c.stop()))

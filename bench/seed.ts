@@ -2,7 +2,7 @@
 // (with prefect-gcp's cloud-run-v2 template and a GCP Credentials block as default credentials),
 // its queue, a deployment, its flow, a flow run and the block — to seed the in-memory stand-in.
 import type { RealPrefect } from './peers.ts'
-import type { StandInSeed } from './prefect-standin.ts'
+import type { StandInSeed } from '../src/devstack/prefect-standin.ts'
 
 export async function captureSeed (prefect: RealPrefect, pool: string, deploymentId: string): Promise<StandInSeed> {
   const f = prefect.fixtures

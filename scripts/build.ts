@@ -3,7 +3,7 @@
 //
 // - the server as one classic script, dist/server-script-<hash>.js (esbuild, CommonJS in a function),
 //   with a V8 code cache written after a training run (scripts/code-cache.ts): a new instance
-//   deserializes the code that a start-up and a first request compiled instead of compiling it
+//   deserializes the code that a start-up and a first dispatch compiled instead of compiling it
 //   again (src/artifact/script.ts says why a script's cache rather than Node's module cache).
 //   The packages in it run only when first required, as the sources' dynamic import()s say: what
 //   start-up does not need (the Google clients, the PostgreSQL driver) is in the file, not run;

@@ -1,11 +1,12 @@
 // The V8 code cache of the server script (dist/server-script-<hash>.js), written at build time after a
-// training run, so that a new instance deserializes the code its start-up and first request run
+// training run, so that a new instance deserializes the code its start-up and first dispatch run
 // instead of compiling it (src/artifact/script.ts says why). The training runs the script as the
 // image does, in a child process with the same NODE_OPTIONS (V8 rejects a cache made under other
 // flags): it starts the server on loopback with a throwaway SQLite store, asks /readyz and /healthz,
-// posts a webhook (Prefect is a closed port here, so it is answered 503 after the run read fails),
-// builds the Google clients as the first request's warm-up does, and then takes the cache. What a
-// dispatch runs past the run read (rendering, the gRPC calls) is compiled on first use, as before.
+// and posts a webhook for a flow run, which the server takes through a whole dispatch against the
+// training's peers (scripts/code-cache-peers.ts: a Prefect stand-in and the Cloud Run emulator) up
+// to a launched execution. Then it takes the cache. Code that only other paths run (a failure's,
+// TLS to Google, reconcile) is compiled on first use, as before.
 //
 // The cache only saves compiling. V8 checks it against its own version and flags and the script's
 // length, not the script's content, and compiles as usual if it does not match; the script's name
@@ -21,6 +22,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadScript } from '../src/artifact/script.ts'
+import { startTrainingPeers } from './code-cache-peers.ts'
 
 /** The server script's name in dist/, before its hash (scripts/build.ts; the server's entry loads it). */
 export const SERVER_SCRIPT = 'server-script'
@@ -81,7 +83,8 @@ async function freePort (): Promise<number> {
 /** Runs the server script at `file` through the training and writes its cache beside it. */
 async function train (file: string): Promise<void> {
   const { exports, script } = loadScript<ServerScript>(file, null)
-  const [port, closedPort] = [await freePort(), await freePort()]
+  const peers = await startTrainingPeers()
+  const port = await freePort()
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
   try {
     await exports.main({
@@ -91,8 +94,9 @@ async function train (file: string): Promise<void> {
       LOG_LEVEL: 'info',
       PUSHPOOL_STORE_URL: `sqlite:${join(data, 'pushpool.db')}`,
       PUSHPOOL_WEBHOOK_SECRETS: TRAINING_SECRET,
-      PREFECT_API_URL: `http://127.0.0.1:${closedPort}/api`,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: `127.0.0.1:${closedPort}`
+      PREFECT_API_URL: peers.prefectApiUrl,
+      PUSHPOOL_POOLS: peers.pool,
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint
     })
     const url = `http://127.0.0.1:${port}`
     for (const probe of ['/readyz', '/healthz']) {
@@ -100,15 +104,16 @@ async function train (file: string): Promise<void> {
       if (res.status !== 200) throw new Error(`${probe} answered ${res.status} during the training run`)
       await res.arrayBuffer()
     }
-    const flowRunId = crypto.randomUUID()
+    const flowRunId = peers.newFlowRun()
     const webhook = await fetch(`${url}/v1/webhooks/prefect`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TRAINING_SECRET}`, 'content-type': 'application/json' },
       body: JSON.stringify({ event_id: crypto.randomUUID(), event: 'prefect.flow-run.Scheduled', occurred: new Date().toISOString(), resource_id: `prefect.flow-run.${flowRunId}` })
     })
-    // Prefect is unreachable here: the server says so with its code, as it would in service.
-    const reply = await webhook.json() as { code?: string }
-    if (webhook.status !== 503 || reply.code !== 'PREFECT_UNAVAILABLE') throw new Error(`the training webhook answered ${webhook.status} ${JSON.stringify(reply)}`)
+    // A dispatch that stopped short would leave the cache without the launch's code: the build says so.
+    const reply = await webhook.json() as { state?: string }
+    if (webhook.status !== 202 || reply.state !== 'launched') throw new Error(`the training webhook answered ${webhook.status} ${JSON.stringify(reply)}, not a launched dispatch`)
+    // The first request's warm-up of the Google client runs beside the dispatch: it has ended by now, or ends here.
     await exports.warmUpCloudRunClients()
     writeFileSync(codeCacheOf(file), script.createCachedData())
   } finally {
@@ -120,7 +125,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { dist: { type: 'string', default: 'dist' }, train: { type: 'string' } } })
   if (values.train !== undefined) {
     await train(values.train)
-    // The server is still listening: the cache is written, so the process ends here.
+    // The server and the peers are still listening: the cache is written, so the process ends here.
     process.exit(0)
   }
   const started = performance.now()

@@ -6,7 +6,7 @@ import { CredentialsError, RetryLater } from '../../src/failures.ts'
 import { IdentityResolver, type IdentityResolverOptions } from '../../src/gcp/credentials.ts'
 import { explainFailure } from '../../src/gcp/impersonation.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
-import { serviceAccountKey } from '../harness/service-account-key.ts'
+import { serviceAccountKey } from '../../src/devstack/service-account-key.ts'
 
 const PUSHPOOL = 'pushpool@p.iam.gserviceaccount.com'
 const LAUNCHER = 'launcher@p.iam.gserviceaccount.com'

@@ -10,9 +10,9 @@ import type {
 import { testVenv } from './test-env.ts'
 
 // Tests building a GCP Credentials block want both at hand.
-import { serviceAccountKey } from './service-account-key.ts'
+import { serviceAccountKey } from '../../src/devstack/service-account-key.ts'
 export { serviceAccountKey }
-export type { ServiceAccountKey } from './service-account-key.ts'
+export type { ServiceAccountKey } from '../../src/devstack/service-account-key.ts'
 
 export type CloudRunPoolType = 'cloud-run-v2' | 'cloud-run'
 

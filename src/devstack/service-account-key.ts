@@ -1,6 +1,7 @@
 // A throw-away Google service-account key, shaped like the JSON the Cloud console downloads, for
-// GCP Credentials blocks in tests. The key is real RSA, so code that signs a JWT with it works;
-// token_uri points at a closed loopback port, so nothing can ever exchange it for a token.
+// GCP Credentials blocks in tests and in the code cache's training run. The key is real RSA, so
+// code that signs a JWT with it works; token_uri points at a closed loopback port, so nothing can
+// ever exchange it for a token.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 

@@ -1,12 +1,14 @@
-// A loopback stand-in for the Prefect API that answers from memory, so that what the cost figures
-// measure is pushpool's own work rather than Prefect's database. It serves only the routes pushpool
-// calls, with objects copied from a real Prefect server (the seed), so payload sizes and shapes are
-// Prefect's. Orchestration is reduced to what matters here: Scheduled → Pending is accepted once,
-// a second Pending is aborted, as Prefect's rules do.
-//
-// Run in its own process (`node bench/prefect-standin.ts <seed.json>`, prints {"apiUrl":…}) so its
-// CPU is not pushpool's nor the load generator's. Bench-only routes under /_bench create runs and
-// report counts.
+// A loopback stand-in for the Prefect API that answers from memory. It serves only the routes
+// pushpool calls, from a seed of Prefect objects. Orchestration is reduced to what matters here:
+// Scheduled → Pending is accepted once, a second Pending is aborted, as Prefect's rules do.
+// Two users:
+// - the bench's cost figures, so that they measure pushpool's own work rather than Prefect's
+//   database; its seed is copied from a real Prefect server (bench/seed.ts), so payload sizes and
+//   shapes are Prefect's. It runs in its own process (`node src/devstack/prefect-standin.ts
+//   <seed.json>`, prints {"apiUrl":…}) so its CPU is not pushpool's nor the load generator's;
+//   routes under /_bench create runs and report counts;
+// - the training run of the server script's code cache (scripts/code-cache-peers.ts), in the
+//   build, where no Prefect server is at hand.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'

@@ -1,0 +1,87 @@
+// The peers of the code cache's training run (scripts/code-cache.ts), all on loopback in the
+// training process: the Prefect stand-in (src/devstack/prefect-standin.ts), serving one cloud-run-v2
+// work pool with the template `pushpool setup` installs and a GCP Credentials block holding a
+// throw-away key, and the Cloud Run emulator. With them the training webhook takes a flow run
+// through a whole dispatch (the reads, Pending, the render, the credentials' JWT, CreateJob and
+// RunJob over gRPC), so that the code a cold instance's first dispatch runs is compiled and cached
+// too, not only its start-up. The build has no Prefect server at hand, hence the stand-in.
+import { randomUUID } from 'node:crypto'
+import { DEFAULT_PREFECT_PACKAGES } from '../src/devstack/venv.ts'
+import { startPrefectStandIn, type StandInSeed } from '../src/devstack/prefect-standin.ts'
+import { serviceAccountKey } from '../src/devstack/service-account-key.ts'
+import { startEmulator } from '../src/emulator/index.ts'
+import { defaultCloudRunV2Template } from '../src/setup/work-pool.ts'
+
+const POOL = 'code-cache-training'
+const PROJECT = 'code-cache-training'
+
+export interface TrainingPeers {
+  prefectApiUrl: string
+  cloudRunEndpoint: string
+  /** The work pool pushpool is to serve. */
+  pool: string
+  /** A new flow run of the pool's deployment, Scheduled now. */
+  newFlowRun: () => string
+  close: () => Promise<void>
+}
+
+export async function startTrainingPeers (): Promise<TrainingPeers> {
+  const emulator = await startEmulator({ executions: 'hold' })
+  try {
+    const prefect = await startPrefectStandIn(trainingSeed())
+    return {
+      prefectApiUrl: prefect.apiUrl,
+      cloudRunEndpoint: emulator.endpoint,
+      pool: POOL,
+      newFlowRun: () => prefect.createFlowRuns(1)[0],
+      close: async () => { await Promise.all([prefect.close(), emulator.close()]) }
+    }
+  } catch (err) {
+    await emulator.close()
+    throw err
+  }
+}
+
+/** The objects a dispatch reads, shaped as Prefect serves them (the fields pushpool reads, and their neighbours). */
+function trainingSeed (): StandInSeed {
+  const [poolId, queueId, deploymentId, flowId, blockId, runId, stateId] = Array.from({ length: 7 }, () => randomUUID())
+  const now = new Date().toISOString()
+  const template = defaultCloudRunV2Template()
+  template.variables.properties!.credentials.default = { $ref: { block_document_id: blockId } }
+  const version = DEFAULT_PREFECT_PACKAGES.find(spec => spec.startsWith('prefect=='))!.slice('prefect=='.length)
+  return {
+    version,
+    workPool: {
+      id: poolId, created: now, updated: now, name: POOL, description: null, type: 'cloud-run-v2',
+      base_job_template: template, is_paused: false, concurrency_limit: null, status: 'READY', default_queue_id: queueId
+    },
+    workQueue: {
+      id: queueId, created: now, updated: now, name: 'default', description: null, is_paused: false, concurrency_limit: null,
+      priority: 1, work_pool_id: poolId, filter: null, last_polled: null, work_pool_name: POOL, status: 'READY'
+    },
+    deployment: {
+      id: deploymentId, created: now, updated: now, name: 'training', version: null, description: null, flow_id: flowId,
+      paused: false, schedules: [], concurrency_limit: null, job_variables: {}, parameters: {}, tags: [], labels: {},
+      work_queue_name: 'default', work_queue_id: queueId, pull_steps: null, entrypoint: 'flows/training.py:training',
+      work_pool_name: POOL, status: 'READY', enforce_parameter_schema: true
+    },
+    flow: { id: flowId, created: now, updated: now, name: 'training', tags: [], labels: {} },
+    flowRun: {
+      id: runId, created: now, updated: now, name: 'training-run', flow_id: flowId, state_id: stateId,
+      deployment_id: deploymentId, work_queue_id: queueId, work_queue_name: 'default', parameters: {}, context: {},
+      empirical_policy: { max_retries: 0, retry_delay_seconds: 0, retries: null, retry_delay: null, pause_keys: [], resuming: false },
+      tags: [], labels: { 'prefect.flow.id': flowId, 'prefect.deployment.id': deploymentId }, state_type: 'SCHEDULED',
+      state_name: 'Scheduled', run_count: 0, expected_start_time: now, next_scheduled_start_time: now, start_time: null,
+      end_time: null, infrastructure_pid: null, work_pool_id: poolId, work_pool_name: POOL, job_variables: {},
+      state: {
+        id: stateId, type: 'SCHEDULED', name: 'Scheduled', timestamp: now, message: null, data: null,
+        state_details: { flow_run_id: runId, scheduled_time: now, deferred: false }
+      }
+    },
+    blockDocuments: [{
+      id: blockId, created: now, updated: now, name: `${POOL}-gcp`,
+      data: { service_account_info: serviceAccountKey(PROJECT), project: PROJECT },
+      block_type_name: 'GCP Credentials', block_type: { slug: 'gcp-credentials', name: 'GCP Credentials' }, is_anonymous: false
+    }]
+  }
+}
