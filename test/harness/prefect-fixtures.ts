@@ -100,7 +100,6 @@ export class PrefectRequestError extends Error {
 }
 
 const POLL_MS = 200
-// Waits of ~0.1, 0.2, 0.4 … 3.2 s (plus jitter) between attempts: over 6 s in all.
 /** The connection was closed under the request (undici's UND_ERR_SOCKET, or a reset). */
 function closedUnderUs (err: unknown): boolean {
   const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code
@@ -109,6 +108,13 @@ function closedUnderUs (err: unknown): boolean {
 
 const BUSY_STATUSES = new Set([429, 502, 503])
 const BUSY_PATIENCE_MS = 120_000
+/** Tries of a read that Prefect answers 500: a fault of the moment, seen on a busy machine. */
+const READ_TRIES_ON_500 = 3
+
+/** A request that only reads: a GET, or one of the API's POST …/filter (and …/count) queries. */
+function onlyReads (method: string, path: string): boolean {
+  return method === 'GET' || (method === 'POST' && /\/(filter|count)\/?(\?|$)/.test(path))
+}
 
 // Shared by every PrefectFixtures in the process: the CLI takes ~3 s and the answer never changes.
 const defaultTemplates = new Map<CloudRunPoolType, Promise<BaseJobTemplate>>()
@@ -128,8 +134,11 @@ export class PrefectFixtures {
    * 1 s with jitter, Retry-After honoured), but for as long as BUSY_PATIENCE_MS rather than five
    * times: on SQLite the server answers 503 while concurrent writes collide ("database is locked"),
    * and on a machine busy with other work that can last far longer than a quiet run suggests. Such
-   * a reply means the request was not applied, so any request may be repeated. `serialize`
-   * writes the body (stringifyExactJson for numbers JSON.stringify cannot write).
+   * a reply means the request was not applied, so any request may be repeated. A read answered
+   * 500 is tried again too, up to READ_TRIES_ON_500 times: under a busy machine the shared server
+   * has answered a read (POST /block_schemas/filter) 500 once, and repeating a read changes nothing.
+   * A write answered 500 is not repeated, since it may have been applied. `serialize` writes the
+   * body (stringifyExactJson for numbers JSON.stringify cannot write).
    */
   async request<T> (method: string, path: string, body?: unknown, serialize: (body: unknown) => string = JSON.stringify): Promise<T> {
     const giveUpAt = Date.now() + BUSY_PATIENCE_MS
@@ -155,6 +164,10 @@ export class PrefectFixtures {
         const retryAfter = Number(res.headers.get('retry-after'))
         const backoff = Math.min(8000, 1000 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4)
         await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : backoff)
+        continue
+      }
+      if (res.status === 500 && onlyReads(method, path) && attempt < READ_TRIES_ON_500) {
+        await sleep(500 * attempt)
         continue
       }
       if (!res.ok) throw new PrefectRequestError(method, path, res.status, text)

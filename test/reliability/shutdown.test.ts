@@ -34,17 +34,49 @@ t.teardown(() => emulator.close())
 /** Ledger states of a dispatch whose drive has not finished. */
 const UNSETTLED = ['received', 'claimed', 'launching', 'retrying', 'deferred']
 
-/** Waits until the server has recorded a dispatch for each of `count` webhooks: they are in flight. */
-async function dispatchesRecorded (url: string, pool: string, count: number): Promise<void> {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) {
-    const res = await fetch(`${url}/v1/dispatches?pool=${pool}&limit=200`, { headers: adminHeaders() }).catch(() => null)
-    const items = res?.ok === true ? (await res.json() as { items: unknown[] }).items : []
-    if (items.length >= count) return
-  }
-  throw new Error(`the server did not record ${count} dispatches within 30 s`)
+type Reply = { run: string, status: number | 'refused', body: string }
+
+/** A webhook on its way: its reply, once it has come. */
+interface Delivery { run: string, reply: Promise<Reply>, settled: Reply | null }
+
+/** Delivers the webhooks of `runs` at once, keeping each reply as it comes. */
+function deliverAll (runs: string[], deliver: (run: string) => Promise<Reply>): Delivery[] {
+  return runs.map(run => {
+    const delivery: Delivery = { run, reply: deliver(run), settled: null }
+    void delivery.reply.then(reply => { delivery.settled = reply })
+    return delivery
+  })
 }
 
-type Reply = { run: string, status: number | 'refused', body: string }
+/**
+ * A webhook turned away before anything was recorded, because Prefect did not answer the run's
+ * read within its deadline (a loaded machine): the run is reconcile's, by design.
+ */
+function turnedAway (reply: Reply | null): boolean {
+  if (reply === null || reply.status !== 503) return false
+  try {
+    return (JSON.parse(reply.body) as { code?: string }).code === 'PREFECT_UNAVAILABLE'
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Waits until each webhook of the burst is in flight (the server has recorded its dispatch) or was
+ * turned away by a Prefect too slow to answer. Prefect stalls on a busy machine, so this waits as
+ * long as the fixtures do for a busy Prefect (120 s), not as long as a quiet run takes.
+ */
+async function burstRecorded (url: string, pool: string, burst: Delivery[]): Promise<void> {
+  let waiting = burst
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(100)) {
+    const res = await fetch(`${url}/v1/dispatches?pool=${pool}&limit=200`, { headers: adminHeaders() }).catch(() => null)
+    const items = res?.ok === true ? (await res.json() as { items: Array<{ flow_run_id: string }> }).items : []
+    const recorded = new Set(items.map(item => item.flow_run_id))
+    waiting = burst.filter(d => !recorded.has(d.run) && !turnedAway(d.settled))
+    if (waiting.length === 0) return
+  }
+  throw new Error(`the server recorded no dispatch for ${waiting.length} of ${burst.length} webhooks within 120 s, nor turned them away`)
+}
 
 interface Serving {
   pool: string
@@ -177,9 +209,9 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
   // Slow launches, so that SIGTERM finds dispatches in every stage of their drive.
   emulator.addFault({ method: 'RunJob', latencyMs: [1000, 2500] })
   t.teardown(() => emulator.clearFaults())
-  const burst = runs.slice(0, RUNS).map(deliver)
+  const burst = deliverAll(runs.slice(0, RUNS), deliver)
   // Every burst webhook is in flight (its dispatch exists; its launch takes 1–2.5 s) when SIGTERM comes.
-  await dispatchesRecorded(url, pool, RUNS)
+  await burstRecorded(url, pool, burst)
   const sigterm = Date.now()
   child.kill('SIGTERM')
   // Deliveries keep coming while it drains, as Prefect's automations would.
@@ -190,7 +222,7 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
   }
   const { code, signal, at } = await server.exited
   const exitMs = at - sigterm
-  const replies = [...await Promise.all(burst), ...await Promise.all(late)]
+  const replies = [...await Promise.all(burst.map(d => d.reply)), ...await Promise.all(late)]
   t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
 
   const output = server.output()
@@ -201,7 +233,8 @@ t.test('SIGTERM during a burst: exits within 10 s, and nothing is lost or launch
   if (code !== 0) t.comment(output.split('\n').filter(l => /shutting|deadline|in flight|error/i.test(l)).join('\n'))
   t.match(output, /shutting down/, 'it logged the shutdown')
   const inBurst = replies.slice(0, RUNS)
-  t.ok(inBurst.every(r => r.status === 202 || r.status === 200), 'every webhook received before SIGTERM was answered, none dropped')
+  t.ok(inBurst.every(r => r.status === 202 || r.status === 200 || turnedAway(r)),
+    'every webhook received before SIGTERM was answered (or left to reconcile by a Prefect too slow to read), none dropped')
   // A refusal while draining is OVERLOADED. A webhook that reached the route just before the drain
   // began may instead have met a Prefect read past its deadline (a loaded machine, Prefect busy with
   // the burst): PREFECT_UNAVAILABLE, which leaves the run to reconcile just the same.
@@ -225,8 +258,8 @@ t.test('launches slower than the drain: exits within 10 s anyway, and reconcile 
   emulator.addFault({ method: 'RunJob', latencyMs: SLOW_RUNJOB_MS })
   t.teardown(() => emulator.clearFaults())
   emulator.resetCalls()
-  const burst = runs.map(deliver)
-  await dispatchesRecorded(url, pool, SLOW_RUNS)
+  const burst = deliverAll(runs, deliver)
+  await burstRecorded(url, pool, burst)
   // SIGTERM once a launch is under way. On a loaded machine Prefect's reads may defer every drive
   // before its RunJob; their retries get there later.
   for (const until = Date.now() + 90_000; (emulator.calls().RunJob ?? 0) === 0 && Date.now() < until;) await sleep(100)
@@ -235,12 +268,13 @@ t.test('launches slower than the drain: exits within 10 s anyway, and reconcile 
   child.kill('SIGTERM')
   const { code, signal, at } = await server.exited
   const exitMs = at - sigterm
-  const replies = await Promise.all(burst)
+  const replies = await Promise.all(burst.map(d => d.reply))
   t.comment(`exited ${signal ?? code} ${exitMs} ms after SIGTERM; replies ${JSON.stringify(replies.map(r => r.status))}`)
 
   t.ok(exitMs < 10_000, `exited ${exitMs} ms after SIGTERM (Cloud Run kills at 10 s)`)
   t.match(server.output(), /in flight/, 'it said it left dispatches in flight for reconcile')
-  t.ok(replies.every(r => r.status === 202), 'every webhook was answered 202 within its deadline, before the exit')
+  t.ok(replies.every(r => r.status === 202 || turnedAway(r)),
+    'every webhook was answered 202 within its deadline (or left to reconcile by a Prefect too slow to read), before the exit')
   // Reconcile takes over a drive once it is stale (120 s); by then the RunJob calls the dead
   // process made have completed in Cloud Run. Here: wait until they have (11 s each).
   for (const until = Date.now() + 30_000; Date.now() < until && runs.some(run => executionsOf(emulator, run).length === 0);) await sleep(200)
