@@ -10,7 +10,8 @@
 // - the CLI (dist/cli.js) as ES modules with code splitting, each command's code in chunks loaded
 //   when it runs, with Node's compile cache (scripts/compile-cache.ts);
 // - the subset of Cloud Run's protos.json that the clients use (scripts/protos-subset.ts), which
-//   halves what google-gax parses into gRPC definitions when the first client is built;
+//   halves what google-gax parses into gRPC definitions when the first client is built, and of
+//   Cloud Tasks' only the v2 client, its file and its API version (PACKAGE_PARTS, BUNDLED_READS);
 // - the routes' validators and serializers compiled at build time (scripts/precompile-schemas.ts),
 //   which a start would otherwise compile with ajv and fast-json-stringify, and likewise the JSON
 //   Schema meta-schema's validator and the shipped template's variables validators, which a first
@@ -34,7 +35,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { COMPILE_CACHE_DIR, writeCompileCache } from './compile-cache.ts'
 import { SERVER_SCRIPT, codeCacheOf, writeServerCodeCache } from './code-cache.ts'
-import { cloudRunProtosSubset, cloudRunServicesUsed } from './protos-subset.ts'
+import { cloudRunProtosSubset, cloudRunServicesUsed, protosWithout } from './protos-subset.ts'
 import { metaSchemaValidatorModule, precompiledSchemasModule, precompiledValidatorsModule } from './precompile-schemas.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -106,6 +107,52 @@ const LAZY_REQUIRES: Record<string, string[]> = {
     ['iam_service', 'locations', 'operations'].map(api => `__importStar(require("../protos/${api}"))`)])),
   'google-gax/build/src/longRunningCalls/longrunning.js': ['__importStar(require("../../protos/operations"))']
 }
+/**
+ * What the packages read by a path they compute, which esbuild cannot follow, made a require() it
+ * bundles: by file, each expression and its replacement. The build fails if a package no longer has
+ * the expression.
+ */
+const BUNDLED_READS: Record<string, Array<[string, string]>> = {
+  // Cloud Tasks' protos, so that the bundle holds them without the API versions the v2 client never
+  // meets (TASKS_OTHER_VERSIONS).
+  '@google-cloud/tasks/build/cjs/src/v2/cloud_tasks_client.cjs': [
+    [`(0, _jsonHelper.getJSON)(_path["default"].join(dirname, '..', '..', '..', 'protos/protos.json'))`, "require('../../../protos/protos.json')"]
+  ]
+}
+/** @google-cloud/tasks' protos.json holds three API versions; pushpool's client is v2's. */
+const TASKS_OTHER_VERSIONS = ['google.cloud.tasks.v2beta2', 'google.cloud.tasks.v2beta3']
+
+/** `text` with each of `file`'s BUNDLED_READS made a require(). */
+function bundledReads (text: string, file: string): string {
+  for (const [expression, replacement] of BUNDLED_READS[file]) {
+    if (!text.includes(expression)) throw new Error(`${file} no longer has ${expression}: update BUNDLED_READS in scripts/build.ts`)
+    text = text.replace(expression, replacement)
+  }
+  return text
+}
+
+/**
+ * Packages whose index loads far more than the part of it pushpool imports: a dynamic import() of
+ * one is bundled as the file of the package (beside its CommonJS entry) that holds that part, with
+ * the names pushpool takes from it. @google-cloud/tasks' index also loads its v2beta2 and v2beta3
+ * clients and runs its generated protobufjs classes (protos.cjs, 1.2 MB of code), for
+ * CloudTasksClient, which is v2's: ~10 MB of RSS for the life of an instance with Cloud Tasks
+ * timers (the deployed setting). The package's exports map hides the file from the sources.
+ */
+const PACKAGE_PARTS: Record<string, { file: string, names: string[] }> = {
+  '@google-cloud/tasks': { file: 'v2/index.cjs', names: ['CloudTasksClient'] }
+}
+
+/** The file of PACKAGE_PARTS[pkg]; the build fails unless it exports the same values as the package under those names. */
+function packagePart (pkg: string): string {
+  const { file, names } = PACKAGE_PARTS[pkg]
+  const path = join(dirname(requireFromRepo.resolve(pkg)), file)
+  const [whole, part] = [requireFromRepo(pkg) as Record<string, unknown>, requireFromRepo(path) as Record<string, unknown>]
+  const differing = names.filter(name => part[name] === undefined || part[name] !== whole[name])
+  if (differing.length > 0) throw new Error(`${path} does not export ${pkg}'s ${differing.join(', ')}: update PACKAGE_PARTS in scripts/build.ts`)
+  return path
+}
+
 const LAZY_REQUIRE_FUNCTION = 'function __pushpoolLazy (load) { let m; return new Proxy({}, { get: (_, key) => (m ??= load())[key] }) }\n'
 
 /** `text` with each of `file`'s LAZY_REQUIRES wrapped; the build fails if the package no longer has one. */
@@ -135,12 +182,15 @@ function plugin (outdir: string, entries: Record<string, string>): Plugin {
       // that names them (as they are after the package loads).
       b.onResolve({ filter: /^[^./]/ }, async args => {
         if (args.kind !== 'dynamic-import' || args.namespace === 'cjs-exports' || args.path.startsWith('node:')) return undefined
+        if (Object.hasOwn(PACKAGE_PARTS, args.path)) {
+          return { path: packagePart(args.path), namespace: 'cjs-exports', pluginData: { resolveDir: args.resolveDir, names: PACKAGE_PARTS[args.path].names } }
+        }
         const resolved = await b.resolve(args.path, { kind: 'require-call', resolveDir: args.resolveDir, importer: args.importer })
         if (resolved.errors.length > 0 || resolved.external || !isCommonJs(resolved.path)) return undefined
         return { path: args.path, namespace: 'cjs-exports', pluginData: { resolveDir: args.resolveDir } }
       })
       b.onLoad({ filter: /.*/, namespace: 'cjs-exports' }, args => {
-        const names = Object.keys(requireFromRepo(args.path) as object).filter(name => name !== 'default')
+        const names = (args.pluginData.names as string[] | undefined) ?? Object.keys(requireFromRepo(args.path) as object).filter(name => name !== 'default')
         return { contents: namedExportsOf(args.path, names), resolveDir: args.pluginData.resolveDir as string, loader: 'js' }
       })
 
@@ -172,10 +222,12 @@ function plugin (outdir: string, entries: Record<string, string>): Plugin {
       // their place in node_modules, as import.meta.url does for pushpool's own.
       b.onLoad({ filter: /\/node_modules\/.*\.c?js$/ }, args => {
         const lazy = Object.keys(LAZY_REQUIRES).find(name => args.path.endsWith(`/node_modules/${name}`))
+        const reads = Object.keys(BUNDLED_READS).find(name => args.path.endsWith(`/node_modules/${name}`))
         let text = readFileSync(args.path, 'utf8')
         const usesDirname = /\b__(dirname|filename)\b/.test(text) && isCommonJs(args.path)
-        if (lazy === undefined && !usesDirname) return undefined
+        if (lazy === undefined && reads === undefined && !usesDirname) return undefined
         if (lazy !== undefined) text = LAZY_REQUIRE_FUNCTION + deferred(text, lazy)
+        if (reads !== undefined) text = bundledReads(text, reads)
         if (usesDirname) text = `var __filename = require('node:path').join(__pushpoolDist, ${JSON.stringify(fromOutdir(args.path))}), __dirname = require('node:path').dirname(__filename);` + text
         return { contents: text, loader: 'js' }
       })
@@ -185,6 +237,10 @@ function plugin (outdir: string, entries: Record<string, string>): Plugin {
       b.onLoad({ filter: /\/src\/jobconfig\/json-schema-meta\.ts$/ }, () => ({ contents: metaSchemaValidatorModule(), resolveDir: REPO, loader: 'js' }))
       b.onLoad({ filter: /\/src\/jobconfig\/precompiled-validators\.ts$/ }, async args => ({ contents: await precompiledValidatorsModule(), resolveDir: dirname(args.path), loader: 'js' }))
 
+      b.onLoad({ filter: /\/@google-cloud\/tasks\/build\/protos\/protos\.json$/ }, args => ({
+        contents: JSON.stringify(protosWithout(JSON.parse(readFileSync(args.path, 'utf8')), TASKS_OTHER_VERSIONS)),
+        loader: 'json'
+      }))
       const services = cloudRunServicesUsed(join(REPO, 'src'), join(REPO, 'package.json'))
       b.onLoad({ filter: /\/@google-cloud\/run\/build\/protos\/protos\.json$/ }, args => ({
         contents: JSON.stringify(cloudRunProtosSubset(JSON.parse(readFileSync(args.path, 'utf8')), services)),

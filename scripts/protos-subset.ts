@@ -5,7 +5,8 @@
 // pushpool calls two. The subset keeps, of google.cloud.run.v2, the services whose clients src/
 // imports and every message and enum they reach (long-running results included), and every other
 // namespace (google.longrunning, google.api, google.protobuf, google.iam, …) whole, so each type
-// the clients meet is the same JSON as in the package.
+// the clients meet is the same JSON as in the package. Cloud Tasks' protos.json, whose client
+// pushpool builds for its timers, loses the API versions it does not call (protosWithout).
 import { readFileSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -72,5 +73,22 @@ export function cloudRunProtosSubset (full: Json, services: string[]): Json {
   const runJson = RUN_PACKAGE.split('.').reduce((node: Json, name) => node.nested[name], subset)
   runJson.nested = Object.fromEntries(Object.entries(runJson.nested as Json)
     .filter(([name]) => kept.has(runPackage.nested![name])))
+  return subset
+}
+
+/**
+ * protos.json without the namespaces named (a package's other API versions, say); fails if what is
+ * left refers to any of them, so that what the client loads resolves as it did whole.
+ */
+export function protosWithout (full: Json, namespaces: string[]): Json {
+  const subset = structuredClone(full)
+  for (const name of namespaces) {
+    const path = name.split('.')
+    const last = path.pop()!
+    const parent = path.reduce((node: Json | undefined, part) => node?.nested?.[part], subset)
+    if (parent?.nested?.[last] === undefined) throw new Error(`protos.json has no namespace ${name}`)
+    delete parent.nested[last]
+  }
+  protobuf.Root.fromJSON(subset).resolveAll()
   return subset
 }

@@ -25,7 +25,7 @@ const ignored = dockerignore(readFileSync(join(REPO, '.dockerignore'), 'utf8'))
 const scripts = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
 
 t.test('.dockerignore lets in only what the build needs', async t => {
-  for (const path of ['package.json', 'package-lock.json', 'src/server.ts', 'openapi.yaml', 'scripts/build.ts', 'scripts/compile-cache.ts', 'scripts/code-cache.ts', 'scripts/protos-subset.ts', 'scripts/precompile-schemas.ts']) {
+  for (const path of ['package.json', 'package-lock.json', 'src/server.ts', 'openapi.yaml', 'scripts/build.ts', 'scripts/compile-cache.ts', 'scripts/code-cache.ts', 'scripts/code-cache-peers.ts', 'scripts/protos-subset.ts', 'scripts/precompile-schemas.ts']) {
     t.notOk(ignored(path), `${path} is in`)
   }
   for (const path of ['node_modules/fastify/package.json', 'dist/server.js', '.venv/bin/python', 'data/pushpool.db', '.git/config', 'test/helper.ts', 'scripts/bench.ts']) {

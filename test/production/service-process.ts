@@ -23,6 +23,8 @@ export interface ServiceOptions {
   env: Record<string, string | undefined>
   /** Default 60 s: a cold start loads the Google clients, and CI machines run many tests at once. */
   readyTimeoutMs?: number
+  /** The loopback port to listen on, for a server that must know its URL first; a free one by default. */
+  port?: number
   /** Run as this user and group (needs root), e.g. an image's non-root user. */
   uid?: number
   gid?: number
@@ -34,7 +36,7 @@ export function parentEnv (): Record<string, string | undefined> {
 }
 
 export async function startService (t: Test, options: ServiceOptions): Promise<ServiceProcess> {
-  const port = await findFreePort()
+  const port = options.port ?? await findFreePort()
   const url = `http://127.0.0.1:${port}`
   const child = spawn(process.execPath, options.args, {
     cwd: options.cwd,
