@@ -250,12 +250,13 @@ export function writeReport (r: Results, outDir: string): { json: string, markdo
     const mem = r.memory
     out.push('## 6. Memory\n')
     out.push(`RSS of the pushpool process (\`node ${mem.entry}\`${Object.keys(mem.env).length === 0 ? '' : ` with ${Object.entries(mem.env).map(([k, v]) => `${k}=${v}`).join(' ')}, the image's ENV`}) from \`/proc\`, ` +
-      `against the in-memory Prefect stand-in; the 1-minute load average was ${num(mem.load_1m, 2)} when the idle figures were taken. Idle = 3 s without traffic. ` +
+      `against the in-memory Prefect stand-in; the 1-minute load average was ${num(mem.load_1m, 2)} when the idle figures were taken. Idle = 3 s without traffic (the target's reading), and again ${mem.idle_settled_ms / 1000} s after the first dispatch. ` +
       `Each burst sends its webhooks ${mem.concurrency} at a time, the deployed concurrency (cloudbuild.yaml's _CONCURRENCY: Cloud Run's --concurrency and PUSHPOOL_MAX_IN_FLIGHT). ` +
       `Peak = the kernel's high-water mark (VmHWM) so far; after = RSS ${mem.settle_ms / 1000} s after the burst. One process, so n=1 for each value.\n`)
     out.push('| | RSS | load |\n|---|---|---|')
     out.push(`| idle after start-up | ${num(mem.rss_idle_start_mb, 1)} MB | ${num(mem.load_1m, 2)} |`)
     out.push(`| **rss_idle_mb**: idle after the first dispatch (Google client loaded) | **${num(mem.rss_idle_warm_mb, 1)} MB** | ${num(mem.load_1m, 2)} |`)
+    out.push(`| idle ${mem.idle_settled_ms / 1000} s after the first dispatch (V8's memory reducer, 8 s after activity, has run) | ${num(mem.rss_idle_settled_mb, 1)} MB | |`)
     mem.bursts.forEach((b, i) => {
       out.push(`| burst ${i + 1}: ${b.runs} webhooks, ${mem.concurrency} at once → peak | ${num(b.peak_rss_mb, 1)} MB (${b.launched} launched in ${num(b.wall_ms / 1000, 1)} s; ${JSON.stringify(b.replies)}) | ${num(b.load_1m, 2)} |`)
       out.push(`| burst ${i + 1}: ${mem.settle_ms / 1000} s later | ${num(b.rss_after_mb, 1)} MB | |`)
