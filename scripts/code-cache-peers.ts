@@ -1,39 +1,59 @@
 // The peers of the code cache's training run (scripts/code-cache.ts), all on loopback in the
 // training process: the Prefect stand-in (src/devstack/prefect-standin.ts), serving one cloud-run-v2
 // work pool with the template `pushpool setup` installs and a GCP Credentials block holding a
-// throw-away key, and the Cloud Run emulator. With them the training webhook takes a flow run
-// through a whole dispatch (the reads, Pending, the render, the credentials' JWT, CreateJob and
-// RunJob over gRPC), so that the code a cold instance's first dispatch runs is compiled and cached
-// too, not only its start-up. The build has no Prefect server at hand, hence the stand-in.
+// throw-away key, and the emulator, for Cloud Run and for the Cloud Tasks queue of the deployed
+// setting's timers. With them the training's webhooks take one flow run through a whole dispatch
+// (the reads, Pending, the render, the credentials' JWT, CreateJob and RunJob over gRPC), and
+// another, not yet due, through its timer (a Cloud Tasks task, delivered with an OIDC token to the
+// timer route, which drives it), so that the code a cold instance's first dispatch or first timer
+// runs is compiled and cached too, not only its start-up. The build has no Prefect server at hand,
+// hence the stand-in.
 import { randomUUID } from 'node:crypto'
+import { v2 } from '@google-cloud/tasks'
 import { DEFAULT_PREFECT_PACKAGES } from '../src/devstack/venv.ts'
 import { startPrefectStandIn, type StandInSeed } from '../src/devstack/prefect-standin.ts'
 import { serviceAccountKey } from '../src/devstack/service-account-key.ts'
-import { startEmulator } from '../src/emulator/index.ts'
+import { emulatorClientOptions, startEmulator } from '../src/emulator/index.ts'
 import { defaultCloudRunV2Template } from '../src/setup/work-pool.ts'
 
 const POOL = 'code-cache-training'
 const PROJECT = 'code-cache-training'
+const LOCATION = `projects/${PROJECT}/locations/us-central1`
 
 export interface TrainingPeers {
   prefectApiUrl: string
   cloudRunEndpoint: string
   /** The work pool pushpool is to serve. */
   pool: string
-  /** A new flow run of the pool's deployment, Scheduled now. */
-  newFlowRun: () => string
+  /** A new flow run of the pool's deployment, Scheduled now or at `at`. */
+  newFlowRun: (at?: Date) => string
+  /** Where pushpool arms its timers, and who Cloud Tasks calls it as. */
+  timers: { queue: string, invoker: string, tasksEndpoint: string, certsUrl: string }
+  /** Resolves once every timer armed so far has been delivered, with how many the timer route answered 2xx. */
+  timersDelivered: () => Promise<number>
+  /** The executions Cloud Run holds. */
+  executions: () => number
   close: () => Promise<void>
 }
 
 export async function startTrainingPeers (): Promise<TrainingPeers> {
   const emulator = await startEmulator({ executions: 'hold' })
   try {
+    const queue = `${LOCATION}/queues/pushpool-timers`
+    const tasks = new v2.CloudTasksClient({ ...emulatorClientOptions(emulator.endpoint), projectId: PROJECT })
+    await tasks.createQueue({ parent: LOCATION, queue: { name: queue } }).finally(() => tasks.close())
     const prefect = await startPrefectStandIn(trainingSeed())
     return {
       prefectApiUrl: prefect.apiUrl,
       cloudRunEndpoint: emulator.endpoint,
       pool: POOL,
-      newFlowRun: () => prefect.createFlowRuns(1)[0],
+      newFlowRun: at => prefect.createFlowRuns(1, at)[0],
+      timers: { queue, invoker: `pushpool-invoker@${PROJECT}.iam.gserviceaccount.com`, tasksEndpoint: emulator.endpoint, certsUrl: emulator.certsUrl },
+      timersDelivered: async () => {
+        const ends = await Promise.all(emulator.tasks().map(task => emulator.waitForTask(task.name)))
+        return ends.filter(end => end.outcome === 'succeeded').length
+      },
+      executions: () => emulator.executions().length,
       close: async () => { await Promise.all([prefect.close(), emulator.close()]) }
     }
   } catch (err) {

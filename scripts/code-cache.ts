@@ -2,11 +2,13 @@
 // training run, so that a new instance deserializes the code its start-up and first dispatch run
 // instead of compiling it (src/artifact/script.ts says why). The training runs the script as the
 // image does, in a child process with the same NODE_OPTIONS (V8 rejects a cache made under other
-// flags): it starts the server on loopback with a throwaway SQLite store, asks /readyz and /healthz,
-// and posts a webhook for a flow run, which the server takes through a whole dispatch against the
-// training's peers (scripts/code-cache-peers.ts: a Prefect stand-in and the Cloud Run emulator) up
-// to a launched execution. Then it takes the cache. Code that only other paths run (a failure's,
-// TLS to Google, reconcile) is compiled on first use, as before.
+// flags): it starts the server on loopback with a throwaway SQLite store and timers on Cloud Tasks
+// (the deployed setting), asks /readyz and /healthz, and posts two webhooks against the training's
+// peers (scripts/code-cache-peers.ts: a Prefect stand-in and the emulator): one for a flow run due
+// now, which the server takes through a whole dispatch to a launched execution, and one for a run
+// due in a few seconds, which waits for its timer, a Cloud Tasks task that the emulator delivers to
+// the timer route with an OIDC token, which drives it. Then it takes the cache. Code that only
+// other paths run (a failure's, TLS to Google, reconcile) is compiled on first use, as before.
 //
 // The cache only saves compiling. V8 checks it against its own version and flags and the script's
 // length, not the script's content, and compiles as usual if it does not match; the script's name
@@ -50,6 +52,8 @@ interface ServerScript {
 }
 
 const TRAINING_SECRET = 'code-cache-training-secret-0123456789'
+/** How far ahead the timed run is scheduled: the webhook must have armed its timer before then. */
+const TIMED_RUN_AHEAD_MS = 3000
 
 /** Trains the server script of `dist` in a child process and writes its cache; returns the cache's size in bytes. */
 export function writeServerCodeCache (dist: string): number {
@@ -80,12 +84,25 @@ async function freePort (): Promise<number> {
   return port
 }
 
+/** Posts the webhook for a flow run to the server at `url`; fails unless its dispatch is then in `state`. */
+async function webhookFor (url: string, flowRunId: string, state: string): Promise<void> {
+  const webhook = await fetch(`${url}/v1/webhooks/prefect`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TRAINING_SECRET}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ event_id: crypto.randomUUID(), event: 'prefect.flow-run.Scheduled', occurred: new Date().toISOString(), resource_id: `prefect.flow-run.${flowRunId}` })
+  })
+  const reply = await webhook.json() as { state?: string }
+  if (webhook.status !== 202 || reply.state !== state) throw new Error(`a training webhook answered ${webhook.status} ${JSON.stringify(reply)}, not a dispatch ${state}`)
+}
+
 /** Runs the server script at `file` through the training and writes its cache beside it. */
 async function train (file: string): Promise<void> {
   const { exports, script } = loadScript<ServerScript>(file, null)
   const peers = await startTrainingPeers()
   const port = await freePort()
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
+  const url = `http://127.0.0.1:${port}`
+  const { queue, invoker, tasksEndpoint, certsUrl } = peers.timers
   try {
     await exports.main({
       PATH: process.env.PATH,
@@ -96,23 +113,25 @@ async function train (file: string): Promise<void> {
       PUSHPOOL_WEBHOOK_SECRETS: TRAINING_SECRET,
       PREFECT_API_URL: peers.prefectApiUrl,
       PUSHPOOL_POOLS: peers.pool,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint
+      PUSHPOOL_CLOUD_RUN_ENDPOINT: peers.cloudRunEndpoint,
+      PUSHPOOL_TIMERS: 'cloud-tasks',
+      PUSHPOOL_TASKS_QUEUE: queue,
+      PUSHPOOL_TASKS_INVOKER: invoker,
+      PUSHPOOL_TASKS_ENDPOINT: tasksEndpoint,
+      PUSHPOOL_AUDIENCE: url,
+      PUSHPOOL_GOOGLE_CERTS_URL: certsUrl,
+      PUSHPOOL_PREFETCH_SECONDS: '0'
     })
-    const url = `http://127.0.0.1:${port}`
     for (const probe of ['/readyz', '/healthz']) {
       const res = await fetch(url + probe)
       if (res.status !== 200) throw new Error(`${probe} answered ${res.status} during the training run`)
       await res.arrayBuffer()
     }
-    const flowRunId = peers.newFlowRun()
-    const webhook = await fetch(`${url}/v1/webhooks/prefect`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TRAINING_SECRET}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ event_id: crypto.randomUUID(), event: 'prefect.flow-run.Scheduled', occurred: new Date().toISOString(), resource_id: `prefect.flow-run.${flowRunId}` })
-    })
-    // A dispatch that stopped short would leave the cache without the launch's code: the build says so.
-    const reply = await webhook.json() as { state?: string }
-    if (webhook.status !== 202 || reply.state !== 'launched') throw new Error(`the training webhook answered ${webhook.status} ${JSON.stringify(reply)}, not a launched dispatch`)
+    // A dispatch that stopped short would leave the cache without the code that follows: the build says so.
+    await webhookFor(url, peers.newFlowRun(), 'launched')
+    await webhookFor(url, peers.newFlowRun(new Date(Date.now() + TIMED_RUN_AHEAD_MS)), 'deferred')
+    const fired = await peers.timersDelivered()
+    if (fired !== 1 || peers.executions() !== 2) throw new Error(`the training's timer was delivered ${fired} times and left ${peers.executions()} executions, not 1 and 2`)
     // The first request's warm-up of the Google client runs beside the dispatch: it has ended by now, or ends here.
     await exports.warmUpCloudRunClients()
     writeFileSync(codeCacheOf(file), script.createCachedData())

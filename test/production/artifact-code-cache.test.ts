@@ -14,7 +14,7 @@ t.test('the server script starts from its trained code cache, and without it', a
   const dist = await builtArtifact(t)
   const script = serverScriptIn(dist)
   t.match(script, /^server-script-\w+\.js$/, 'the script is named after its content')
-  t.ok(writeServerCodeCache(dist) > 100_000, 'the training run took a webhook to a launched execution (it fails otherwise) and wrote a cache')
+  t.ok(writeServerCodeCache(dist) > 100_000, 'the training run launched one run at once and one by its Cloud Tasks timer (it fails otherwise), and wrote a cache')
   t.same(readdirSync(dist).filter(file => file.endsWith('.cache')), [codeCacheOf(script)], 'beside the script, named after it')
 
   const env = (name: string, extra: Record<string, string> = {}): Record<string, string | undefined> => ({
