@@ -12,8 +12,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 # openapi.yaml too: the build starts the app, to compile its routes' schemas and to train the
-# server script's code cache (scripts/code-cache.ts: one dispatch against a Prefect stand-in and
-# the Cloud Run emulator from src/, all on loopback).
+# server script's code cache (scripts/code-cache.ts: a dispatch and a Cloud Tasks timer against a
+# Prefect stand-in and the emulator from src/, all on loopback).
 COPY tsconfig.json openapi.yaml ./
 COPY scripts/build.ts scripts/compile-cache.ts scripts/code-cache.ts scripts/code-cache-peers.ts scripts/protos-subset.ts scripts/precompile-schemas.ts ./scripts/
 COPY src ./src

@@ -136,8 +136,9 @@ function bundledReads (text: string, file: string): string {
  * one is bundled as the file of the package (beside its CommonJS entry) that holds that part, with
  * the names pushpool takes from it. @google-cloud/tasks' index also loads its v2beta2 and v2beta3
  * clients and runs its generated protobufjs classes (protos.cjs, 1.2 MB of code), for
- * CloudTasksClient, which is v2's: ~10 MB of RSS for the life of an instance with Cloud Tasks
- * timers (the deployed setting). The package's exports map hides the file from the sources.
+ * CloudTasksClient, which is v2's: measured side by side, 3.6 MB of RSS for the life of an instance
+ * with Cloud Tasks timers (the deployed setting) and 60 ms of CPU at its first timer. The package's
+ * exports map hides the file from the sources.
  */
 const PACKAGE_PARTS: Record<string, { file: string, names: string[] }> = {
   '@google-cloud/tasks': { file: 'v2/index.cjs', names: ['CloudTasksClient'] }

@@ -33,7 +33,6 @@ export interface TrainingPeers {
   timersDelivered: () => Promise<number>
   /** The executions Cloud Run holds. */
   executions: () => number
-  close: () => Promise<void>
 }
 
 export async function startTrainingPeers (): Promise<TrainingPeers> {
@@ -42,6 +41,7 @@ export async function startTrainingPeers (): Promise<TrainingPeers> {
     const queue = `${LOCATION}/queues/pushpool-timers`
     const tasks = new v2.CloudTasksClient({ ...emulatorClientOptions(emulator.endpoint), projectId: PROJECT })
     await tasks.createQueue({ parent: LOCATION, queue: { name: queue } }).finally(() => tasks.close())
+    // Both stay up until the training process exits, once the cache is written.
     const prefect = await startPrefectStandIn(trainingSeed())
     return {
       prefectApiUrl: prefect.apiUrl,
@@ -50,11 +50,12 @@ export async function startTrainingPeers (): Promise<TrainingPeers> {
       newFlowRun: at => prefect.createFlowRuns(1, at)[0],
       timers: { queue, invoker: `pushpool-invoker@${PROJECT}.iam.gserviceaccount.com`, tasksEndpoint: emulator.endpoint, certsUrl: emulator.certsUrl },
       timersDelivered: async () => {
-        const ends = await Promise.all(emulator.tasks().map(task => emulator.waitForTask(task.name)))
+        // Those still waiting, and those delivered already.
+        const names = new Set([...emulator.tasks().map(task => task.name), ...emulator.taskDeliveries().map(delivery => delivery.task)])
+        const ends = await Promise.all([...names].map(name => emulator.waitForTask(name)))
         return ends.filter(end => end.outcome === 'succeeded').length
       },
-      executions: () => emulator.executions().length,
-      close: async () => { await Promise.all([prefect.close(), emulator.close()]) }
+      executions: () => emulator.executions().length
     }
   } catch (err) {
     await emulator.close()

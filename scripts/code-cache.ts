@@ -24,7 +24,6 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadScript } from '../src/artifact/script.ts'
-import { startTrainingPeers } from './code-cache-peers.ts'
 
 /** The server script's name in dist/, before its hash (scripts/build.ts; the server's entry loads it). */
 export const SERVER_SCRIPT = 'server-script'
@@ -53,10 +52,13 @@ interface ServerScript {
 
 const TRAINING_SECRET = 'code-cache-training-secret-0123456789'
 /** How far ahead the timed run is scheduled: the webhook must have armed its timer before then. */
-const TIMED_RUN_AHEAD_MS = 3000
+const TIMED_RUN_AHEAD_MS = 4000
 
-/** Trains the server script of `dist` in a child process and writes its cache; returns the cache's size in bytes. */
-export function writeServerCodeCache (dist: string): number {
+/**
+ * Trains the server script of `dist` in a child process and writes its cache; returns the cache's
+ * size in bytes. `env`: more environment for the training process.
+ */
+export function writeServerCodeCache (dist: string, env: Record<string, string> = {}): number {
   const directory = resolve(dist)
   const script = serverScriptIn(directory)
   const cache = join(directory, codeCacheOf(script))
@@ -64,7 +66,7 @@ export function writeServerCodeCache (dist: string): number {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--train', join(directory, script)], {
     cwd: directory,
     // The server's V8 flags are the image's NODE_OPTIONS (the cache is checked against them).
-    env: { PATH: process.env.PATH ?? '', HOME: directory, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '' },
+    env: { PATH: process.env.PATH ?? '', HOME: directory, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', ...env },
     // The server's own log lines are the training's noise; its errors are the build's.
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
@@ -98,6 +100,9 @@ async function webhookFor (url: string, flowRunId: string, state: string): Promi
 /** Runs the server script at `file` through the training and writes its cache beside it. */
 async function train (file: string): Promise<void> {
   const { exports, script } = loadScript<ServerScript>(file, null)
+  // Imported here, in the training's own process: the build and the tests that import this file
+  // need none of the peers' modules (the emulator, the Cloud Tasks client).
+  const { startTrainingPeers } = await import('./code-cache-peers.ts')
   const peers = await startTrainingPeers()
   const port = await freePort()
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))

@@ -11,6 +11,19 @@ import { loadConfig } from '../src/config.ts'
 export const WEBHOOK_SECRET = 'test-webhook-secret-0123456789'
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcd'
 
+/** The environment of a pushpool serving `pool` against the test's Prefect server and emulator, with the test's secrets. */
+export function servingEnv (o: { storeUrl: string, prefect: { apiUrl: string, authString: string }, pool: string, cloudRunEndpoint: string }): Record<string, string> {
+  return {
+    PUSHPOOL_STORE_URL: o.storeUrl,
+    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
+    PREFECT_API_URL: o.prefect.apiUrl,
+    PREFECT_API_AUTH_STRING: o.prefect.authString,
+    PUSHPOOL_POOLS: o.pool,
+    PUSHPOOL_CLOUD_RUN_ENDPOINT: o.cloudRunEndpoint
+  }
+}
+
 export interface BuildOptions {
   env?: Record<string, string>
   /** Collect the app's log lines (JSON) instead of discarding them. */

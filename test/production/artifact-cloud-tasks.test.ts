@@ -11,7 +11,7 @@ import { parentEnv, startService } from './service-process.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { executionsOf } from '../harness/scene.ts'
-import { ADMIN_TOKEN, adminHeaders, deliverUntilPrefectAnswers, WEBHOOK_SECRET, webhookHeaders, webhookPayload } from '../helper.ts'
+import { adminHeaders, deliverUntilPrefectAnswers, servingEnv, webhookHeaders, webhookPayload } from '../helper.ts'
 import { emulatorClientOptions, startEmulator } from '../../src/emulator/index.ts'
 import { findFreePort } from '../../src/devstack/prefect-server.ts'
 
@@ -40,13 +40,7 @@ t.test('the artifact arms a run\'s timer on Cloud Tasks, and its delivery launch
     port,
     env: {
       ...parentEnv(),
-      PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
-      PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-      PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-      PREFECT_API_URL: peers.apiUrl,
-      PREFECT_API_AUTH_STRING: peers.authString,
-      PUSHPOOL_POOLS: pool,
-      PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+      ...servingEnv({ storeUrl: `sqlite:${join(dir, 'pushpool.db')}`, prefect: peers, pool, cloudRunEndpoint: emulator.endpoint }),
       PUSHPOOL_TIMERS: 'cloud-tasks',
       PUSHPOOL_TASKS_QUEUE: QUEUE,
       PUSHPOOL_TASKS_INVOKER: INVOKER,

@@ -14,7 +14,9 @@ t.test('the server script starts from its trained code cache, and without it', a
   const dist = await builtArtifact(t)
   const script = serverScriptIn(dist)
   t.match(script, /^server-script-\w+\.js$/, 'the script is named after its content')
-  t.ok(writeServerCodeCache(dist) > 100_000, 'the training run launched one run at once and one by its Cloud Tasks timer (it fails otherwise), and wrote a cache')
+  // The training process runs the emulator and the stand-in from their sources only in part: its
+  // coverage, taken by other means than this process's, would lower theirs in the suite's report.
+  t.ok(writeServerCodeCache(dist, { _TAPJS_PROCESSINFO_COVERAGE_: '0' }) > 100_000, 'the training run launched one run at once and one by its Cloud Tasks timer (it fails otherwise), and wrote a cache')
   t.same(readdirSync(dist).filter(file => file.endsWith('.cache')), [codeCacheOf(script)], 'beside the script, named after it')
 
   const env = (name: string, extra: Record<string, string> = {}): Record<string, string | undefined> => ({
@@ -37,3 +39,4 @@ t.test('the server script starts from its trained code cache, and without it', a
   t.notOk(existsSync(join(dist, codeCacheOf(script))))
   t.same(await startedWith('absent'), ['absent'], 'without one, the server starts all the same')
 })
+

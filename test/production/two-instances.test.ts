@@ -10,7 +10,7 @@ import { ON_ITS_WAY } from '../harness/scene.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts'
 import { FINAL_STATES, type DispatchState } from '../../src/store/transitions.ts'
-import { ADMIN_TOKEN, WEBHOOK_SECRET, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
+import { servingEnv, webhookHeaders, webhookPayload, adminHeaders } from '../helper.ts'
 import { freshDatabase, NO_POSTGRES, postgresTestUrl } from '../store/postgres-database.ts'
 import { parentEnv, startService, type ServiceProcess } from './service-process.ts'
 import type { TestPrefectServer } from '../harness/prefect.ts'
@@ -76,13 +76,7 @@ async function cluster (t: Test, peers: TestPrefectServer, url: string, options:
   const { pool, deploymentId } = await prefect.servedPool('pool', 'proj-test', { concurrencyLimit: options.concurrencyLimit })
   const env = {
     ...parentEnv(),
-    PUSHPOOL_STORE_URL: await freshDatabase(t, url),
-    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-    PREFECT_API_URL: peers.apiUrl,
-    PREFECT_API_AUTH_STRING: peers.authString,
-    PUSHPOOL_POOLS: pool,
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    ...servingEnv({ storeUrl: await freshDatabase(t, url), prefect: peers, pool, cloudRunEndpoint: emulator.endpoint }),
     // Due at once, so the settling below need not wait out the production back-off.
     PUSHPOOL_RETRY_DELAY_SECONDS: '0',
     PUSHPOOL_PREFETCH_SECONDS: String(PREFETCH_SECONDS),

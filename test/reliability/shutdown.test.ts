@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { executionsOf } from '../harness/scene.ts'
-import { build, webhookHeaders, webhookPayload, adminHeaders, WEBHOOK_SECRET, ADMIN_TOKEN } from '../helper.ts'
+import { build, webhookHeaders, webhookPayload, adminHeaders, servingEnv } from '../helper.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
 import { findFreePort } from '../../src/devstack/prefect-server.ts'
 import type { FastifyInstance } from 'fastify'
@@ -104,15 +104,7 @@ async function serving (t: Test, prefix: string, count: number): Promise<Serving
   const dir = mkdtempSync(join(tmpdir(), 'pushpool-shutdown-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const storeUrl = `sqlite:${join(dir, 'pushpool.db')}`
-  const env = {
-    PUSHPOOL_STORE_URL: storeUrl,
-    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-    PREFECT_API_URL: peers.apiUrl,
-    PREFECT_API_AUTH_STRING: peers.authString,
-    PUSHPOOL_POOLS: pool,
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint
-  }
+  const env = servingEnv({ storeUrl, prefect: peers, pool, cloudRunEndpoint: emulator.endpoint })
   const port = await findFreePort()
   const url = `http://127.0.0.1:${port}`
   const child = spawn(process.execPath, [join(REPO, 'src', 'server.ts')], {

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { ADMIN_TOKEN, WEBHOOK_SECRET, adminHeaders } from '../helper.ts'
+import { WEBHOOK_SECRET, adminHeaders, servingEnv } from '../helper.ts'
 import { runCli } from '../cli/run-cli.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures, serviceAccountKey } from '../harness/prefect-fixtures.ts'
@@ -50,13 +50,7 @@ const outcomes = (report: SetupReport): string[] => report.results.map(r => `${r
 async function servePushpool (t: Test, pool: string): Promise<{ url: string, app: FastifyInstance }> {
   const dir = mkdtempSync(join(tmpdir(), 'pushpool-setup-'))
   const app = await buildServer(loadConfig({
-    PUSHPOOL_STORE_URL: `sqlite:${join(dir, 'pushpool.db')}`,
-    PUSHPOOL_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-    PUSHPOOL_ADMIN_TOKENS: ADMIN_TOKEN,
-    PREFECT_API_URL: peers.apiUrl,
-    PREFECT_API_AUTH_STRING: peers.authString,
-    PUSHPOOL_POOLS: pool,
-    PUSHPOOL_CLOUD_RUN_ENDPOINT: emulator.endpoint,
+    ...servingEnv({ storeUrl: `sqlite:${join(dir, 'pushpool.db')}`, prefect: peers, pool, cloudRunEndpoint: emulator.endpoint }),
     LOG_LEVEL: 'silent'
   }))
   await app.listen({ port: 0, host: '127.0.0.1' })
