@@ -52,12 +52,17 @@ export async function demo (argv: string[], out: (line: string) => void = line =
     process.exit(130)
   })
   const running = { waitingForCtrlC: false }
-  const main = showcaseWithRestarts(argv.includes('--exit'), out, teardown, stopSignal.received, running)
+  // A show interrupted mid-step goes on until the stack goes away under it: from the stop on, its
+  // lines would land among the stop's, so they are dropped.
+  let showing = true
+  const show = (line: string): void => { if (showing) out(line) }
+  const main = showcaseWithRestarts(argv.includes('--exit'), show, teardown, stopSignal.received, running)
   try {
     const ended = await Promise.race([
       main.then(code => ({ code })),
       stopSignal.received.then(signal => ({ signal }))
     ])
+    showing = false
     const signalled = 'signal' in ended && !running.waitingForCtrlC ? ended.signal : null
     if (signalled !== null) {
       // The interrupted run may now fail on the stack going away under it; only the stop matters.
