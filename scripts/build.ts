@@ -80,9 +80,8 @@ await exports.main(process.env, { codeCache })
 `
 }
 
-/** The server script's module: main, and for the training run (scripts/code-cache.ts) the Google client's warm-up. */
+/** The server script's module: main. */
 const SERVER_SCRIPT_ENTRY = `export { main } from './src/server.ts'
-export { warmUpCloudRunClients } from './src/gcp/clients.ts'
 `
 
 /**

@@ -18,12 +18,12 @@
 //   node scripts/code-cache.ts [--dist dist]
 import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadScript } from '../src/artifact/script.ts'
+import { findFreePort } from '../src/devstack/prefect-server.ts'
 
 /** The server script's name in dist/, before its hash (scripts/build.ts; the server's entry loads it). */
 export const SERVER_SCRIPT = 'server-script'
@@ -47,7 +47,6 @@ export function serverScriptIn (dist: string): string {
 
 interface ServerScript {
   main: (env: NodeJS.ProcessEnv) => Promise<void>
-  warmUpCloudRunClients: () => Promise<void>
 }
 
 const TRAINING_SECRET = 'code-cache-training-secret-0123456789'
@@ -77,15 +76,6 @@ export function writeServerCodeCache (dist: string, env: Record<string, string> 
   return statSync(cache).size
 }
 
-/** A loopback port nothing listens on, for now. */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 /** Posts the webhook for a flow run to the server at `url`; fails unless its dispatch is then in `state`. */
 async function webhookFor (url: string, flowRunId: string, state: string): Promise<void> {
   const webhook = await fetch(`${url}/v1/webhooks/prefect`, {
@@ -104,7 +94,7 @@ async function train (file: string): Promise<void> {
   // need none of the peers' modules (the emulator, the Cloud Tasks client).
   const { startTrainingPeers } = await import('./code-cache-peers.ts')
   const peers = await startTrainingPeers()
-  const port = await freePort()
+  const port = await findFreePort()
   const data = mkdtempSync(join(tmpdir(), 'pushpool-code-cache-'))
   const url = `http://127.0.0.1:${port}`
   const { queue, invoker, tasksEndpoint, certsUrl } = peers.timers
@@ -137,8 +127,6 @@ async function train (file: string): Promise<void> {
     await webhookFor(url, peers.newFlowRun(new Date(Date.now() + TIMED_RUN_AHEAD_MS)), 'deferred')
     const fired = await peers.timersDelivered()
     if (fired !== 1 || peers.executions() !== 2) throw new Error(`the training's timer was delivered ${fired} times and left ${peers.executions()} executions, not 1 and 2`)
-    // The first request's warm-up of the Google client runs beside the dispatch: it has ended by now, or ends here.
-    await exports.warmUpCloudRunClients()
     writeFileSync(codeCacheOf(file), script.createCachedData())
   } finally {
     rmSync(data, { recursive: true, force: true })

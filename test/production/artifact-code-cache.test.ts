@@ -39,4 +39,3 @@ t.test('the server script starts from its trained code cache, and without it', a
   t.notOk(existsSync(join(dist, codeCacheOf(script))))
   t.same(await startedWith('absent'), ['absent'], 'without one, the server starts all the same')
 })
-
