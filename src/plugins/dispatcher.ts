@@ -107,8 +107,10 @@ export default fp(async fastify => {
     try {
       await dispatcher.fire(dispatchId)
     } catch (err) {
-      // The dispatch is still in the ledger, waiting: reconcile drives it.
-      fastify.log.warn({ dispatch_id: dispatchId, err: (err as Error).message }, 'a timer\'s drive failed; reconcile drives the dispatch')
+      // The dispatch is still in the ledger, waiting: the timer fires again after a backoff, and
+      // reconcile drives it should the backend give up.
+      fastify.log.warn({ dispatch_id: dispatchId, err: (err as Error).message }, 'a timer\'s drive failed; it fires again after a backoff')
+      throw err
     }
   }
   fastify.decorate('dispatcher', dispatcher)

@@ -13,6 +13,7 @@ import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
+import { recordingProxy } from '../reliability/raw-http.ts'
 import type { FlowRun } from '../../src/prefect/types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -26,13 +27,18 @@ const env = { PUSHPOOL_PREFETCH_SECONDS: String(PREFETCH) }
 const inSeconds = (s: number): string => new Date(Date.now() + s * 1000).toISOString()
 const scheduled = (at: string) => ({ type: 'SCHEDULED' as const, name: 'Scheduled', state_details: { scheduled_time: at } })
 
-/** Waits until the run's dispatch is launched (a drive goes on after Pending), or `ms` pass; its state then. */
+/**
+ * Waits until the run's dispatch is launched (a drive goes on after Pending), or `ms` pass; its
+ * state then, with the events of its way there should it not be launched (what held it).
+ */
 async function dispatchState (app: FastifyInstance, flowRunId: string, ms: number): Promise<string> {
-  let state = ''
-  for (const giveUp = Date.now() + ms; state !== 'launched' && Date.now() < giveUp; await sleep(200)) {
-    state = (await app.inject({ method: 'GET', url: `/v1/dispatches?flow_run_id=${flowRunId}`, headers: adminHeaders() })).json().items[0]?.state ?? ''
+  let dispatch: { id: string, state: string } | undefined
+  for (const giveUp = Date.now() + ms; dispatch?.state !== 'launched' && Date.now() < giveUp; await sleep(200)) {
+    dispatch = (await app.inject({ method: 'GET', url: `/v1/dispatches?flow_run_id=${flowRunId}`, headers: adminHeaders() })).json().items[0]
   }
-  return state
+  if (dispatch === undefined || dispatch.state === 'launched') return dispatch?.state ?? 'no dispatch'
+  const detail = (await app.inject({ method: 'GET', url: `/v1/dispatches/${dispatch.id}`, headers: adminHeaders() })).json()
+  return `${dispatch.state}, after ${JSON.stringify(detail.events.map((e: { detail: string }) => e.detail))}`
 }
 
 /** Waits (without reconciling) until the run leaves its Scheduled state, or `ms` pass. */
@@ -63,9 +69,36 @@ t.test('a deployment schedule\'s runs start at their time, fired by the timers o
     const delay = pendingAt - due
     t.comment(`${run.name}: Pending ${delay} ms from its scheduled time (the timer fires ${PREFETCH} s early)`)
     t.ok(delay >= -PREFETCH * 1000 - 1000, 'not before the prefetch window')
-    t.equal(await dispatchState(s.app, run.id, 60_000), 'launched')
+    // A drive that met a Prefect too slow to answer after Pending retries the launch after
+    // PUSHPOOL_RETRY_DELAY_SECONDS (30 s): room for a few.
+    t.equal(await dispatchState(s.app, run.id, 120_000), 'launched')
     t.equal(executionsOf(emulator, run.id).length, 1, 'one execution')
   }
+})
+
+t.test('a timer whose drive finds Prefect unreachable fires again after a backoff, with no reconcile', async t => {
+  const proxy = await recordingProxy(peers.apiUrl)
+  t.teardown(() => proxy.close())
+  const s = await scene(t, prefect, peers, emulator, { env: { ...env, PREFECT_API_URL: proxy.url } })
+  const id = await s.flowRun(scheduled(inSeconds(PREFETCH + 3)))
+  t.equal((await s.webhook(id)).json().state, 'deferred')
+  // From now on the run's reads fail (503, as a Prefect on SQLite answers while its database is
+  // locked) as many times as one call of pushpool's client tries: the timer's drive cannot read
+  // the run, and fails. Before, its timer was then gone until the next reconcile pass.
+  const READ = `GET /flow_runs/${id}`
+  const TRIES = 4
+  let refused = 0
+  proxy.fail = request => {
+    if (request !== READ || refused === TRIES) return false
+    refused++
+    return true
+  }
+  const started = await leftScheduled(id, 60_000)
+  t.equal(refused, TRIES, 'the timer\'s first drive met the outage')
+  t.equal(started.state?.type, 'PENDING', 'the timer fired again and started the run, with no reconcile')
+  t.ok(proxy.requests.filter(r => r === READ).length > TRIES, 'its run was read again after the outage')
+  t.equal(await dispatchState(s.app, id, 60_000), 'launched')
+  t.equal(executionsOf(emulator, id).length, 1, 'one execution')
 })
 
 t.test('a run rescheduled, cancelled or deleted before its timer fires is not launched at the old time', async t => {
