@@ -1,8 +1,9 @@
 // Usage: node test/harness/run-with-peers.ts -- <command> [args...]     (npm test: `-- tap`)
 //
-// Starts the services the tests talk to — one Prefect server for the whole run, instead of one per
-// test file, and PostgreSQL as .ci/run does (postgres-server.ts) — runs the command with their
-// coordinates in its environment, stops what it started, and exits with the command's status.
+// Starts the services the tests talk to — PostgreSQL as .ci/run does (postgres-server.ts), and one
+// Prefect server for the whole run, instead of one per test file, on a database of its own there —
+// runs the command with their coordinates in its environment, stops what it started, and exits
+// with the command's status.
 
 import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
@@ -10,8 +11,8 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startPrefectServer } from '../../src/devstack/prefect-server.ts'
 import { ensurePrefectVenv } from '../../src/devstack/venv.ts'
-import { POSTGRES_URL_ENV } from '../store/postgres-database.ts'
-import { provideTestPostgres } from './postgres-server.ts'
+import { freshDatabase, POSTGRES_URL_ENV } from '../store/postgres-database.ts'
+import { provideTestPostgres, type TestPostgres } from './postgres-server.ts'
 import { newTestAuthString, TEST_ENV } from './test-env.ts'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -25,28 +26,62 @@ if (!command) {
 
 const say = (line: string): void => { process.stderr.write(`[run-with-peers] ${line}\n`) }
 
-// PostgreSQL comes up while the venv is checked and Prefect starts.
+interface PrefectDatabase {
+  /** Prefect's settings for it; none for its default (SQLite in PREFECT_HOME). */
+  env: Record<string, string>
+  describe: string
+  drop: () => Promise<void>
+}
+
+/**
+ * Prefect's own database: a fresh one on the test PostgreSQL when there is one. On its default,
+ * SQLite, the one server the whole run shares answers "database is locked" under the suite's
+ * concurrent writes, and at times answers nothing at all for a minute or more (every call timed
+ * out; the README's demo paragraph describes the same hang), which failed tests at random in CI
+ * runs. SQLite when there is no PostgreSQL.
+ */
+async function prefectDatabase (postgres: TestPostgres): Promise<PrefectDatabase> {
+  if (postgres.url === null) return { env: {}, describe: 'Prefect database: SQLite (no PostgreSQL)', drop: async () => {} }
+  const drops: Array<() => unknown> = []
+  const url = new URL(await freshDatabase({ teardown: drop => drops.push(drop) }, postgres.url))
+  url.protocol = 'postgresql+asyncpg:'
+  return {
+    env: { PREFECT_API_DATABASE_CONNECTION_URL: url.toString() },
+    describe: `Prefect database: PostgreSQL, database ${url.pathname.slice(1)}`,
+    drop: async () => { for (const drop of drops) await drop() }
+  }
+}
+
+// PostgreSQL comes up while the venv is checked; Prefect then starts on a database of its own there.
 const postgresReady = provideTestPostgres(REPO_ROOT, process.env)
 
 const venvStarted = Date.now()
 const authString = newTestAuthString()
-const { venv, server } = await (async () => {
+const { venv, server, postgres, prefectDb } = await (async () => {
+  const postgres = await postgresReady
+  let prefectDb: PrefectDatabase | undefined
   try {
     const venv = await ensurePrefectVenv({ onProgress: (line) => say(`venv: ${line}`) })
     say(`Prefect venv ${venv.dir} ready in ${Date.now() - venvStarted} ms`)
+    say(postgres.describe)
+    prefectDb = await prefectDatabase(postgres)
+    say(prefectDb.describe)
     const serverStarted = Date.now()
-    const server = await startPrefectServer({ venv, authString })
+    const server = await startPrefectServer({ venv, authString, env: prefectDb.env })
     say(`Prefect server ${server.apiUrl} ready in ${Date.now() - serverStarted} ms`)
-    return { venv, server }
+    return { venv, server, postgres, prefectDb }
   } catch (err) {
-    await (await postgresReady).stop()
+    await prefectDb?.drop().catch(() => undefined)
+    await postgres.stop()
     throw err
   }
 })()
 
-const postgres = await postgresReady
-say(postgres.describe)
-const stopPeers = async (): Promise<void> => { await Promise.all([server.stop(), postgres.stop()]) }
+const stopPeers = async (): Promise<void> => {
+  await server.stop()
+  await prefectDb.drop().catch((err: Error) => { say(`could not drop Prefect's database: ${err.message}`) })
+  await postgres.stop()
+}
 
 const child = spawn(command, args, {
   stdio: 'inherit',
