@@ -58,11 +58,11 @@ const postgresReady = provideTestPostgres(REPO_ROOT, process.env)
 const venvStarted = Date.now()
 const authString = newTestAuthString()
 const { venv, server, postgres, prefectDb } = await (async () => {
-  const postgres = await postgresReady
   let prefectDb: PrefectDatabase | undefined
   try {
     const venv = await ensurePrefectVenv({ onProgress: (line) => say(`venv: ${line}`) })
     say(`Prefect venv ${venv.dir} ready in ${Date.now() - venvStarted} ms`)
+    const postgres = await postgresReady
     say(postgres.describe)
     prefectDb = await prefectDatabase(postgres)
     say(prefectDb.describe)
@@ -72,7 +72,7 @@ const { venv, server, postgres, prefectDb } = await (async () => {
     return { venv, server, postgres, prefectDb }
   } catch (err) {
     await prefectDb?.drop().catch(() => undefined)
-    await postgres.stop()
+    await (await postgresReady).stop()
     throw err
   }
 })()
