@@ -6,6 +6,7 @@
 // with the command's status.
 
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { constants } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -46,7 +47,13 @@ async function prefectDatabase (postgres: TestPostgres): Promise<PrefectDatabase
   const url = new URL(await freshDatabase({ teardown: drop => drops.push(drop) }, postgres.url))
   url.protocol = 'postgresql+asyncpg:'
   return {
-    env: { PREFECT_API_DATABASE_CONNECTION_URL: url.toString() },
+    env: {
+      PREFECT_API_DATABASE_CONNECTION_URL: url.toString(),
+      // A fresh database has no block encryption key: Prefect makes one at the first block document,
+      // and two test files creating their first at once both insert it (409 "Data integrity
+      // conflict", met in a run). Given here, it is never made. Fernet's form: 32 bytes, url-safe base64.
+      PREFECT_SERVER_ENCRYPTION_KEY: randomBytes(32).toString('base64').replaceAll('+', '-').replaceAll('/', '_')
+    },
     describe: `Prefect database: PostgreSQL, database ${url.pathname.slice(1)}`,
     drop: async () => { for (const drop of drops) await drop() }
   }
