@@ -150,8 +150,11 @@ export class Dispatcher {
     for (const [id, dispatch] of this.queued) {
       if (!this.reserve()) return
       this.queued.delete(id)
-      this.driveIfFree(dispatch, { reserved: true }).catch(err => {
-        this.deps.log.warn({ dispatch_id: id, err: (err as Error).message }, 'a queued drive failed; its timer or reconcile drives it')
+      this.driveIfFree(dispatch, { reserved: true }).catch(async err => {
+        this.deps.log.warn({ dispatch_id: id, err: (err as Error).message }, 'a queued drive failed; its timer is armed again')
+        // The timer that queued it may have fired already: armed again (the same timer, so once at
+        // most), it drives the dispatch, and backs off should this go on failing. Reconcile remains.
+        await this.schedule(dispatch)
       })
     }
   }

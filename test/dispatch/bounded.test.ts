@@ -8,6 +8,7 @@ import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
+import { recordingProxy } from '../reliability/raw-http.ts'
 
 const peers = await prefectServer()
 const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
@@ -51,4 +52,42 @@ t.test('a burst beyond the bound is recorded, then driven as drives end, never m
   }))
   const most = Math.max(...spans.map(([start]) => spans.filter(([a, b]) => a <= start && start < b).length))
   t.ok(most <= 2, `never more than 2 drives at once (${most})`)
+})
+
+t.test('a timer that found the instance saturated, whose queued drive then finds Prefect unreachable, drives its run anyway, with no reconcile', async t => {
+  const proxy = await recordingProxy(peers.apiUrl)
+  t.teardown(() => proxy.close())
+  const logLines: string[] = []
+  const s = await scene(t, prefect, peers, emulator, {
+    logLines,
+    env: { PUSHPOOL_MAX_IN_FLIGHT: '1', PUSHPOOL_PREFETCH_SECONDS: '2', PREFECT_API_URL: proxy.url }
+  })
+  // The one slot is taken by a launch that lasts, so the other run's timer finds no slot free.
+  emulator.addFault({ method: 'RunJob', latencyMs: 15_000, times: 1 })
+  t.teardown(() => emulator.clearFaults())
+  const first = await s.flowRun()
+  const firstReply = s.webhook(first)
+  const stateOf = async (run: string): Promise<string | undefined> =>
+    (await s.app.inject({ method: 'GET', url: `/v1/dispatches?flow_run_id=${run}`, headers: adminHeaders() })).json().items[0]?.state
+  for (const giveUp = Date.now() + 60_000; await stateOf(first) !== 'launching' && Date.now() < giveUp;) await sleep(100)
+
+  const second = await s.flowRun({ type: 'SCHEDULED', name: 'Scheduled', state_details: { scheduled_time: new Date(Date.now() + 3000).toISOString() } })
+  t.equal((await s.webhook(second)).json().state, 'deferred', 'the second run waits for its time, its timer armed')
+  // Its run's reads fail as often as one call of pushpool's client tries: the queued drive, once
+  // the slot frees, cannot read the run. Before, the dispatch then waited for the next reconcile.
+  const READ = `GET /flow_runs/${second}`
+  const TRIES = 4
+  let refused = 0
+  proxy.fail = request => {
+    if (request !== READ || refused === TRIES) return false
+    refused++
+    return true
+  }
+  for (const giveUp = Date.now() + 90_000; await stateOf(second) !== 'launched' && Date.now() < giveUp;) await sleep(200)
+  t.equal((await firstReply).statusCode, 202)
+  t.equal(refused, TRIES, 'the queued drive met the outage')
+  t.ok(logLines.some(line => line.includes('a queued drive failed')), 'it was the queued drive that met it')
+  t.equal(await stateOf(second), 'launched', 'the timer armed again drove it')
+  t.equal(executionsOf(emulator, second).length, 1, 'one execution')
+  t.equal(executionsOf(emulator, first).length, 1)
 })
