@@ -8,7 +8,7 @@ import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
-import { recordingProxy } from '../reliability/raw-http.ts'
+import { recordingProxy, refuseFirst } from '../reliability/raw-http.ts'
 
 const peers = await prefectServer()
 const prefect = new PrefectFixtures(peers.apiUrl, peers.authString)
@@ -77,15 +77,10 @@ t.test('a timer that found the instance saturated, whose queued drive then finds
   // the slot frees, cannot read the run. Before, the dispatch then waited for the next reconcile.
   const READ = `GET /flow_runs/${second}`
   const TRIES = 4
-  let refused = 0
-  proxy.fail = request => {
-    if (request !== READ || refused === TRIES) return false
-    refused++
-    return true
-  }
+  const refused = refuseFirst(proxy, READ, TRIES)
   for (const giveUp = Date.now() + 90_000; await stateOf(second) !== 'launched' && Date.now() < giveUp;) await sleep(200)
   t.equal((await firstReply).statusCode, 202)
-  t.equal(refused, TRIES, 'the queued drive met the outage')
+  t.equal(refused(), TRIES, 'the queued drive met the outage')
   t.ok(logLines.some(line => line.includes('a queued drive failed')), 'it was the queued drive that met it')
   t.equal(await stateOf(second), 'launched', 'the timer armed again drove it')
   t.equal(executionsOf(emulator, second).length, 1, 'one execution')

@@ -13,7 +13,7 @@ import { scene, executionsOf } from '../harness/scene.ts'
 import { prefectServer } from '../harness/prefect.ts'
 import { PrefectFixtures } from '../harness/prefect-fixtures.ts'
 import { startEmulator } from '../../src/emulator/index.ts'
-import { recordingProxy } from '../reliability/raw-http.ts'
+import { recordingProxy, refuseFirst } from '../reliability/raw-http.ts'
 import type { FlowRun } from '../../src/prefect/types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -87,14 +87,9 @@ t.test('a timer whose drive finds Prefect unreachable fires again after a backof
   // the run, and fails. Before, its timer was then gone until the next reconcile pass.
   const READ = `GET /flow_runs/${id}`
   const TRIES = 4
-  let refused = 0
-  proxy.fail = request => {
-    if (request !== READ || refused === TRIES) return false
-    refused++
-    return true
-  }
+  const refused = refuseFirst(proxy, READ, TRIES)
   const started = await leftScheduled(id, 60_000)
-  t.equal(refused, TRIES, 'the timer\'s first drive met the outage')
+  t.equal(refused(), TRIES, 'the timer\'s first drive met the outage')
   t.equal(started.state?.type, 'PENDING', 'the timer fired again and started the run, with no reconcile')
   t.ok(proxy.requests.filter(r => r === READ).length > TRIES, 'its run was read again after the outage')
   t.equal(await dispatchState(s.app, id, 60_000), 'launched')

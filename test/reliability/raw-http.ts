@@ -118,3 +118,14 @@ export async function recordingProxy (upstream: string): Promise<RecordingProxy>
   proxy.close = () => new Promise(resolve => { server.closeAllConnections(); server.close(() => resolve()) })
   return proxy
 }
+
+/** Makes the proxy refuse (503) the first `times` requests that are `request` exactly; returns how many it has refused so far. */
+export function refuseFirst (proxy: RecordingProxy, request: string, times: number): () => number {
+  let refused = 0
+  proxy.fail = seen => {
+    if (seen !== request || refused === times) return false
+    refused++
+    return true
+  }
+  return () => refused
+}
