@@ -43,8 +43,8 @@ interface PrefectDatabase {
  */
 async function prefectDatabase (postgres: TestPostgres): Promise<PrefectDatabase> {
   if (postgres.url === null) return { env: {}, describe: 'Prefect database: SQLite (no PostgreSQL)', drop: async () => {} }
-  const drops: Array<() => unknown> = []
-  const url = new URL(await freshDatabase({ teardown: drop => drops.push(drop) }, postgres.url))
+  let dropDatabase: () => unknown = () => {}
+  const url = new URL(await freshDatabase({ teardown: drop => { dropDatabase = drop } }, postgres.url))
   url.protocol = 'postgresql+asyncpg:'
   return {
     env: {
@@ -55,7 +55,7 @@ async function prefectDatabase (postgres: TestPostgres): Promise<PrefectDatabase
       PREFECT_SERVER_ENCRYPTION_KEY: randomBytes(32).toString('base64').replaceAll('+', '-').replaceAll('/', '_')
     },
     describe: `Prefect database: PostgreSQL, database ${url.pathname.slice(1)}`,
-    drop: async () => { for (const drop of drops) await drop() }
+    drop: async () => { await dropDatabase() }
   }
 }
 
